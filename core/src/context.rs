@@ -1,0 +1,392 @@
+//! Span identity: trace and span ids, trace flags and state, the
+//! [`SpanContext`] that carries them, and the W3C `traceparent` header.
+//!
+//! Ids come from a per-thread wyrand generator (one multiply, no lock, no
+//! syscall) seeded from the standard library's per-process random keys; an id
+//! is never all zeros, which W3C Trace Context reserves for "invalid".
+
+use std::cell::Cell;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+/// A 16-byte trace id. Never all zeros when generated here.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct TraceId(pub [u8; 16]);
+
+/// An 8-byte span id. Never all zeros when generated here.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct SpanId(pub [u8; 8]);
+
+impl TraceId {
+    /// The invalid, all-zero id.
+    pub const INVALID: Self = Self([0; 16]);
+
+    /// A new random, valid trace id.
+    pub fn random() -> Self {
+        loop {
+            let hi = next_u64();
+            let lo = next_u64();
+            if hi | lo != 0 {
+                let mut b = [0; 16];
+                b[..8].copy_from_slice(&hi.to_be_bytes());
+                b[8..].copy_from_slice(&lo.to_be_bytes());
+                return Self(b);
+            }
+        }
+    }
+
+    /// Whether the id is not all zeros.
+    pub fn is_valid(&self) -> bool {
+        *self != Self::INVALID
+    }
+}
+
+impl SpanId {
+    /// The invalid, all-zero id.
+    pub const INVALID: Self = Self([0; 8]);
+
+    /// A new random, valid span id.
+    pub fn random() -> Self {
+        loop {
+            let v = next_u64();
+            if v != 0 {
+                return Self(v.to_be_bytes());
+            }
+        }
+    }
+
+    /// Whether the id is not all zeros.
+    pub fn is_valid(&self) -> bool {
+        *self != Self::INVALID
+    }
+}
+
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
+    }
+}
+
+macro_rules! hex_fmt {
+    ($t:ty, $n:expr) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut buf = [0u8; $n * 2];
+                write_hex(&mut buf, &self.0);
+                // The buffer holds only ASCII hex digits.
+                f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+    };
+}
+hex_fmt!(TraceId, 16);
+hex_fmt!(SpanId, 8);
+
+/// W3C trace flags (the low 8 bits of OTLP's `flags` field).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+pub struct TraceFlags(pub u8);
+
+impl TraceFlags {
+    /// The `sampled` flag: the caller may have recorded this trace.
+    pub const SAMPLED: Self = Self(0x01);
+    /// No flags set.
+    pub const NONE: Self = Self(0);
+
+    /// Whether the `sampled` flag is set.
+    pub fn is_sampled(self) -> bool {
+        self.0 & Self::SAMPLED.0 != 0
+    }
+}
+
+/// Vendor-specific trace state (the W3C `tracestate` header), kept opaque.
+/// Cloning is a reference-count increment, never a copy of the text.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct TraceState(Option<Arc<str>>);
+
+impl TraceState {
+    /// No trace state.
+    pub const EMPTY: Self = Self(None);
+
+    /// Trace state from a `tracestate` header value, stored as given (minus
+    /// surrounding white space).
+    pub fn from_header(value: &str) -> Self {
+        let v = value.trim();
+        if v.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Arc::from(v)))
+        }
+    }
+
+    /// The header value; empty when there is none.
+    pub fn as_str(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+}
+
+/// What identifies a span and travels with it across process boundaries.
+#[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
+pub struct SpanContext {
+    /// The trace the span belongs to.
+    pub trace_id: TraceId,
+    /// The span's own id.
+    pub span_id: SpanId,
+    /// W3C trace flags.
+    pub trace_flags: TraceFlags,
+    /// Whether this context came from another process (a parsed header).
+    pub is_remote: bool,
+    /// Vendor trace state.
+    pub trace_state: TraceState,
+}
+
+impl SpanContext {
+    /// Whether both ids are valid (non-zero).
+    pub fn is_valid(&self) -> bool {
+        self.trace_id.is_valid() && self.span_id.is_valid()
+    }
+
+    /// Parses a W3C `traceparent` header into a remote context.
+    ///
+    /// Accepts version `00` exactly as specified, and higher versions (except
+    /// the invalid `ff`) by their first four fields, as the specification
+    /// asks of forward-compatible parsers.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceparentError`] naming what is wrong: length, version, a
+    /// non-lowercase-hex digit, a missing `-`, or an all-zero id.
+    ///
+    /// ```
+    /// use otlpx::SpanContext;
+    /// let ctx = SpanContext::from_traceparent(
+    ///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    /// )?;
+    /// assert!(ctx.trace_flags.is_sampled() && ctx.is_remote);
+    /// assert_eq!(ctx.traceparent().as_str(),
+    ///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    /// # Ok::<(), otlpx::TraceparentError>(())
+    /// ```
+    pub fn from_traceparent(header: &str) -> Result<Self, TraceparentError> {
+        let h = header.trim().as_bytes();
+        if h.len() < TRACEPARENT_LEN {
+            return Err(TraceparentError::Length);
+        }
+        let mut version = [0u8; 1];
+        parse_hex(&h[0..2], &mut version)?;
+        if version[0] == 0xff {
+            return Err(TraceparentError::Version);
+        }
+        if (version[0] == 0 && h.len() != TRACEPARENT_LEN)
+            || (h.len() > TRACEPARENT_LEN && h[TRACEPARENT_LEN] != b'-')
+        {
+            return Err(TraceparentError::Length);
+        }
+        if h[2] != b'-' || h[35] != b'-' || h[52] != b'-' {
+            return Err(TraceparentError::Separator);
+        }
+        let mut trace_id = TraceId::INVALID;
+        parse_hex(&h[3..35], &mut trace_id.0)?;
+        let mut span_id = SpanId::INVALID;
+        parse_hex(&h[36..52], &mut span_id.0)?;
+        let mut flags = [0u8; 1];
+        parse_hex(&h[53..55], &mut flags)?;
+        if !trace_id.is_valid() || !span_id.is_valid() {
+            return Err(TraceparentError::ZeroId);
+        }
+        Ok(Self {
+            trace_id,
+            span_id,
+            // Version 00 defines only the sampled bit; keep the others for
+            // newer versions as the specification says.
+            trace_flags: TraceFlags(if version[0] == 0 {
+                flags[0] & 1
+            } else {
+                flags[0]
+            }),
+            is_remote: true,
+            trace_state: TraceState::EMPTY,
+        })
+    }
+
+    /// The context as a version-00 `traceparent` header, without allocating.
+    pub fn traceparent(&self) -> Traceparent {
+        let mut b = [b'-'; TRACEPARENT_LEN];
+        b[0] = b'0';
+        b[1] = b'0';
+        write_hex(&mut b[3..35], &self.trace_id.0);
+        write_hex(&mut b[36..52], &self.span_id.0);
+        write_hex(&mut b[53..55], &[self.trace_flags.0]);
+        Traceparent(b)
+    }
+}
+
+const TRACEPARENT_LEN: usize = 55;
+
+/// A formatted `traceparent` header value (55 ASCII bytes, on the stack).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Traceparent([u8; TRACEPARENT_LEN]);
+
+impl Traceparent {
+    /// The header value.
+    pub fn as_str(&self) -> &str {
+        // Built only from ASCII hex digits and dashes.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Traceparent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Traceparent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Why a `traceparent` header was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceparentError {
+    /// Too short, or the wrong length for its version.
+    #[error("traceparent has the wrong length")]
+    Length,
+    /// Version `ff`, which the specification forbids.
+    #[error("traceparent version ff is invalid")]
+    Version,
+    /// A field is not lowercase hexadecimal.
+    #[error("traceparent holds a character that is not lowercase hex")]
+    Hex,
+    /// A `-` is missing between fields.
+    #[error("traceparent fields are not separated by '-'")]
+    Separator,
+    /// The trace id or the span id is all zeros.
+    #[error("traceparent has an all-zero trace id or span id")]
+    ZeroId,
+}
+
+fn parse_hex(src: &[u8], out: &mut [u8]) -> Result<(), TraceparentError> {
+    fn nibble(c: u8) -> Result<u8, TraceparentError> {
+        match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            _ => Err(TraceparentError::Hex),
+        }
+    }
+    for (o, pair) in out.iter_mut().zip(src.chunks_exact(2)) {
+        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// wyrand state; 0 means "not seeded yet" (a seed is never 0).
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+fn seed() -> u64 {
+    // RandomState draws its keys from the OS once per thread and varies them
+    // per instance; hashing a per-thread address adds entropy across threads.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    RNG.with(|c| h.write_usize(c as *const Cell<u64> as usize));
+    h.finish() | 1
+}
+
+/// The next value of this thread's wyrand generator.
+fn next_u64() -> u64 {
+    let step = |s: u64| {
+        let s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        (s, (t >> 64) as u64 ^ t as u64)
+    };
+    // Outside a live thread-local (thread teardown), fall back to a fresh seed.
+    RNG.try_with(|c| {
+        let s = match c.get() {
+            0 => seed(),
+            s => s,
+        };
+        let (s, v) = step(s);
+        c.set(s);
+        v
+    })
+    .unwrap_or_else(|_| {
+        step(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        )
+        .1
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_valid_and_distinct() {
+        let a = TraceId::random();
+        let b = TraceId::random();
+        assert!(a.is_valid() && b.is_valid());
+        assert_ne!(a, b);
+        assert_ne!(SpanId::random(), SpanId::random());
+    }
+
+    #[test]
+    fn traceparent_round_trip_and_errors() {
+        let s = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let c = SpanContext::from_traceparent(s).unwrap();
+        assert_eq!(c.traceparent().as_str(), s);
+        assert_eq!(c.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        use TraceparentError as E;
+        let bad = [
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+                E::Length,
+            ),
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                E::Version,
+            ),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                E::Hex,
+            ),
+            (
+                "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                E::Separator,
+            ),
+            (
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                E::ZeroId,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                E::ZeroId,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+                E::Length,
+            ),
+        ];
+        for (h, e) in bad {
+            assert_eq!(SpanContext::from_traceparent(h), Err(e), "{h}");
+        }
+        // A future version may append fields after a dash.
+        let v = SpanContext::from_traceparent(
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-extra",
+        )
+        .unwrap();
+        assert_eq!(v.trace_flags, TraceFlags(9));
+    }
+}

@@ -1,0 +1,167 @@
+//! Framing: drained span records (already complete OTLP `Span` messages)
+//! become one `ExportTraceServiceRequest`, written into a reused `BytesMut`.
+//!
+//! ```text
+//! ExportTraceServiceRequest
+//!   resource_spans (1) ── ResourceSpans
+//!     resource (1)      ── precomputed Resource bytes
+//!     scope_spans (2)*  ── ScopeSpans, one per scope present in the batch
+//!       scope (1)       ── precomputed InstrumentationScope bytes
+//!       spans (2)*      ── the record bytes, copied once
+//!       schema_url (3)
+//! ```
+//!
+//! Each span's bytes are copied exactly once, from ring memory into the
+//! request. Lengths are known before writing: a first pass over the records
+//! sums each scope's span bytes, a second writes. Records are grouped by
+//! scope with one pass over the (cheap, header-only) record walk per scope
+//! present, so a batch of one scope — the usual case — is a single copy pass.
+
+use crate::proto::{self, common, field_len, resource, trace as f};
+use crate::value::KeyValue;
+use bytes::{BufMut, BytesMut};
+
+/// An instrumentation scope, encoded once when its tracer is created.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ScopeBytes {
+    /// `InstrumentationScope` message body.
+    pub(crate) scope: Vec<u8>,
+    /// `ScopeSpans.schema_url`.
+    pub(crate) schema_url: String,
+}
+
+impl ScopeBytes {
+    pub(crate) fn new(
+        name: &str,
+        version: &str,
+        schema_url: &str,
+        attributes: &[KeyValue<'_>],
+    ) -> Self {
+        let mut scope = Vec::new();
+        proto::put_bytes_field(&mut scope, common::SCOPE_NAME, name.as_bytes());
+        if !version.is_empty() {
+            proto::put_bytes_field(&mut scope, common::SCOPE_VERSION, version.as_bytes());
+        }
+        proto::put_attributes(
+            &mut scope,
+            common::SCOPE_ATTRIBUTES,
+            attributes,
+            usize::MAX,
+            usize::MAX,
+        );
+        Self {
+            scope,
+            schema_url: schema_url.to_owned(),
+        }
+    }
+
+    fn scope_spans_len(&self, spans_len: usize) -> usize {
+        field_len(self.scope.len())
+            + spans_len
+            + if self.schema_url.is_empty() {
+                0
+            } else {
+                field_len(self.schema_url.len())
+            }
+    }
+}
+
+/// A `Resource` message body from attributes given as (key, encoded
+/// `AnyValue`) pairs; a later pair for a key replaces an earlier one.
+pub(crate) fn resource_bytes(attributes: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (key, value)) in attributes.iter().enumerate() {
+        if attributes[i + 1..].iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        let kv = field_len(key.len()) + field_len(value.len());
+        proto::put_len_prefix(&mut out, resource::ATTRIBUTES, kv);
+        proto::put_bytes_field(&mut out, common::KV_KEY, key.as_bytes());
+        proto::put_bytes_field(&mut out, common::KV_VALUE, value);
+    }
+    out
+}
+
+/// Per-scope totals of one batch.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    tag: u32,
+    spans_len: usize,
+}
+
+/// Frames batches of span records into `ExportTraceServiceRequest`s. Keep
+/// one per consumer and reuse it: after the first batches it allocates
+/// nothing.
+#[derive(Debug, Default)]
+pub(crate) struct TraceFramer {
+    slots: Vec<Slot>,
+}
+
+impl TraceFramer {
+    /// Writes one request holding every span `records` yields into `out`
+    /// (cleared first) and returns how many spans it framed; with none,
+    /// `out` stays empty.
+    ///
+    /// `records` is called with a sink and must feed it the same
+    /// `(scope tag, span bytes)` sequence each time: it is walked once to
+    /// size the request and once per scope to write it. `resource` is a
+    /// `Resource` body and `scopes[tag]` the scope of a tag (an unknown tag
+    /// frames under an empty scope rather than losing the span).
+    pub(crate) fn frame(
+        &mut self,
+        resource: &[u8],
+        scopes: &[ScopeBytes],
+        mut records: impl FnMut(&mut dyn FnMut(u32, &[u8])),
+        out: &mut BytesMut,
+    ) -> usize {
+        out.clear();
+        self.slots.clear();
+        let mut spans = 0usize;
+        let slots = &mut self.slots;
+        records(&mut |tag, span| {
+            spans += 1;
+            let len = field_len(span.len());
+            // Batches hold few scopes, and runs of one: check the last first.
+            match slots.iter().rposition(|s| s.tag == tag) {
+                Some(i) => slots[i].spans_len += len,
+                None => slots.push(Slot {
+                    tag,
+                    spans_len: len,
+                }),
+            }
+        });
+        if spans == 0 {
+            return 0;
+        }
+        let empty = ScopeBytes::default();
+        let scope_of = |tag: u32| scopes.get(tag as usize).unwrap_or(&empty);
+        let rs_len = field_len(resource.len())
+            + self
+                .slots
+                .iter()
+                .map(|s| field_len(scope_of(s.tag).scope_spans_len(s.spans_len)))
+                .sum::<usize>();
+        out.reserve(field_len(rs_len));
+        proto::put_len_prefix(out, f::REQUEST_RESOURCE_SPANS, rs_len);
+        proto::put_bytes_field(out, f::RESOURCE_SPANS_RESOURCE, resource);
+        for slot in &self.slots {
+            let scope = scope_of(slot.tag);
+            proto::put_len_prefix(
+                out,
+                f::RESOURCE_SPANS_SCOPE_SPANS,
+                scope.scope_spans_len(slot.spans_len),
+            );
+            proto::put_bytes_field(out, f::SCOPE_SPANS_SCOPE, &scope.scope);
+            records(&mut |tag, span| {
+                if tag == slot.tag {
+                    proto::put_len_prefix(out, f::SCOPE_SPANS_SPANS, span.len());
+                    out.put_slice(span);
+                }
+            });
+            if !scope.schema_url.is_empty() {
+                proto::put_bytes_field(out, f::SCOPE_SPANS_SCHEMA_URL, scope.schema_url.as_bytes());
+            }
+        }
+        spans
+    }
+}

@@ -1,0 +1,810 @@
+//! Recording spans: the tracing API an application calls, and the one-pass
+//! write of each finished span's OTLP `Span` message into a ring slot.
+//!
+//! A live [`Span`] encodes each attribute, event and link into protobuf the
+//! moment it is set, into a scratch buffer taken from a per-thread pool; at
+//! [`Span::end`] the span's own fields are written around that body straight
+//! into the reserved ring slot. Nothing is encoded twice and, once the pool is
+//! warm, nothing is allocated. [`Tracer::record_span`] takes the same path for
+//! spans finished elsewhere (the C ABI, SDK adapters).
+//!
+//! Invariants of the scratch body: it holds only complete `Span` fields
+//! (name excluded), so it can be copied verbatim; `attrs` lists the
+//! attribute fields in body order with their key position, so a repeated key
+//! replaces its earlier value (the spec's "setting an attribute with the same
+//! key overwrites").
+//!
+//! Sampling here is the specification's default, parent-based always-on: a
+//! span whose parent is not sampled records nothing.
+
+use crate::clock::Clock;
+use crate::config::SpanLimits;
+use crate::context::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use crate::proto::{self, field_len, trace as f, varint_field_len};
+use crate::ring::{RecordKind, Rings, WriteError};
+use crate::value::{KeyValue, Value};
+use bytes::BufMut;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The role of a span in a trace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SpanKind {
+    /// An internal operation (the default).
+    #[default]
+    Internal = 1,
+    /// The server side of a synchronous remote call.
+    Server = 2,
+    /// The client side of a synchronous remote call.
+    Client = 3,
+    /// The sending side of an asynchronous message.
+    Producer = 4,
+    /// The receiving side of an asynchronous message.
+    Consumer = 5,
+}
+
+/// A span's outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status<'a> {
+    /// Nothing said (the default).
+    #[default]
+    Unset,
+    /// Marked successful by the application; final.
+    Ok,
+    /// Failed, with a description.
+    Error {
+        /// What went wrong.
+        description: &'a str,
+    },
+}
+
+impl<'a> Status<'a> {
+    /// An error status with a description.
+    pub fn error(description: &'a str) -> Self {
+        Self::Error { description }
+    }
+
+    fn code(&self) -> u8 {
+        match self {
+            Self::Unset => 0,
+            Self::Ok => 1,
+            Self::Error { .. } => 2,
+        }
+    }
+}
+
+/// An event of a finished span.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Event<'a> {
+    /// The event name.
+    pub name: &'a str,
+    /// When it happened, in nanoseconds since the Unix epoch.
+    pub time_unix_nano: u64,
+    /// Its attributes.
+    pub attributes: &'a [KeyValue<'a>],
+    /// Attributes the caller already dropped.
+    pub dropped_attributes_count: u32,
+}
+
+/// A link from a span to another span.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Link<'a> {
+    /// The linked span's trace.
+    pub trace_id: TraceId,
+    /// The linked span.
+    pub span_id: SpanId,
+    /// The linked span's trace flags.
+    pub trace_flags: TraceFlags,
+    /// The linked span's trace state (empty for none).
+    pub trace_state: &'a str,
+    /// Whether the linked context came from another process.
+    pub is_remote: bool,
+    /// The link's attributes.
+    pub attributes: &'a [KeyValue<'a>],
+    /// Attributes the caller already dropped.
+    pub dropped_attributes_count: u32,
+}
+
+impl<'a> Link<'a> {
+    /// A link to `context` with `attributes`.
+    pub fn new(context: &'a SpanContext, attributes: &'a [KeyValue<'a>]) -> Self {
+        Self {
+            trace_id: context.trace_id,
+            span_id: context.span_id,
+            trace_flags: context.trace_flags,
+            trace_state: context.trace_state.as_str(),
+            is_remote: context.is_remote,
+            attributes,
+            dropped_attributes_count: 0,
+        }
+    }
+}
+
+/// A span finished elsewhere, described in full, for [`Tracer::record_span`].
+///
+/// Limits apply as for live spans; counts the caller already dropped add to
+/// the ones otlpx drops.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FinishedSpan<'a> {
+    /// The span's trace (must not be all zeros).
+    pub trace_id: TraceId,
+    /// The span's id (must not be all zeros).
+    pub span_id: SpanId,
+    /// W3C trace flags.
+    pub trace_flags: TraceFlags,
+    /// W3C trace state (empty for none).
+    pub trace_state: &'a str,
+    /// The parent span, if any.
+    pub parent_span_id: Option<SpanId>,
+    /// Whether the parent came from another process.
+    pub parent_is_remote: bool,
+    /// The span name.
+    pub name: &'a str,
+    /// The span kind.
+    pub kind: SpanKind,
+    /// Start, in nanoseconds since the Unix epoch.
+    pub start_time_unix_nano: u64,
+    /// End, in nanoseconds since the Unix epoch.
+    pub end_time_unix_nano: u64,
+    /// Attributes.
+    pub attributes: &'a [KeyValue<'a>],
+    /// Events.
+    pub events: &'a [Event<'a>],
+    /// Links.
+    pub links: &'a [Link<'a>],
+    /// Outcome.
+    pub status: Status<'a>,
+    /// Attributes the caller already dropped.
+    pub dropped_attributes_count: u32,
+    /// Events the caller already dropped.
+    pub dropped_events_count: u32,
+    /// Links the caller already dropped.
+    pub dropped_links_count: u32,
+}
+
+/// Why a span was not recorded. Small and `Copy`; the drop is also counted
+/// in [`Stats`](crate::Stats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// This CPU's ring is full: the exporter is behind.
+    #[error("ring full: span dropped")]
+    RingFull,
+    /// The encoded span is larger than half a ring.
+    #[error("span too large for the ring: dropped")]
+    TooLarge,
+    /// The span's trace id or span id is all zeros.
+    #[error("span has an all-zero trace id or span id")]
+    InvalidIds,
+}
+
+impl From<WriteError> for RecordError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Full => Self::RingFull,
+            WriteError::TooLarge => Self::TooLarge,
+        }
+    }
+}
+
+/// The producer-side state every tracer of an engine shares.
+pub(crate) struct Recorder {
+    pub(crate) rings: Rings,
+    pub(crate) limits: SpanLimits,
+    pub(crate) clock: Clock,
+    /// Spans refused by `record_span` for invalid ids (an error path only).
+    pub(crate) dropped_invalid: AtomicU64,
+}
+
+/// An instrumentation scope: what a library or module records spans as.
+/// Cheap to clone; obtain one from [`Engine::tracer`](crate::Engine::tracer).
+///
+/// A [`Span`] borrows its tracer, so starting and ending one touches no
+/// shared reference count. Keep long-lived tracers in a `static` for
+/// `'static` spans.
+#[derive(Clone)]
+pub struct Tracer {
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) scope: u32,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl Tracer {
+    /// Starts building a span named `name`.
+    pub fn span<'t, 'a>(&'t self, name: &'a str) -> SpanBuilder<'t, 'a> {
+        SpanBuilder {
+            tracer: self,
+            name,
+            kind: SpanKind::Internal,
+            parent: None,
+            start_time_unix_nano: None,
+        }
+    }
+
+    /// Starts a root span (or a child, with [`SpanBuilder::parent`]) of
+    /// kind `Internal`, now.
+    ///
+    /// ```
+    /// let engine = otlpx::Engine::builder().service_name("checkout").build()?;
+    /// let tracer = engine.tracer("checkout", "1.0.0");
+    /// let mut span = tracer.start("charge card");
+    /// span.set_attribute("payment.amount", 42);
+    /// span.end();
+    /// assert_eq!(engine.stats().recorded, 1);
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn start(&self, name: &str) -> Span<'_> {
+        self.span(name).start()
+    }
+
+    /// Records a span finished elsewhere, in one call.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::InvalidIds`] for an all-zero trace or span id;
+    /// [`RecordError::RingFull`] / [`RecordError::TooLarge`] when the ring
+    /// cannot take it. Every error is also counted as a drop.
+    pub fn record_span(&self, span: &FinishedSpan<'_>) -> Result<(), RecordError> {
+        if !span.trace_id.is_valid() || !span.span_id.is_valid() {
+            // Relaxed: a statistic.
+            self.recorder
+                .dropped_invalid
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(RecordError::InvalidIds);
+        }
+        let limits = &self.recorder.limits;
+        let max_bytes = self.recorder.max_body_bytes();
+        let mut s = Scratch::take();
+        s.dropped_attributes = span.dropped_attributes_count;
+        s.dropped_events = span.dropped_events_count;
+        s.dropped_links = span.dropped_links_count;
+        let max_count = limits.max_attributes_per_span as usize;
+        let over = proto::for_each_kept(span.attributes, max_count, |kv| {
+            s.set_attribute(kv.key, &kv.value, limits, max_bytes);
+        });
+        s.dropped_attributes = s.dropped_attributes.saturating_add(over);
+        for e in span.events {
+            s.add_event(e, limits, max_bytes);
+        }
+        for l in span.links {
+            s.add_link(l, limits, max_bytes);
+        }
+        let head = SpanHead {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            trace_flags: span.trace_flags,
+            trace_state: span.trace_state,
+            parent: span.parent_span_id.map(|id| (id, span.parent_is_remote)),
+            name: span.name,
+            kind: span.kind,
+            start: span.start_time_unix_nano,
+            end: span.end_time_unix_nano,
+            status_code: span.status.code(),
+            status_message: match span.status {
+                Status::Error { description } => description,
+                _ => "",
+            },
+            dropped_attributes: s.dropped_attributes,
+            dropped_events: s.dropped_events,
+            dropped_links: s.dropped_links,
+        };
+        let result = self.write_span(&head, &s.body);
+        s.give_back();
+        result
+    }
+
+    /// Writes a span message (its head fields and the pre-encoded body) into
+    /// this CPU's ring.
+    fn write_span(&self, head: &SpanHead<'_>, body: &[u8]) -> Result<(), RecordError> {
+        let len = head.encoded_len() + body.len();
+        self.recorder
+            .rings
+            .local()
+            .try_write(RecordKind::Span, self.scope, len, |mut slot| {
+                head.put(&mut slot);
+                slot.put_slice(body);
+                debug_assert!(slot.is_empty(), "span length computed wrong");
+            })
+            .map_err(RecordError::from)
+    }
+}
+
+impl Recorder {
+    /// The largest scratch body a span may grow to: what a ring accepts.
+    fn max_body_bytes(&self) -> usize {
+        self.rings.max_payload_bytes()
+    }
+}
+
+/// A span about to start; from [`Tracer::span`].
+#[must_use = "a span builder does nothing until `start`"]
+pub struct SpanBuilder<'t, 'a> {
+    tracer: &'t Tracer,
+    name: &'a str,
+    kind: SpanKind,
+    parent: Option<&'a SpanContext>,
+    start_time_unix_nano: Option<u64>,
+}
+
+impl<'t, 'a> SpanBuilder<'t, 'a> {
+    /// Sets the span kind (default `Internal`).
+    pub fn kind(mut self, kind: SpanKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Makes the span a child of `parent` (an invalid context is ignored:
+    /// the span is a root).
+    pub fn parent(mut self, parent: &'a SpanContext) -> Self {
+        self.parent = Some(parent).filter(|p| p.is_valid());
+        self
+    }
+
+    /// Sets an explicit start time instead of now.
+    pub fn start_time_unix_nano(mut self, t: u64) -> Self {
+        self.start_time_unix_nano = Some(t);
+        self
+    }
+
+    /// Starts the span.
+    pub fn start(self) -> Span<'t> {
+        let recorder = &self.tracer.recorder;
+        let (trace_id, trace_state, sampled) = match self.parent {
+            Some(p) => (
+                p.trace_id,
+                p.trace_state.clone(),
+                p.trace_flags.is_sampled(),
+            ),
+            None => (TraceId::random(), TraceState::EMPTY, true),
+        };
+        let context = SpanContext {
+            trace_id,
+            span_id: SpanId::random(),
+            trace_flags: if sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::NONE
+            },
+            is_remote: false,
+            trace_state,
+        };
+        let scratch = sampled.then(|| {
+            let mut s = Scratch::take();
+            s.name.push_str(self.name);
+            s
+        });
+        Span {
+            tracer: self.tracer,
+            context,
+            parent: self.parent.map(|p| (p.span_id, p.is_remote)),
+            kind: self.kind,
+            start: self
+                .start_time_unix_nano
+                .unwrap_or_else(|| recorder.clock.now_unix_nanos()),
+            status_code: 0,
+            scratch,
+        }
+    }
+}
+
+/// A span in progress. Ends (and is recorded) on [`end`](Self::end) or when
+/// dropped.
+///
+/// Setting attributes, adding events and links never allocate once this
+/// thread has recorded a few spans; they encode straight to protobuf.
+pub struct Span<'t> {
+    tracer: &'t Tracer,
+    context: SpanContext,
+    parent: Option<(SpanId, bool)>,
+    kind: SpanKind,
+    start: u64,
+    status_code: u8,
+    /// `None` once ended, or when the span is not sampled.
+    scratch: Option<Scratch>,
+}
+
+impl std::fmt::Debug for Span<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Span")
+            .field("context", &self.context)
+            .field("recording", &self.is_recording())
+            .finish()
+    }
+}
+
+impl<'t> Span<'t> {
+    /// The span's identity, to propagate or to parent children with.
+    pub fn context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    /// Whether the span records anything (it is sampled and not ended).
+    pub fn is_recording(&self) -> bool {
+        self.scratch.is_some()
+    }
+
+    /// Sets an attribute; a key set before gets the new value. Past the
+    /// attribute count limit new keys are dropped and counted.
+    pub fn set_attribute<'v>(&mut self, key: &str, value: impl Into<Value<'v>>) {
+        let recorder = &*self.tracer.recorder;
+        if let Some(s) = self.scratch.as_mut() {
+            s.set_attribute(
+                key,
+                &value.into(),
+                &recorder.limits,
+                recorder.max_body_bytes(),
+            );
+        }
+    }
+
+    /// Adds an event that happens now.
+    pub fn add_event(&mut self, name: &str, attributes: &[KeyValue<'_>]) {
+        if self.scratch.is_some() {
+            let now = self.tracer.recorder.clock.now_unix_nanos();
+            self.add_event_with_timestamp(name, now, attributes);
+        }
+    }
+
+    /// Adds an event at an explicit time (nanoseconds since the Unix epoch).
+    pub fn add_event_with_timestamp(
+        &mut self,
+        name: &str,
+        time_unix_nano: u64,
+        attributes: &[KeyValue<'_>],
+    ) {
+        let recorder = &*self.tracer.recorder;
+        if let Some(s) = self.scratch.as_mut() {
+            let event = Event {
+                name,
+                time_unix_nano,
+                attributes,
+                dropped_attributes_count: 0,
+            };
+            s.add_event(&event, &recorder.limits, recorder.max_body_bytes());
+        }
+    }
+
+    /// Adds a link to another span.
+    pub fn add_link(&mut self, context: &SpanContext, attributes: &[KeyValue<'_>]) {
+        let recorder = &*self.tracer.recorder;
+        if let Some(s) = self.scratch.as_mut() {
+            s.add_link(
+                &Link::new(context, attributes),
+                &recorder.limits,
+                recorder.max_body_bytes(),
+            );
+        }
+    }
+
+    /// Sets the status as the specification orders it: `Ok` is final,
+    /// `Unset` never overrides, `Error` replaces `Unset` or an earlier error.
+    pub fn set_status(&mut self, status: Status<'_>) {
+        let Some(s) = self.scratch.as_mut() else {
+            return;
+        };
+        if self.status_code == Status::Ok.code() || status == Status::Unset {
+            return;
+        }
+        self.status_code = status.code();
+        s.status.clear();
+        if let Status::Error { description } = status {
+            s.status.push_str(description);
+        }
+    }
+
+    /// Renames the span.
+    pub fn update_name(&mut self, name: &str) {
+        if let Some(s) = self.scratch.as_mut() {
+            s.name.clear();
+            s.name.push_str(name);
+        }
+    }
+
+    /// Ends the span now and records it.
+    pub fn end(mut self) {
+        self.finish(None);
+    }
+
+    /// Ends the span at an explicit time and records it.
+    pub fn end_with_timestamp(mut self, end_time_unix_nano: u64) {
+        self.finish(Some(end_time_unix_nano));
+    }
+
+    fn finish(&mut self, end: Option<u64>) {
+        let Some(s) = self.scratch.take() else { return };
+        let recorder = &self.tracer.recorder;
+        let head = SpanHead {
+            trace_id: self.context.trace_id,
+            span_id: self.context.span_id,
+            trace_flags: self.context.trace_flags,
+            trace_state: self.context.trace_state.as_str(),
+            parent: self.parent,
+            name: &s.name,
+            kind: self.kind,
+            start: self.start,
+            end: end.unwrap_or_else(|| recorder.clock.now_unix_nanos()),
+            status_code: self.status_code,
+            status_message: &s.status,
+            dropped_attributes: s.dropped_attributes,
+            dropped_events: s.dropped_events,
+            dropped_links: s.dropped_links,
+        };
+        // A drop is counted by the ring; a live span has nobody to report to.
+        let _ = self.tracer.write_span(&head, &s.body);
+        s.give_back();
+    }
+}
+
+impl Drop for Span<'_> {
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
+/// The fields of a `Span` message that are written at the end, around the
+/// pre-encoded body.
+struct SpanHead<'a> {
+    trace_id: TraceId,
+    span_id: SpanId,
+    trace_flags: TraceFlags,
+    trace_state: &'a str,
+    parent: Option<(SpanId, bool)>,
+    name: &'a str,
+    kind: SpanKind,
+    start: u64,
+    end: u64,
+    status_code: u8,
+    status_message: &'a str,
+    dropped_attributes: u32,
+    dropped_events: u32,
+    dropped_links: u32,
+}
+
+/// Bytes of a `uint32` count field, omitted (0 bytes) when zero.
+fn count_len(n: u32) -> usize {
+    if n == 0 {
+        0
+    } else {
+        varint_field_len(n.into())
+    }
+}
+
+fn put_count(buf: &mut impl BufMut, key: u8, n: u32) {
+    if n != 0 {
+        proto::put_varint_field(buf, key, n.into());
+    }
+}
+
+/// W3C flags plus OTLP's "is the parent remote" bits.
+fn span_flags(trace_flags: TraceFlags, remote: bool) -> u32 {
+    u32::from(trace_flags.0) | f::FLAGS_HAS_IS_REMOTE | if remote { f::FLAGS_IS_REMOTE } else { 0 }
+}
+
+impl SpanHead<'_> {
+    fn status_len(&self) -> usize {
+        let msg = if self.status_message.is_empty() {
+            0
+        } else {
+            field_len(self.status_message.len())
+        };
+        msg + if self.status_code == 0 { 0 } else { 2 }
+    }
+
+    fn encoded_len(&self) -> usize {
+        let status = self.status_len();
+        field_len(16)
+            + field_len(8)
+            + if self.trace_state.is_empty() { 0 } else { field_len(self.trace_state.len()) }
+            + if self.parent.is_some() { field_len(8) } else { 0 }
+            + 6 // flags: two-byte key + fixed32
+            + field_len(self.name.len())
+            + 2 // kind: key + one-byte varint
+            + 9 // start: key + fixed64
+            + 9 // end
+            + count_len(self.dropped_attributes)
+            + count_len(self.dropped_events)
+            + count_len(self.dropped_links)
+            + if status == 0 { 0 } else { field_len(status) }
+    }
+
+    fn put(&self, buf: &mut impl BufMut) {
+        proto::put_bytes_field(buf, f::SPAN_TRACE_ID, &self.trace_id.0);
+        proto::put_bytes_field(buf, f::SPAN_SPAN_ID, &self.span_id.0);
+        if !self.trace_state.is_empty() {
+            proto::put_bytes_field(buf, f::SPAN_TRACE_STATE, self.trace_state.as_bytes());
+        }
+        if let Some((parent, _)) = self.parent {
+            proto::put_bytes_field(buf, f::SPAN_PARENT_SPAN_ID, &parent.0);
+        }
+        buf.put_slice(&f::SPAN_FLAGS);
+        let remote = self.parent.is_some_and(|(_, remote)| remote);
+        buf.put_u32_le(span_flags(self.trace_flags, remote));
+        proto::put_bytes_field(buf, f::SPAN_NAME, self.name.as_bytes());
+        proto::put_varint_field(buf, f::SPAN_KIND, self.kind as u64);
+        proto::put_fixed64_field(buf, f::SPAN_START, self.start);
+        proto::put_fixed64_field(buf, f::SPAN_END, self.end);
+        put_count(buf, f::SPAN_DROPPED_ATTRIBUTES, self.dropped_attributes);
+        put_count(buf, f::SPAN_DROPPED_EVENTS, self.dropped_events);
+        put_count(buf, f::SPAN_DROPPED_LINKS, self.dropped_links);
+        let status = self.status_len();
+        if status != 0 {
+            proto::put_len_prefix(buf, f::SPAN_STATUS, status);
+            if !self.status_message.is_empty() {
+                proto::put_bytes_field(buf, f::STATUS_MESSAGE, self.status_message.as_bytes());
+            }
+            if self.status_code != 0 {
+                proto::put_varint_field(buf, f::STATUS_CODE, self.status_code.into());
+            }
+        }
+    }
+}
+
+/// Where an attribute field sits in the scratch body.
+#[derive(Clone, Copy)]
+struct AttrSlot {
+    start: u32,
+    len: u32,
+    key_at: u32,
+    key_len: u32,
+}
+
+/// A span's growing encoded body, its side tables and drop counts; pooled
+/// per thread so a warm thread records without allocating.
+#[derive(Default)]
+struct Scratch {
+    body: Vec<u8>,
+    attrs: Vec<AttrSlot>,
+    name: String,
+    status: String,
+    events: u32,
+    links: u32,
+    dropped_attributes: u32,
+    dropped_events: u32,
+    dropped_links: u32,
+}
+
+/// Scratch buffers a thread keeps for its next spans: enough for deep
+/// nesting, few enough to bound memory.
+const POOL_SCRATCH_MAX: usize = 32;
+/// A scratch whose body grew past this is freed rather than pooled, so one
+/// huge span does not pin memory for the thread's lifetime.
+const POOL_BODY_BYTES_MAX: usize = 64 << 10;
+
+thread_local! {
+    static POOL: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Scratch {
+    fn take() -> Self {
+        POOL.try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn give_back(mut self) {
+        if self.body.capacity() > POOL_BODY_BYTES_MAX {
+            return;
+        }
+        self.body.clear();
+        self.attrs.clear();
+        self.name.clear();
+        self.status.clear();
+        self.events = 0;
+        self.links = 0;
+        self.dropped_attributes = 0;
+        self.dropped_events = 0;
+        self.dropped_links = 0;
+        // During thread teardown the pool is gone: the scratch is just freed.
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_SCRATCH_MAX {
+                p.push(self);
+            }
+        });
+    }
+
+    /// Sets an attribute: replaces a same-key one, else appends within the
+    /// count limit and `max_bytes` of body.
+    fn set_attribute(
+        &mut self,
+        key: &str,
+        value: &Value<'_>,
+        limits: &SpanLimits,
+        max_bytes: usize,
+    ) {
+        let existing = self.attrs.iter().position(|a| {
+            a.key_len as usize == key.len()
+                && &self.body[a.key_at as usize..a.key_at as usize + key.len()] == key.as_bytes()
+        });
+        if let Some(i) = existing {
+            let old = self.attrs.remove(i);
+            self.body
+                .drain(old.start as usize..(old.start + old.len) as usize);
+            for later in &mut self.attrs[i..] {
+                later.start -= old.len;
+                later.key_at -= old.len;
+            }
+        } else if self.attrs.len() >= limits.max_attributes_per_span as usize {
+            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            return;
+        }
+        let max_len = limits.value_len();
+        let kv_len = proto::key_value_len(key, value, max_len);
+        let len = field_len(kv_len);
+        if self.body.len() + len > max_bytes {
+            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            return;
+        }
+        let start = self.body.len();
+        proto::put_len_prefix(&mut self.body, f::SPAN_ATTRIBUTES, kv_len);
+        // The key's bytes follow the key tag and its length varint.
+        let key_at = self.body.len() + 1 + proto::varint_len(key.len() as u64);
+        proto::put_key_value(&mut self.body, key, value, max_len);
+        // Fits in u32: the body never exceeds a ring's max payload (< 2^29).
+        self.attrs.push(AttrSlot {
+            start: start as u32,
+            len: len as u32,
+            key_at: key_at as u32,
+            key_len: key.len() as u32,
+        });
+    }
+
+    fn add_event(&mut self, e: &Event<'_>, limits: &SpanLimits, max_bytes: usize) {
+        let max_len = limits.value_len();
+        let max_count = limits.max_attributes_per_event as usize;
+        let (attrs_len, dropped) = proto::attributes_len(e.attributes, max_count, max_len);
+        let dropped = dropped.saturating_add(e.dropped_attributes_count);
+        let len = 9 + field_len(e.name.len()) + attrs_len + count_len(dropped);
+        if self.events >= limits.max_events_per_span || self.body.len() + field_len(len) > max_bytes
+        {
+            self.dropped_events = self.dropped_events.saturating_add(1);
+            return;
+        }
+        self.events += 1;
+        let b = &mut self.body;
+        proto::put_len_prefix(b, f::SPAN_EVENTS, len);
+        proto::put_fixed64_field(b, f::EVENT_TIME, e.time_unix_nano);
+        proto::put_bytes_field(b, f::EVENT_NAME, e.name.as_bytes());
+        proto::put_attributes(b, f::EVENT_ATTRIBUTES, e.attributes, max_count, max_len);
+        put_count(b, f::EVENT_DROPPED_ATTRIBUTES, dropped);
+    }
+
+    fn add_link(&mut self, l: &Link<'_>, limits: &SpanLimits, max_bytes: usize) {
+        let max_len = limits.value_len();
+        let max_count = limits.max_attributes_per_link as usize;
+        let (attrs_len, dropped) = proto::attributes_len(l.attributes, max_count, max_len);
+        let dropped = dropped.saturating_add(l.dropped_attributes_count);
+        let state = if l.trace_state.is_empty() {
+            0
+        } else {
+            field_len(l.trace_state.len())
+        };
+        let len = field_len(16) + field_len(8) + state + attrs_len + count_len(dropped) + 5;
+        if self.links >= limits.max_links_per_span || self.body.len() + field_len(len) > max_bytes {
+            self.dropped_links = self.dropped_links.saturating_add(1);
+            return;
+        }
+        self.links += 1;
+        let b = &mut self.body;
+        proto::put_len_prefix(b, f::SPAN_LINKS, len);
+        proto::put_bytes_field(b, f::LINK_TRACE_ID, &l.trace_id.0);
+        proto::put_bytes_field(b, f::LINK_SPAN_ID, &l.span_id.0);
+        if !l.trace_state.is_empty() {
+            proto::put_bytes_field(b, f::LINK_TRACE_STATE, l.trace_state.as_bytes());
+        }
+        proto::put_attributes(b, f::LINK_ATTRIBUTES, l.attributes, max_count, max_len);
+        put_count(b, f::LINK_DROPPED_ATTRIBUTES, dropped);
+        b.put_u8(f::LINK_FLAGS);
+        b.put_u32_le(span_flags(l.trace_flags, l.is_remote));
+    }
+}
