@@ -212,6 +212,12 @@ fn encode_batch(c: &mut Criterion) {
         request
     );
 
+    eprintln!(
+        "otlpx request: {} bytes for {BATCH} spans ({} bytes a span with framing)",
+        out.len(),
+        out.len() / BATCH
+    );
+
     let src = out.to_vec();
     let mut dst = vec![0u8; src.len()];
 

@@ -9,41 +9,38 @@
 //! The anchor does not follow later wall-clock steps (NTP slews, manual
 //! changes); durations stay exact, the absolute time can drift by what the
 //! wall clock was adjusted since the engine started.
+//!
+//! `minstant::Anchor::new` panics on a wall clock before 1970; the anchor is
+//! only taken when the clock reads later than that.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Converts monotonic TSC readings to Unix nanoseconds.
-#[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
-    unix_nanos: u64,
+    /// `None` when the wall clock reads before 1970 (where `Anchor::new`
+    /// would panic): timestamps then come from the OS clock, saturated at 0.
     #[cfg(not(miri))]
-    instant: minstant::Instant,
+    anchor: Option<minstant::Anchor>,
 }
 
 impl Clock {
     pub(crate) fn new() -> Self {
         Self {
-            // A clock before 1970 is reported as 0 rather than panicking.
-            unix_nanos: system_unix_nanos(),
             #[cfg(not(miri))]
-            instant: minstant::Instant::now(),
+            anchor: (system_unix_nanos() > 0).then(minstant::Anchor::new),
         }
     }
 
     /// Now, in nanoseconds since the Unix epoch.
     #[inline]
     pub(crate) fn now_unix_nanos(&self) -> u64 {
+        // One TSC read and one float multiply (no Duration division).
         #[cfg(not(miri))]
-        {
-            let since = minstant::Instant::now().saturating_duration_since(self.instant);
-            self.unix_nanos + since.as_nanos() as u64
+        if let Some(anchor) = &self.anchor {
+            return minstant::Instant::now().as_unix_nanos(anchor);
         }
-        #[cfg(miri)]
-        {
-            // Miri cannot execute `rdtsc`.
-            let _ = self.unix_nanos;
-            system_unix_nanos()
-        }
+        // Miri cannot execute `rdtsc`.
+        system_unix_nanos()
     }
 }
 

@@ -24,16 +24,7 @@ impl TraceId {
 
     /// A new random, valid trace id.
     pub fn random() -> Self {
-        loop {
-            let hi = next_u64();
-            let lo = next_u64();
-            if hi | lo != 0 {
-                let mut b = [0; 16];
-                b[..8].copy_from_slice(&hi.to_be_bytes());
-                b[8..].copy_from_slice(&lo.to_be_bytes());
-                return Self(b);
-            }
-        }
+        new_ids().0
     }
 
     /// Whether the id is not all zeros.
@@ -48,12 +39,7 @@ impl SpanId {
 
     /// A new random, valid span id.
     pub fn random() -> Self {
-        loop {
-            let v = next_u64();
-            if v != 0 {
-                return Self(v.to_be_bytes());
-            }
-        }
+        new_ids().1
     }
 
     /// Whether the id is not all zeros.
@@ -302,30 +288,50 @@ fn seed() -> u64 {
     h.finish() | 1
 }
 
-/// The next value of this thread's wyrand generator.
-fn next_u64() -> u64 {
-    let step = |s: u64| {
-        let s = s.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        (s, (t >> 64) as u64 ^ t as u64)
+/// One wyrand step: the next state and its output.
+#[inline]
+fn wyrand(s: u64) -> (u64, u64) {
+    let s = s.wrapping_add(0xa076_1d64_78bd_642f);
+    let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+    (s, (t >> 64) as u64 ^ t as u64)
+}
+
+/// A valid trace id and a valid span id from one visit to this thread's
+/// generator (a root span needs both; a child uses only the span id).
+#[inline]
+pub(crate) fn new_ids() -> (TraceId, SpanId) {
+    let draw = |mut s: u64| {
+        let mut next = || {
+            // Zero is not a valid id; wyrand yields it with probability 2^-64.
+            loop {
+                let (n, v) = wyrand(s);
+                s = n;
+                if v != 0 {
+                    return v;
+                }
+            }
+        };
+        let (hi, lo, span) = (next(), next(), next());
+        let mut t = [0; 16];
+        t[..8].copy_from_slice(&hi.to_be_bytes());
+        t[8..].copy_from_slice(&lo.to_be_bytes());
+        (s, (TraceId(t), SpanId(span.to_be_bytes())))
     };
-    // Outside a live thread-local (thread teardown), fall back to a fresh seed.
+    // Outside a live thread-local (thread teardown), seed afresh.
     RNG.try_with(|c| {
-        let s = match c.get() {
+        let (s, ids) = draw(match c.get() {
             0 => seed(),
             s => s,
-        };
-        let (s, v) = step(s);
+        });
         c.set(s);
-        v
+        ids
     })
     .unwrap_or_else(|_| {
-        step(
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish(),
-        )
-        .1
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+            | 1;
+        draw(seed).1
     })
 }
 

@@ -17,9 +17,9 @@
 //! scope with one pass over the (cheap, header-only) record walk per scope
 //! present, so a batch of one scope — the usual case — is a single copy pass.
 
-use crate::proto::{self, common, field_len, resource, trace as f};
+use crate::proto::{self, Enc, common, field_len, resource, trace as f};
 use crate::value::KeyValue;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 /// An instrumentation scope, encoded once when its tracer is created.
 #[derive(Clone, Debug, Default)]
@@ -37,18 +37,26 @@ impl ScopeBytes {
         schema_url: &str,
         attributes: &[KeyValue<'_>],
     ) -> Self {
+        let version_len = if version.is_empty() {
+            0
+        } else {
+            field_len(version.len())
+        };
+        let (attrs_len, _) = proto::attributes_len(attributes, usize::MAX, usize::MAX);
         let mut scope = Vec::new();
-        proto::put_bytes_field(&mut scope, common::SCOPE_NAME, name.as_bytes());
+        let mut e = Enc::append(&mut scope, field_len(name.len()) + version_len + attrs_len);
+        e.bytes_field(common::SCOPE_NAME, name.as_bytes());
         if !version.is_empty() {
-            proto::put_bytes_field(&mut scope, common::SCOPE_VERSION, version.as_bytes());
+            e.bytes_field(common::SCOPE_VERSION, version.as_bytes());
         }
         proto::put_attributes(
-            &mut scope,
+            &mut e,
             common::SCOPE_ATTRIBUTES,
             attributes,
             usize::MAX,
             usize::MAX,
         );
+        debug_assert!(e.is_full());
         Self {
             scope,
             schema_url: schema_url.to_owned(),
@@ -75,9 +83,10 @@ pub(crate) fn resource_bytes(attributes: &[(String, Vec<u8>)]) -> Vec<u8> {
             continue;
         }
         let kv = field_len(key.len()) + field_len(value.len());
-        proto::put_len_prefix(&mut out, resource::ATTRIBUTES, kv);
-        proto::put_bytes_field(&mut out, common::KV_KEY, key.as_bytes());
-        proto::put_bytes_field(&mut out, common::KV_VALUE, value);
+        let mut e = Enc::append(&mut out, field_len(kv));
+        e.len_prefix(resource::ATTRIBUTES, kv);
+        e.bytes_field(common::KV_KEY, key.as_bytes());
+        e.bytes_field(common::KV_VALUE, value);
     }
     out
 }
@@ -142,26 +151,37 @@ impl TraceFramer {
                 .map(|s| field_len(scope_of(s.tag).scope_spans_len(s.spans_len)))
                 .sum::<usize>();
         out.reserve(field_len(rs_len));
-        proto::put_len_prefix(out, f::REQUEST_RESOURCE_SPANS, rs_len);
-        proto::put_bytes_field(out, f::RESOURCE_SPANS_RESOURCE, resource);
+        put_prefix(out, f::REQUEST_RESOURCE_SPANS, rs_len);
+        put_field(out, f::RESOURCE_SPANS_RESOURCE, resource);
         for slot in &self.slots {
             let scope = scope_of(slot.tag);
-            proto::put_len_prefix(
+            put_prefix(
                 out,
                 f::RESOURCE_SPANS_SCOPE_SPANS,
                 scope.scope_spans_len(slot.spans_len),
             );
-            proto::put_bytes_field(out, f::SCOPE_SPANS_SCOPE, &scope.scope);
+            put_field(out, f::SCOPE_SPANS_SCOPE, &scope.scope);
             records(&mut |tag, span| {
                 if tag == slot.tag {
-                    proto::put_len_prefix(out, f::SCOPE_SPANS_SPANS, span.len());
-                    out.put_slice(span);
+                    put_field(out, f::SCOPE_SPANS_SPANS, span);
                 }
             });
             if !scope.schema_url.is_empty() {
-                proto::put_bytes_field(out, f::SCOPE_SPANS_SCHEMA_URL, scope.schema_url.as_bytes());
+                put_field(out, f::SCOPE_SPANS_SCHEMA_URL, scope.schema_url.as_bytes());
             }
         }
         spans
     }
+}
+
+#[inline]
+fn put_prefix(out: &mut BytesMut, key: u8, len: usize) {
+    let (p, n) = proto::len_prefix(key, len);
+    out.extend_from_slice(&p[..n]);
+}
+
+#[inline]
+fn put_field(out: &mut BytesMut, key: u8, bytes: &[u8]) {
+    put_prefix(out, key, bytes.len());
+    out.extend_from_slice(bytes);
 }

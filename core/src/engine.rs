@@ -47,9 +47,7 @@ pub struct EngineBuilder {
 const SERVICE_NAME: &str = "service.name";
 
 fn any_value(value: &Value<'_>) -> Vec<u8> {
-    let mut v = Vec::new();
-    proto::put_any_value(&mut v, value, usize::MAX);
-    v
+    proto::any_value_bytes(value, usize::MAX)
 }
 
 impl EngineBuilder {

@@ -20,10 +20,9 @@
 use crate::clock::Clock;
 use crate::config::SpanLimits;
 use crate::context::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-use crate::proto::{self, field_len, trace as f, varint_field_len};
+use crate::proto::{self, Buf, Enc, Prepared, field_len, trace as f, varint_field_len};
 use crate::ring::{RecordKind, Rings, WriteError};
 use crate::value::{KeyValue, Value};
-use bytes::BufMut;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -297,7 +296,7 @@ impl Tracer {
             dropped_events: s.dropped_events,
             dropped_links: s.dropped_links,
         };
-        let result = self.write_span(&head, &s.body);
+        let result = self.write_span(&head, s.body.as_slice());
         s.give_back();
         result
     }
@@ -309,10 +308,11 @@ impl Tracer {
         self.recorder
             .rings
             .local()
-            .try_write(RecordKind::Span, self.scope, len, |mut slot| {
-                head.put(&mut slot);
-                slot.put_slice(body);
-                debug_assert!(slot.is_empty(), "span length computed wrong");
+            .try_write(RecordKind::Span, self.scope, len, |slot| {
+                let mut e = Enc::new(slot);
+                head.put(&mut e);
+                e.bytes(body);
+                debug_assert!(e.is_full(), "span length computed wrong");
             })
             .map_err(RecordError::from)
     }
@@ -358,17 +358,18 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
     /// Starts the span.
     pub fn start(self) -> Span<'t> {
         let recorder = &self.tracer.recorder;
+        let (new_trace_id, span_id) = crate::context::new_ids();
         let (trace_id, trace_state, sampled) = match self.parent {
             Some(p) => (
                 p.trace_id,
                 p.trace_state.clone(),
                 p.trace_flags.is_sampled(),
             ),
-            None => (TraceId::random(), TraceState::EMPTY, true),
+            None => (new_trace_id, TraceState::EMPTY, true),
         };
         let context = SpanContext {
             trace_id,
-            span_id: SpanId::random(),
+            span_id,
             trace_flags: if sampled {
                 TraceFlags::SAMPLED
             } else {
@@ -539,7 +540,7 @@ impl<'t> Span<'t> {
             dropped_links: s.dropped_links,
         };
         // A drop is counted by the ring; a live span has nobody to report to.
-        let _ = self.tracer.write_span(&head, &s.body);
+        let _ = self.tracer.write_span(&head, s.body.as_slice());
         s.give_back();
     }
 }
@@ -578,9 +579,9 @@ fn count_len(n: u32) -> usize {
     }
 }
 
-fn put_count(buf: &mut impl BufMut, key: u8, n: u32) {
+fn put_count(e: &mut Enc<'_>, key: u8, n: u32) {
     if n != 0 {
-        proto::put_varint_field(buf, key, n.into());
+        e.varint_field(key, n.into());
     }
 }
 
@@ -616,33 +617,33 @@ impl SpanHead<'_> {
             + if status == 0 { 0 } else { field_len(status) }
     }
 
-    fn put(&self, buf: &mut impl BufMut) {
-        proto::put_bytes_field(buf, f::SPAN_TRACE_ID, &self.trace_id.0);
-        proto::put_bytes_field(buf, f::SPAN_SPAN_ID, &self.span_id.0);
+    fn put(&self, e: &mut Enc<'_>) {
+        e.bytes_field(f::SPAN_TRACE_ID, &self.trace_id.0);
+        e.bytes_field(f::SPAN_SPAN_ID, &self.span_id.0);
         if !self.trace_state.is_empty() {
-            proto::put_bytes_field(buf, f::SPAN_TRACE_STATE, self.trace_state.as_bytes());
+            e.bytes_field(f::SPAN_TRACE_STATE, self.trace_state.as_bytes());
         }
         if let Some((parent, _)) = self.parent {
-            proto::put_bytes_field(buf, f::SPAN_PARENT_SPAN_ID, &parent.0);
+            e.bytes_field(f::SPAN_PARENT_SPAN_ID, &parent.0);
         }
-        buf.put_slice(&f::SPAN_FLAGS);
+        e.bytes(&f::SPAN_FLAGS);
         let remote = self.parent.is_some_and(|(_, remote)| remote);
-        buf.put_u32_le(span_flags(self.trace_flags, remote));
-        proto::put_bytes_field(buf, f::SPAN_NAME, self.name.as_bytes());
-        proto::put_varint_field(buf, f::SPAN_KIND, self.kind as u64);
-        proto::put_fixed64_field(buf, f::SPAN_START, self.start);
-        proto::put_fixed64_field(buf, f::SPAN_END, self.end);
-        put_count(buf, f::SPAN_DROPPED_ATTRIBUTES, self.dropped_attributes);
-        put_count(buf, f::SPAN_DROPPED_EVENTS, self.dropped_events);
-        put_count(buf, f::SPAN_DROPPED_LINKS, self.dropped_links);
+        e.bytes(&span_flags(self.trace_flags, remote).to_le_bytes());
+        e.bytes_field(f::SPAN_NAME, self.name.as_bytes());
+        e.varint_field(f::SPAN_KIND, self.kind as u64);
+        e.fixed64_field(f::SPAN_START, self.start);
+        e.fixed64_field(f::SPAN_END, self.end);
+        put_count(e, f::SPAN_DROPPED_ATTRIBUTES, self.dropped_attributes);
+        put_count(e, f::SPAN_DROPPED_EVENTS, self.dropped_events);
+        put_count(e, f::SPAN_DROPPED_LINKS, self.dropped_links);
         let status = self.status_len();
         if status != 0 {
-            proto::put_len_prefix(buf, f::SPAN_STATUS, status);
+            e.len_prefix(f::SPAN_STATUS, status);
             if !self.status_message.is_empty() {
-                proto::put_bytes_field(buf, f::STATUS_MESSAGE, self.status_message.as_bytes());
+                e.bytes_field(f::STATUS_MESSAGE, self.status_message.as_bytes());
             }
             if self.status_code != 0 {
-                proto::put_varint_field(buf, f::STATUS_CODE, self.status_code.into());
+                e.varint_field(f::STATUS_CODE, self.status_code.into());
             }
         }
     }
@@ -661,7 +662,7 @@ struct AttrSlot {
 /// per thread so a warm thread records without allocating.
 #[derive(Default)]
 struct Scratch {
-    body: Vec<u8>,
+    body: Buf,
     attrs: Vec<AttrSlot>,
     name: String,
     status: String,
@@ -724,12 +725,12 @@ impl Scratch {
     ) {
         let existing = self.attrs.iter().position(|a| {
             a.key_len as usize == key.len()
-                && &self.body[a.key_at as usize..a.key_at as usize + key.len()] == key.as_bytes()
+                && self.body.get(a.key_at as usize, key.len()) == key.as_bytes()
         });
         if let Some(i) = existing {
             let old = self.attrs.remove(i);
             self.body
-                .drain(old.start as usize..(old.start + old.len) as usize);
+                .remove(old.start as usize..(old.start + old.len) as usize);
             for later in &mut self.attrs[i..] {
                 later.start -= old.len;
                 later.key_at -= old.len;
@@ -739,17 +740,19 @@ impl Scratch {
             return;
         }
         let max_len = limits.value_len();
-        let kv_len = proto::key_value_len(key, value, max_len);
+        let value = Prepared::new(value, max_len);
+        let kv_len = proto::key_value_len(key, &value);
         let len = field_len(kv_len);
         if self.body.len() + len > max_bytes {
             self.dropped_attributes = self.dropped_attributes.saturating_add(1);
             return;
         }
         let start = self.body.len();
-        proto::put_len_prefix(&mut self.body, f::SPAN_ATTRIBUTES, kv_len);
+        let mut e = self.body.append(len);
+        e.len_prefix(f::SPAN_ATTRIBUTES, kv_len);
         // The key's bytes follow the key tag and its length varint.
-        let key_at = self.body.len() + 1 + proto::varint_len(key.len() as u64);
-        proto::put_key_value(&mut self.body, key, value, max_len);
+        let key_at = start + e.pos() + 1 + proto::varint_len(key.len() as u64);
+        proto::put_key_value(&mut e, key, &value, max_len);
         // Fits in u32: the body never exceeds a ring's max payload (< 2^29).
         self.attrs.push(AttrSlot {
             start: start as u32,
@@ -771,12 +774,19 @@ impl Scratch {
             return;
         }
         self.events += 1;
-        let b = &mut self.body;
-        proto::put_len_prefix(b, f::SPAN_EVENTS, len);
-        proto::put_fixed64_field(b, f::EVENT_TIME, e.time_unix_nano);
-        proto::put_bytes_field(b, f::EVENT_NAME, e.name.as_bytes());
-        proto::put_attributes(b, f::EVENT_ATTRIBUTES, e.attributes, max_count, max_len);
-        put_count(b, f::EVENT_DROPPED_ATTRIBUTES, dropped);
+        let mut b = self.body.append(field_len(len));
+        b.len_prefix(f::SPAN_EVENTS, len);
+        b.fixed64_field(f::EVENT_TIME, e.time_unix_nano);
+        b.bytes_field(f::EVENT_NAME, e.name.as_bytes());
+        proto::put_attributes(
+            &mut b,
+            f::EVENT_ATTRIBUTES,
+            e.attributes,
+            max_count,
+            max_len,
+        );
+        put_count(&mut b, f::EVENT_DROPPED_ATTRIBUTES, dropped);
+        debug_assert!(b.is_full());
     }
 
     fn add_link(&mut self, l: &Link<'_>, limits: &SpanLimits, max_bytes: usize) {
@@ -795,16 +805,17 @@ impl Scratch {
             return;
         }
         self.links += 1;
-        let b = &mut self.body;
-        proto::put_len_prefix(b, f::SPAN_LINKS, len);
-        proto::put_bytes_field(b, f::LINK_TRACE_ID, &l.trace_id.0);
-        proto::put_bytes_field(b, f::LINK_SPAN_ID, &l.span_id.0);
+        let mut b = self.body.append(field_len(len));
+        b.len_prefix(f::SPAN_LINKS, len);
+        b.bytes_field(f::LINK_TRACE_ID, &l.trace_id.0);
+        b.bytes_field(f::LINK_SPAN_ID, &l.span_id.0);
         if !l.trace_state.is_empty() {
-            proto::put_bytes_field(b, f::LINK_TRACE_STATE, l.trace_state.as_bytes());
+            b.bytes_field(f::LINK_TRACE_STATE, l.trace_state.as_bytes());
         }
-        proto::put_attributes(b, f::LINK_ATTRIBUTES, l.attributes, max_count, max_len);
-        put_count(b, f::LINK_DROPPED_ATTRIBUTES, dropped);
-        b.put_u8(f::LINK_FLAGS);
-        b.put_u32_le(span_flags(l.trace_flags, l.is_remote));
+        proto::put_attributes(&mut b, f::LINK_ATTRIBUTES, l.attributes, max_count, max_len);
+        put_count(&mut b, f::LINK_DROPPED_ATTRIBUTES, dropped);
+        b.byte(f::LINK_FLAGS);
+        b.bytes(&span_flags(l.trace_flags, l.is_remote).to_le_bytes());
+        debug_assert!(b.is_full());
     }
 }

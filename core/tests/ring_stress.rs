@@ -24,7 +24,7 @@ fn record_len(p: u32, seq: u64, max: usize) -> usize {
 fn fill(p: u32, seq: u64, buf: &mut [u8]) {
     let base = mix(seq ^ u64::from(p) << 48);
     for (i, b) in buf.iter_mut().enumerate() {
-        *b = (base.wrapping_add(i as u64) * 31 >> 7) as u8;
+        *b = (base.wrapping_add(i as u64).wrapping_mul(31) >> 7) as u8;
     }
 }
 
@@ -65,20 +65,24 @@ fn stress(producers: u32, per_producer: u64, capacity: usize, max_len: usize) {
             assert_eq!(r.kind, Some(RecordKind::Span));
             assert_eq!(r.payload.len(), len, "producer {p} record {seq}: length");
             fill(p, seq, &mut expected[..len]);
-            assert_eq!(r.payload, &expected[..len], "producer {p} record {seq}: bytes");
+            assert_eq!(
+                r.payload,
+                &expected[..len],
+                "producer {p} record {seq}: bytes"
+            );
             next[p as usize] += 1;
         });
         c.release(batch);
         batch.len()
     };
+    // The watcher says "done" even when a producer panicked, so a failure
+    // fails the test instead of leaving the consumer waiting forever.
     let watcher = {
         let done = Arc::clone(&done);
-        let handles = handles;
         std::thread::spawn(move || {
-            for h in handles {
-                h.join().unwrap();
-            }
+            let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
             done.store(true, Ordering::Release);
+            results
         })
     };
     while !done.load(Ordering::Acquire) {
@@ -86,9 +90,16 @@ fn stress(producers: u32, per_producer: u64, capacity: usize, max_len: usize) {
             std::thread::yield_now();
         }
     }
-    watcher.join().unwrap();
+    for r in watcher.join().unwrap() {
+        if let Err(panic) = r {
+            std::panic::resume_unwind(panic);
+        }
+    }
     consume(&ring);
-    assert!(next.iter().all(|&n| n == per_producer), "every record seen once, in order: {next:?}");
+    assert!(
+        next.iter().all(|&n| n == per_producer),
+        "every record seen once, in order: {next:?}"
+    );
     let c = ring.counters();
     let total = u64::from(producers) * per_producer;
     assert_eq!((c.committed, c.drained, c.in_ring()), (total, total, 0));
@@ -140,7 +151,10 @@ fn ring_full_keeps_exactly_what_fits_and_counts_the_rest() {
     consumer.release(batch);
     drop(consumer);
     // Room again after release.
-    assert!(ring.try_write(RecordKind::Span, 9, 8, |b| b.fill(9)).is_ok());
+    assert!(
+        ring.try_write(RecordKind::Span, 9, 8, |b| b.fill(9))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -148,7 +162,10 @@ fn ring_refuses_records_over_half_and_bad_capacities() {
     let ring = Ring::with_capacity(256).unwrap();
     assert_eq!(ring.max_payload_bytes(), 120);
     assert!(ring.try_write(RecordKind::Span, 0, 120, |_| {}).is_ok());
-    assert_eq!(ring.try_write(RecordKind::Span, 0, 121, |_| {}), Err(WriteError::TooLarge));
+    assert_eq!(
+        ring.try_write(RecordKind::Span, 0, 121, |_| {}),
+        Err(WriteError::TooLarge)
+    );
     assert_eq!(ring.counters().dropped_too_large, 1);
     for bad in [0, 1, 63, 100, 3 << 10, 1 << 31] {
         assert!(Ring::with_capacity(bad).is_err(), "{bad}");
@@ -165,22 +182,40 @@ fn ring_single_consumer_at_a_time() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "miri does not support catching panics across this test's unwinding well enough")]
+#[cfg_attr(
+    miri,
+    ignore = "miri does not support catching panics across this test's unwinding well enough"
+)]
 fn ring_writer_panic_commits_a_discard_and_counts_it() {
     let ring = Ring::with_capacity(256).unwrap();
-    ring.try_write(RecordKind::Span, 1, 4, |b| b.fill(1)).unwrap();
+    ring.try_write(RecordKind::Span, 1, 4, |b| b.fill(1))
+        .unwrap();
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = ring.try_write(RecordKind::Span, 2, 4, |_| panic!("encoder bug"));
     }));
     assert!(panicked.is_err());
-    ring.try_write(RecordKind::Span, 3, 4, |b| b.fill(3)).unwrap();
+    ring.try_write(RecordKind::Span, 3, 4, |b| b.fill(3))
+        .unwrap();
     let c = ring.try_consume().unwrap();
     let batch = c.peek(usize::MAX, usize::MAX);
     let mut tags = HashSet::new();
     c.for_each(&batch, |r| {
         tags.insert(r.tag);
     });
-    assert_eq!(tags, HashSet::from([1, 3]), "the consumer is not stuck behind the aborted record");
+    assert_eq!(
+        tags,
+        HashSet::from([1, 3]),
+        "the consumer is not stuck behind the aborted record"
+    );
     let counters = ring.counters();
     assert_eq!((counters.committed, counters.dropped_aborted), (2, 1));
+}
+
+/// The long run: `.ci/run` runs it optimised with overflow checks
+/// (`--profile stress --include-ignored`); about
+/// ten seconds on two cores.
+#[test]
+#[ignore = "long; run in release by .ci/run"]
+fn ring_long_stress() {
+    stress(4, 2_000_000, 8192, 300);
 }
