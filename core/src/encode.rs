@@ -19,7 +19,7 @@
 
 use crate::proto::{self, Enc, common, field_len, resource, trace as f};
 use crate::value::KeyValue;
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
 /// An instrumentation scope, encoded once when its tracer is created.
 #[derive(Clone, Debug, Default)]
@@ -91,6 +91,36 @@ pub(crate) fn resource_bytes(attributes: &[(String, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
+/// A batch known to hold spans of one scope only, sized without walking it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OneScope {
+    tag: u32,
+    spans: usize,
+    spans_len: usize,
+}
+
+impl OneScope {
+    /// From the ring's summary of a batch: `spans` spans of scope `tag`,
+    /// `payload_bytes` in all, each between `min_len` and `max_len` bytes.
+    /// `None` when the lengths' prefixes differ in size, so the total needs
+    /// a walk.
+    pub(crate) fn new(
+        tag: u32,
+        spans: usize,
+        payload_bytes: usize,
+        min_len: usize,
+        max_len: usize,
+    ) -> Option<Self> {
+        let prefix = proto::varint_len(max_len as u64);
+        (spans > 0 && proto::varint_len(min_len as u64) == prefix).then_some(Self {
+            tag,
+            spans,
+            // Each span is a `spans` field: key byte, length, bytes.
+            spans_len: payload_bytes + spans * (1 + prefix),
+        })
+    }
+}
+
 /// Per-scope totals of one batch.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
@@ -120,25 +150,35 @@ impl TraceFramer {
         &mut self,
         resource: &[u8],
         scopes: &[ScopeBytes],
+        one_scope: Option<OneScope>,
         mut records: impl FnMut(&mut dyn FnMut(u32, &[u8])),
         out: &mut BytesMut,
     ) -> usize {
         out.clear();
         self.slots.clear();
         let mut spans = 0usize;
-        let slots = &mut self.slots;
-        records(&mut |tag, span| {
-            spans += 1;
-            let len = field_len(span.len());
-            // Batches hold few scopes, and runs of one: check the last first.
-            match slots.iter().rposition(|s| s.tag == tag) {
-                Some(i) => slots[i].spans_len += len,
-                None => slots.push(Slot {
-                    tag,
-                    spans_len: len,
-                }),
-            }
-        });
+        if let Some(one) = one_scope {
+            // Sizes known from the ring's summary: no sizing pass.
+            spans = one.spans;
+            self.slots.push(Slot {
+                tag: one.tag,
+                spans_len: one.spans_len,
+            });
+        } else {
+            let slots = &mut self.slots;
+            records(&mut |tag, span| {
+                spans += 1;
+                let len = field_len(span.len());
+                // Batches hold few scopes, and runs of one: check the last first.
+                match slots.iter().rposition(|s| s.tag == tag) {
+                    Some(i) => slots[i].spans_len += len,
+                    None => slots.push(Slot {
+                        tag,
+                        spans_len: len,
+                    }),
+                }
+            });
+        }
         if spans == 0 {
             return 0;
         }
@@ -176,12 +216,12 @@ impl TraceFramer {
 
 #[inline]
 fn put_prefix(out: &mut BytesMut, key: u8, len: usize) {
-    let (p, n) = proto::len_prefix(key, len);
-    out.extend_from_slice(&p[..n]);
+    out.put_u8(key);
+    prost::encoding::encode_varint(len as u64, out);
 }
 
 #[inline]
 fn put_field(out: &mut BytesMut, key: u8, bytes: &[u8]) {
     put_prefix(out, key, bytes.len());
-    out.extend_from_slice(bytes);
+    out.put_slice(bytes);
 }

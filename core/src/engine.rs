@@ -5,10 +5,10 @@
 
 use crate::clock::Clock;
 use crate::config::{DEFAULT_RING_BYTES_PER_CPU, SpanLimits};
-use crate::encode::{ScopeBytes, TraceFramer, resource_bytes};
+use crate::encode::{OneScope, ScopeBytes, TraceFramer, resource_bytes};
 use crate::proto;
 use crate::record::{Recorder, Tracer};
-use crate::ring::{CapacityError, MAX_TAG, RecordKind, Rings};
+use crate::ring::{Batch, CapacityError, MAX_TAG, RecordKind, Rings};
 use crate::telemetry::Stats;
 use crate::value::{KeyValue, Value};
 use bytes::BytesMut;
@@ -328,6 +328,7 @@ impl Engine {
         let framed = framer.frame(
             &inner.resource,
             &scopes.list,
+            one_scope(taken.iter().map(|(_, batch)| batch)),
             |sink| {
                 for (consumer, batch) in &taken {
                     consumer.for_each(batch, |r| {
@@ -348,4 +349,23 @@ impl Engine {
         }
         framed
     }
+}
+
+/// When every record of `batches` carries one scope (the usual case), the
+/// request's sizes follow from the rings' summaries and the framer skips
+/// its sizing walk.
+fn one_scope<'b>(batches: impl Iterator<Item = &'b Batch>) -> Option<OneScope> {
+    let (mut tag, mut spans, mut bytes) = (None, 0, 0);
+    let (mut min, mut max) = (usize::MAX, 0);
+    for batch in batches.filter(|b| !b.is_empty()) {
+        let t = batch.single_tag()?;
+        if *tag.get_or_insert(t) != t {
+            return None;
+        }
+        let (lo, hi) = batch.payload_range()?;
+        (min, max) = (min.min(lo), max.max(hi));
+        spans += batch.len();
+        bytes += batch.payload_bytes();
+    }
+    OneScope::new(tag?, spans, bytes, min, max)
 }

@@ -274,17 +274,6 @@ impl Buf {
     }
 }
 
-/// A key and a length prefix, built on the stack: for appending to growable
-/// buffers (the framer's `BytesMut`) in one copy.
-#[inline]
-pub(crate) fn len_prefix(key: u8, len: usize) -> ([u8; 11], usize) {
-    let mut p = [0u8; 11];
-    let mut e = Enc::new(&mut p);
-    e.len_prefix(key, len);
-    let n = e.pos();
-    (p, n)
-}
-
 /// Truncates `s` to at most `max_chars` characters, as the attribute value
 /// length limit asks (counting each character as 1).
 #[inline(always)]

@@ -407,6 +407,11 @@ pub struct Batch {
     end: u64,
     records: usize,
     payload_bytes: usize,
+    /// The tag every record shares; `None` when empty or mixed.
+    tag: Option<u32>,
+    mixed: bool,
+    min_payload: usize,
+    max_payload: usize,
 }
 
 impl Batch {
@@ -424,6 +429,16 @@ impl Batch {
     pub fn payload_bytes(&self) -> usize {
         self.payload_bytes
     }
+
+    /// The tag all the batch's records carry, if they share one.
+    pub fn single_tag(&self) -> Option<u32> {
+        if self.mixed { None } else { self.tag }
+    }
+
+    /// The smallest and largest payload lengths, if the batch has records.
+    pub fn payload_range(&self) -> Option<(usize, usize)> {
+        (self.records > 0).then_some((self.min_payload, self.max_payload))
+    }
 }
 
 impl<'r> Consumer<'r> {
@@ -436,6 +451,10 @@ impl<'r> Consumer<'r> {
             end: self.tail,
             records: 0,
             payload_bytes: 0,
+            tag: None,
+            mixed: false,
+            min_payload: usize::MAX,
+            max_payload: 0,
         };
         self.scan(self.tail, |pos, state| {
             let len = (state & LEN_MASK) as usize;
@@ -447,6 +466,16 @@ impl<'r> Consumer<'r> {
                 }
                 batch.records += 1;
                 batch.payload_bytes += len;
+                batch.min_payload = batch.min_payload.min(len);
+                batch.max_payload = batch.max_payload.max(len);
+                let off = (pos & self.ring.mask) as usize;
+                // Relaxed: ordered by the Acquire state load in `scan`.
+                let tag = self.ring.mem.meta(off).load(Ordering::Relaxed) >> 8;
+                match batch.tag {
+                    None => batch.tag = Some(tag),
+                    Some(t) if t != tag => batch.mixed = true,
+                    Some(_) => {}
+                }
             }
             batch.end = pos + stride_of(len);
             true
