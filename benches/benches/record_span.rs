@@ -5,15 +5,20 @@
 //! full ring would turn the measurement into the cheap drop path, and every
 //! sample asserts that nothing was dropped. `opentelemetry_sdk/*` record the
 //! same span through an `SdkTracerProvider` with no processor (no export at
-//! all), the SDK's own "sampled span without export" setup.
+//! all), the SDK's own "sampled span without export" setup: its best case,
+//! where `end` discards the span. `opentelemetry_sdk_exporting/*` add the
+//! SDK's `SimpleSpanProcessor` and an exporter that discards each batch:
+//! the SDK then builds the `SpanData` every exporter needs and hands it
+//! over, which is the work otlpx's figure includes (its span leaves `end`
+//! as finished OTLP bytes in a ring).
 //!
 //! Run: `cargo bench -p otlpx-bench --bench record_span`.
 
 use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
 use otlpx_bench::{
-    SCOPE_NAME, SCOPE_VERSION, opentelemetry_provider, otlpx_engine, record_opentelemetry,
-    record_otlpx,
+    SCOPE_NAME, SCOPE_VERSION, opentelemetry_provider, opentelemetry_provider_exporting,
+    otlpx_engine, record_opentelemetry, record_otlpx,
 };
 use std::hint::spin_loop;
 use std::sync::Barrier;
@@ -155,8 +160,12 @@ fn otlpx_iter(b: &mut Bencher<'_>, threads: usize) {
     assert!(stats.recorded > 0, "{stats:?}");
 }
 
-fn opentelemetry_iter(b: &mut Bencher<'_>, threads: usize) {
-    let provider = opentelemetry_provider();
+fn opentelemetry_iter(b: &mut Bencher<'_>, threads: usize, exporting: bool) {
+    let provider = if exporting {
+        opentelemetry_provider_exporting()
+    } else {
+        opentelemetry_provider()
+    };
     let tracer = provider.tracer(SCOPE_NAME);
     let record = || record_opentelemetry(&tracer);
     b.iter_custom(|iters| match threads {
@@ -174,13 +183,23 @@ fn record_span(c: &mut Criterion) {
     // One span per iteration.
     group.throughput(Throughput::Elements(1));
     group.bench_function("otlpx/1thread", |b| otlpx_iter(b, 1));
-    group.bench_function("opentelemetry_sdk/1thread", |b| opentelemetry_iter(b, 1));
+    group.bench_function("opentelemetry_sdk/1thread", |b| {
+        opentelemetry_iter(b, 1, false)
+    });
+    group.bench_function("opentelemetry_sdk_exporting/1thread", |b| {
+        opentelemetry_iter(b, 1, true)
+    });
 
     // Per iteration each of the two threads records one span: the time is
     // per span per thread, the throughput is both threads together.
     group.throughput(Throughput::Elements(2));
     group.bench_function("otlpx/2threads", |b| otlpx_iter(b, 2));
-    group.bench_function("opentelemetry_sdk/2threads", |b| opentelemetry_iter(b, 2));
+    group.bench_function("opentelemetry_sdk/2threads", |b| {
+        opentelemetry_iter(b, 2, false)
+    });
+    group.bench_function("opentelemetry_sdk_exporting/2threads", |b| {
+        opentelemetry_iter(b, 2, true)
+    });
 
     group.finish();
 }

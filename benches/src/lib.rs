@@ -100,3 +100,30 @@ pub fn record_opentelemetry(tracer: &opentelemetry_sdk::trace::SdkTracer) {
     span.set_attribute(KeyValue::new(BOOL_ATTRIBUTE.0, BOOL_ATTRIBUTE.1));
     span.end();
 }
+
+/// An exporter that accepts every batch and does nothing with it: with it
+/// the SDK builds each span's `SpanData` and hands it over, as it must for
+/// any real exporter, while the export itself costs nothing.
+#[derive(Debug, Default)]
+pub struct DiscardingExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for DiscardingExporter {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
+/// An opentelemetry SDK tracer provider that exports every ended span,
+/// synchronously, through the SDK's `SimpleSpanProcessor` to a
+/// [`DiscardingExporter`]: the SDK's cost to hand a finished span to an
+/// exporter, never reduced by dropping spans under load (as a batch
+/// processor's full queue would).
+pub fn opentelemetry_provider_exporting() -> opentelemetry_sdk::trace::SdkTracerProvider {
+    opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(DiscardingExporter)
+        .build()
+}
