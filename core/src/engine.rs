@@ -218,6 +218,11 @@ impl Engine {
     }
 
     /// A tracer for the instrumentation scope `name` at `version`.
+    ///
+    /// Creating a tracer looks the scope up under a lock and allocates;
+    /// create tracers once (per library or module) and keep them, rather
+    /// than per request. The same scope asked for twice gives the same
+    /// scope.
     pub fn tracer(&self, name: &str, version: &str) -> Tracer {
         self.tracer_builder(name).version(version).build()
     }

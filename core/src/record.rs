@@ -125,6 +125,27 @@ impl<'a> Link<'a> {
 ///
 /// Limits apply as for live spans; counts the caller already dropped add to
 /// the ones otlpx drops.
+///
+/// ```
+/// use otlpx::{FinishedSpan, KeyValue, SpanId, SpanKind, TraceFlags, TraceId};
+///
+/// let engine = otlpx::Engine::builder().build()?;
+/// let tracer = engine.tracer("sdk-adapter", "");
+/// let attributes = [KeyValue::new("db.system.name", "postgresql")];
+/// tracer.record_span(&FinishedSpan {
+///     trace_id: TraceId::random(),
+///     span_id: SpanId::random(),
+///     trace_flags: TraceFlags::SAMPLED,
+///     name: "SELECT orders",
+///     kind: SpanKind::Client,
+///     start_time_unix_nano: 1_700_000_000_000_000_000,
+///     end_time_unix_nano: 1_700_000_000_004_000_000,
+///     attributes: &attributes,
+///     ..Default::default()
+/// })?;
+/// assert_eq!(engine.stats().in_rings, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FinishedSpan<'a> {
     /// The span's trace (must not be all zeros).

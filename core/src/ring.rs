@@ -147,6 +147,22 @@ struct ConsumerSide {
 
 /// One bounded MPSC ring of variable-length records. See the module docs for
 /// the protocol.
+///
+/// ```
+/// use otlpx::ring::{RecordKind, Ring};
+///
+/// let ring = Ring::with_capacity(4096)?;
+/// ring.try_write(RecordKind::Span, 7, 5, |slot| slot.copy_from_slice(b"hello"))?;
+///
+/// let mut consumer = ring.try_consume().expect("no other consumer");
+/// let batch = consumer.peek(usize::MAX, usize::MAX);
+/// consumer.for_each(&batch, |record| {
+///     assert_eq!((record.tag, record.payload), (7, &b"hello"[..]));
+/// });
+/// consumer.release(batch);
+/// assert_eq!(ring.counters().drained, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Ring {
     producer: CachePadded<ProducerSide>,
     consumer: CachePadded<ConsumerSide>,

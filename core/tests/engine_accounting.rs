@@ -155,3 +155,13 @@ fn producers_and_a_draining_consumer_account_for_every_span() {
     );
     assert_eq!(seen.len() as u64, drained);
 }
+
+#[test]
+fn handles_are_thread_safe() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Engine>();
+    send_sync::<otlpx::Tracer>();
+    // A span may end on another thread than the one that started it.
+    send::<otlpx::Span<'static>>();
+}
