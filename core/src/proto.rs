@@ -100,14 +100,15 @@ pub(crate) mod trace {
     pub(crate) const FLAGS_IS_REMOTE: u32 = 0x200;
 }
 
-/// Bytes a varint takes.
-#[inline]
+/// Bytes a varint takes. Lengths below 128, nearly all of them, take one
+/// compare instead of prost's `ilog2` arithmetic.
+#[inline(always)]
 pub(crate) fn varint_len(v: u64) -> usize {
-    encoded_len_varint(v)
+    if v < 0x80 { 1 } else { encoded_len_varint(v) }
 }
 
 /// Bytes a one-byte-key length-delimited field with a `len`-byte body takes.
-#[inline]
+#[inline(always)]
 pub(crate) fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
@@ -140,12 +141,6 @@ impl<'a> Enc<'a> {
         Self::new(&mut v[start..])
     }
 
-    /// Bytes written so far.
-    #[inline]
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
     /// Whether every byte of the slice has been written.
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
@@ -176,8 +171,13 @@ impl<'a> Enc<'a> {
     /// A one-byte key and a length; the body follows.
     #[inline(always)]
     pub(crate) fn len_prefix(&mut self, key: u8, len: usize) {
-        self.byte(key);
-        self.varint(len as u64);
+        if len < 0x80 {
+            // The usual case: one two-byte store instead of a varint loop.
+            self.bytes(&[key, len as u8]);
+        } else {
+            self.byte(key);
+            self.varint(len as u64);
+        }
     }
 
     #[inline(always)]
@@ -423,10 +423,27 @@ pub(crate) fn key_value_len(key: &str, v: &Prepared<'_>) -> usize {
     field_len(key.len()) + field_len(v.len())
 }
 
-/// Writes a `KeyValue` message body.
+/// Writes a repeated `KeyValue` field (key byte `field_key`, message length
+/// `kv_len` from [`key_value_len`]). A field under 128 bytes, the usual
+/// case, has one-byte lengths throughout: its four leading bytes are one
+/// store.
 #[inline(always)]
-pub(crate) fn put_key_value(e: &mut Enc<'_>, key: &str, v: &Prepared<'_>, max_len: usize) {
-    e.bytes_field(common::KV_KEY, key.as_bytes());
+pub(crate) fn put_key_value_field(
+    e: &mut Enc<'_>,
+    field_key: u8,
+    kv_len: usize,
+    key: &str,
+    v: &Prepared<'_>,
+    max_len: usize,
+) {
+    if kv_len < 0x80 {
+        // kv_len bounds the key's and the value's lengths too.
+        e.bytes(&[field_key, kv_len as u8, common::KV_KEY, key.len() as u8]);
+        e.bytes(key.as_bytes());
+    } else {
+        e.len_prefix(field_key, kv_len);
+        e.bytes_field(common::KV_KEY, key.as_bytes());
+    }
     e.len_prefix(common::KV_VALUE, v.len());
     v.put(e, max_len);
 }
@@ -481,7 +498,6 @@ pub(crate) fn put_attributes(
 ) {
     for_each_kept(attrs, max_count, |kv| {
         let v = Prepared::new(&kv.value, max_len);
-        e.len_prefix(field_key, key_value_len(kv.key, &v));
-        put_key_value(e, kv.key, &v, max_len);
+        put_key_value_field(e, field_key, key_value_len(kv.key, &v), kv.key, &v, max_len);
     });
 }

@@ -769,11 +769,11 @@ impl Scratch {
             return;
         }
         let start = self.body.len();
+        // The key's bytes follow the field's key and length, then the
+        // key's own tag and length.
+        let key_at = start + (len - kv_len) + 1 + proto::varint_len(key.len() as u64);
         let mut e = self.body.append(len);
-        e.len_prefix(f::SPAN_ATTRIBUTES, kv_len);
-        // The key's bytes follow the key tag and its length varint.
-        let key_at = start + e.pos() + 1 + proto::varint_len(key.len() as u64);
-        proto::put_key_value(&mut e, key, &value, max_len);
+        proto::put_key_value_field(&mut e, f::SPAN_ATTRIBUTES, kv_len, key, &value, max_len);
         // Fits in u32: the body never exceeds a ring's max payload (< 2^29).
         self.attrs.push(AttrSlot {
             start: start as u32,
