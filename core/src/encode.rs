@@ -11,11 +11,13 @@
 //!       schema_url (3)
 //! ```
 //!
-//! Each span's bytes are copied exactly once, from ring memory into the
-//! request. Lengths are known before writing: a first pass over the records
-//! sums each scope's span bytes, a second writes. Records are grouped by
-//! scope with one pass over the (cheap, header-only) record walk per scope
-//! present, so a batch of one scope — the usual case — is a single copy pass.
+//! A span record is already a complete `ScopeSpans.spans` field (the
+//! producer wrote its key and length with it), so each is copied verbatim,
+//! exactly once, from ring memory into the request. Lengths are known before
+//! writing: for a batch of one scope (the usual case) they come from the
+//! ring's own summary; otherwise a first walk sums each scope's bytes.
+//! Records are grouped by scope with one (cheap, header-only) walk per scope
+//! present.
 
 use crate::proto::{self, Enc, common, field_len, resource, trace as f};
 use crate::value::KeyValue;
@@ -100,23 +102,13 @@ pub(crate) struct OneScope {
 }
 
 impl OneScope {
-    /// From the ring's summary of a batch: `spans` spans of scope `tag`,
-    /// `payload_bytes` in all, each between `min_len` and `max_len` bytes.
-    /// `None` when the lengths' prefixes differ in size, so the total needs
-    /// a walk.
-    pub(crate) fn new(
-        tag: u32,
-        spans: usize,
-        payload_bytes: usize,
-        min_len: usize,
-        max_len: usize,
-    ) -> Option<Self> {
-        let prefix = proto::varint_len(max_len as u64);
-        (spans > 0 && proto::varint_len(min_len as u64) == prefix).then_some(Self {
+    /// From the ring's summary of a batch: `spans` span records of scope
+    /// `tag`, `payload_bytes` in all (records are whole `spans` fields).
+    pub(crate) fn new(tag: u32, spans: usize, payload_bytes: usize) -> Option<Self> {
+        (spans > 0).then_some(Self {
             tag,
             spans,
-            // Each span is a `spans` field: key byte, length, bytes.
-            spans_len: payload_bytes + spans * (1 + prefix),
+            spans_len: payload_bytes,
         })
     }
 }
@@ -168,7 +160,7 @@ impl TraceFramer {
             let slots = &mut self.slots;
             records(&mut |tag, span| {
                 spans += 1;
-                let len = field_len(span.len());
+                let len = span.len();
                 // Batches hold few scopes, and runs of one: check the last first.
                 match slots.iter().rposition(|s| s.tag == tag) {
                     Some(i) => slots[i].spans_len += len,
@@ -203,7 +195,7 @@ impl TraceFramer {
             put_field(out, f::SCOPE_SPANS_SCOPE, &scope.scope);
             records(&mut |tag, span| {
                 if tag == slot.tag {
-                    put_field(out, f::SCOPE_SPANS_SPANS, span);
+                    out.put_slice(span);
                 }
             });
             if !scope.schema_url.is_empty() {

@@ -361,16 +361,13 @@ impl Engine {
 /// its sizing walk.
 fn one_scope<'b>(batches: impl Iterator<Item = &'b Batch>) -> Option<OneScope> {
     let (mut tag, mut spans, mut bytes) = (None, 0, 0);
-    let (mut min, mut max) = (usize::MAX, 0);
     for batch in batches.filter(|b| !b.is_empty()) {
         let t = batch.single_tag()?;
         if *tag.get_or_insert(t) != t {
             return None;
         }
-        let (lo, hi) = batch.payload_range()?;
-        (min, max) = (min.min(lo), max.max(hi));
         spans += batch.len();
         bytes += batch.payload_bytes();
     }
-    OneScope::new(tag?, spans, bytes, min, max)
+    OneScope::new(tag?, spans, bytes)
 }

@@ -324,13 +324,17 @@ impl Tracer {
 
     /// Writes a span message (its head fields and the pre-encoded body) into
     /// this CPU's ring.
+    ///
+    /// The record is the span as a complete `ScopeSpans.spans` field (key
+    /// and length, then the `Span` message): the framer copies it verbatim.
     fn write_span(&self, head: &SpanHead<'_>, body: &[u8]) -> Result<(), RecordError> {
         let len = head.encoded_len() + body.len();
         self.recorder
             .rings
             .local()
-            .try_write(RecordKind::Span, self.scope, len, |slot| {
+            .try_write(RecordKind::Span, self.scope, field_len(len), |slot| {
                 let mut e = Enc::new(slot);
+                e.len_prefix(f::SCOPE_SPANS_SPANS, len);
                 head.put(&mut e);
                 e.bytes(body);
                 debug_assert!(e.is_full(), "span length computed wrong");
@@ -341,6 +345,7 @@ impl Tracer {
 
 impl Recorder {
     /// The largest scratch body a span may grow to: what a ring accepts.
+    /// (A record a little over this is refused as too large, and counted.)
     fn max_body_bytes(&self) -> usize {
         self.rings.max_payload_bytes()
     }

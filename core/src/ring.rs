@@ -77,7 +77,8 @@ const LEN_MASK: u32 = DISCARD - 1;
 #[repr(u8)]
 #[non_exhaustive]
 pub enum RecordKind {
-    /// An OTLP `Span` message.
+    /// A span, as an encoded `ScopeSpans.spans` field: key, length, and the
+    /// OTLP `Span` message.
     Span = 1,
     /// An OTLP `LogRecord` message (reserved for the logs signal).
     LogRecord = 2,
@@ -426,8 +427,6 @@ pub struct Batch {
     /// The tag every record shares; `None` when empty or mixed.
     tag: Option<u32>,
     mixed: bool,
-    min_payload: usize,
-    max_payload: usize,
 }
 
 impl Batch {
@@ -450,11 +449,6 @@ impl Batch {
     pub fn single_tag(&self) -> Option<u32> {
         if self.mixed { None } else { self.tag }
     }
-
-    /// The smallest and largest payload lengths, if the batch has records.
-    pub fn payload_range(&self) -> Option<(usize, usize)> {
-        (self.records > 0).then_some((self.min_payload, self.max_payload))
-    }
 }
 
 impl<'r> Consumer<'r> {
@@ -469,8 +463,6 @@ impl<'r> Consumer<'r> {
             payload_bytes: 0,
             tag: None,
             mixed: false,
-            min_payload: usize::MAX,
-            max_payload: 0,
         };
         self.scan(self.tail, |pos, state| {
             let len = (state & LEN_MASK) as usize;
@@ -482,8 +474,6 @@ impl<'r> Consumer<'r> {
                 }
                 batch.records += 1;
                 batch.payload_bytes += len;
-                batch.min_payload = batch.min_payload.min(len);
-                batch.max_payload = batch.max_payload.max(len);
                 let off = (pos & self.ring.mask) as usize;
                 // Relaxed: ordered by the Acquire state load in `scan`.
                 let tag = self.ring.mem.meta(off).load(Ordering::Relaxed) >> 8;
