@@ -536,6 +536,13 @@ impl<'r> Consumer<'r> {
 
     /// Releases `batch` (which must be the oldest unreleased one): zeroes its
     /// bytes and hands them back to producers.
+    ///
+    /// # Panics
+    ///
+    /// If `batch` does not start at the oldest unreleased record, i.e. it
+    /// came from another consumer or a later `peek` is released before an
+    /// earlier one. Releasing out of order would hand live records back to
+    /// producers, so this is checked in every build.
     pub fn release(&mut self, batch: Batch) {
         assert_eq!(batch.start, self.tail, "batches are released in order");
         let cap = (self.ring.mask + 1) as usize;
