@@ -165,3 +165,25 @@ fn handles_are_thread_safe() {
     // A span may end on another thread than the one that started it.
     send::<otlpx::Span<'static>>();
 }
+
+#[test]
+fn bad_ring_size_is_a_clear_build_error() {
+    let err = Engine::builder()
+        .ring_bytes_per_cpu(1000)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, otlpx::BuildError::RingCapacity(_)));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ring_bytes_per_cpu") && msg.contains("1000"),
+        "{msg}"
+    );
+    // A zero ring count still builds one ring.
+    let engine = Engine::builder()
+        .rings(0)
+        .ring_bytes_per_cpu(4096)
+        .build()
+        .unwrap();
+    engine.tracer("t", "").start("s").end();
+    assert_eq!(engine.stats().in_rings, 1);
+}
