@@ -47,7 +47,7 @@ impl SpanLimits {
 }
 
 /// Default ring size per CPU: 1 MiB holds ~3,000 spans of ~300 bytes, about
-/// 30 ms of a saturated producer core at 100k spans/s, while a worker drains
-/// every few milliseconds. Rings are allocated zeroed, so memory the traffic
+/// 30 ms of a saturated producer core at 100k spans/s, while a consumer is
+/// meant to drain every few milliseconds. Rings are allocated zeroed, so memory the traffic
 /// never reaches is never touched.
 pub const DEFAULT_RING_BYTES_PER_CPU: usize = 1 << 20;

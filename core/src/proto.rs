@@ -11,8 +11,8 @@
 //! `Span.flags` (field 16), which has its own two-byte constant.
 //!
 //! Writing goes through [`Enc`], a cursor over a slice sized exactly for the
-//! message: plain stores, no capacity checks or trait calls per byte (the
-//! generic `BufMut` path cost ~4x more instructions per attribute).
+//! message: plain stores, no capacity check or trait call per byte as with
+//! the generic `BufMut` path it replaced on the recording path.
 
 use crate::value::{KeyValue, Value};
 use prost::encoding::encoded_len_varint;

@@ -1,6 +1,6 @@
 //! Self-telemetry: what happened to every item, as counters kept beside the
-//! flow (per ring, hence per CPU, on cache lines of their own) and summed
-//! here into a [`Stats`] snapshot.
+//! flow (per ring, hence per CPU, padded apart from other CPUs' counters)
+//! and summed here into a [`Stats`] snapshot.
 //!
 //! Accounting is exact: every span that reached the engine is counted once
 //! as `drained`, `dropped` (by reason) or `in_rings`, and

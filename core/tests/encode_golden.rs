@@ -88,6 +88,13 @@ fn kvs<'a>(attrs: &'a Attrs, views: &'a Views) -> Vec<KeyValue<'a>> {
         .collect()
 }
 
+/// Attributes as `KeyValue`s; their array views are leaked for the rest of
+/// the test, like those of `leak_views`.
+fn kv_list(attrs: &Attrs) -> Vec<KeyValue<'_>> {
+    let views: &'static Views = Box::leak(Box::new(leak_views(attrs)));
+    kvs(attrs, views)
+}
+
 #[derive(Clone, Debug)]
 struct EventSpec {
     name: String,
@@ -464,16 +471,13 @@ fn record_live(tracer: &otlpx::Tracer, spec: &SpanSpec) -> ([u8; 16], [u8; 8]) {
         b = b.parent(p);
     }
     let mut span = b.start();
-    let views = leak_views(&spec.attrs);
-    for kv in kvs(&spec.attrs, &views) {
+    for kv in kv_list(&spec.attrs) {
         span.set_attribute(kv.key, kv.value);
     }
     for e in &spec.events {
-        let v = leak_views(&e.attrs);
-        span.add_event_with_timestamp(&e.name, e.time, &kvs(&e.attrs, &v));
+        span.add_event_with_timestamp(&e.name, e.time, &kv_list(&e.attrs));
     }
     for l in &spec.links {
-        let v = leak_views(&l.attrs);
         let ctx = SpanContext {
             trace_id: TraceId(l.trace_id),
             span_id: SpanId(l.span_id),
@@ -485,7 +489,7 @@ fn record_live(tracer: &otlpx::Tracer, spec: &SpanSpec) -> ([u8; 16], [u8; 8]) {
             is_remote: l.remote,
             trace_state: TraceState::from_header(&l.state),
         };
-        span.add_link(&ctx, &kvs(&l.attrs, &v));
+        span.add_link(&ctx, &kv_list(&l.attrs));
     }
     match &spec.status {
         StatusSpec::Unset => {}
@@ -504,15 +508,8 @@ fn record_finished(tracer: &otlpx::Tracer, spec: &SpanSpec) -> ([u8; 16], [u8; 8
         .as_ref()
         .map_or_else(TraceId::random, |p| TraceId(p.0));
     let span_id = SpanId::random();
-    let views = leak_views(&spec.attrs);
-    let attributes = kvs(&spec.attrs, &views);
-    let event_views: Vec<_> = spec.events.iter().map(|e| leak_views(&e.attrs)).collect();
-    let event_kvs: Vec<_> = spec
-        .events
-        .iter()
-        .zip(&event_views)
-        .map(|(e, v)| kvs(&e.attrs, v))
-        .collect();
+    let attributes = kv_list(&spec.attrs);
+    let event_kvs: Vec<_> = spec.events.iter().map(|e| kv_list(&e.attrs)).collect();
     let events: Vec<_> = spec
         .events
         .iter()
@@ -524,13 +521,7 @@ fn record_finished(tracer: &otlpx::Tracer, spec: &SpanSpec) -> ([u8; 16], [u8; 8
             dropped_attributes_count: 0,
         })
         .collect();
-    let link_views: Vec<_> = spec.links.iter().map(|l| leak_views(&l.attrs)).collect();
-    let link_kvs: Vec<_> = spec
-        .links
-        .iter()
-        .zip(&link_views)
-        .map(|(l, v)| kvs(&l.attrs, v))
-        .collect();
+    let link_kvs: Vec<_> = spec.links.iter().map(|l| kv_list(&l.attrs)).collect();
     let links: Vec<_> = spec
         .links
         .iter()
