@@ -51,3 +51,120 @@ impl SpanLimits {
 /// meant to drain every few milliseconds. Rings are allocated zeroed, so memory the traffic
 /// never reaches is never touched.
 pub const DEFAULT_RING_BYTES_PER_CPU: usize = 1 << 20;
+
+/// The OTLP transport protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP/gRPC (HTTP/2), default port 4317.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with binary protobuf bodies, default port 4318.
+    HttpProtobuf,
+}
+
+/// Compression of request bodies, done by the workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Bodies sent as encoded.
+    #[default]
+    None,
+    /// gzip (deflate, zlib-rs backend), at [`GZIP_LEVEL_DEFAULT`] unless set.
+    Gzip,
+    /// zstd, at [`ZSTD_LEVEL_DEFAULT`] unless set. The OTLP specification
+    /// names it for OTLP/HTTP; over gRPC the Collector accepts it too.
+    Zstd,
+}
+
+impl Compression {
+    /// The name used on the wire (`grpc-encoding`, `Content-Encoding`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "identity",
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+        }
+    }
+}
+
+/// gzip level 1. On a 512-span request it costs a fifth of level 6's time
+/// for a ratio a few percent worse (BENCHMARKS.md, `compress_batch`): at the
+/// default level a single worker would be capped near 300k spans/s.
+pub const GZIP_LEVEL_DEFAULT: u32 = 1;
+
+/// zstd level 1: the fastest standard level, and already a better ratio
+/// than gzip level 6 on OTLP spans (BENCHMARKS.md, `compress_batch`).
+pub const ZSTD_LEVEL_DEFAULT: i32 = 1;
+
+/// Default per-request timeout, the OTLP exporter specification's 10 s.
+pub const EXPORT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+
+/// Default spans per request: the specification's
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` default.
+pub const MAX_BATCH_SPANS_DEFAULT: usize = 512;
+
+/// Default bound on one request's encoded size. The Collector's OTLP
+/// receiver refuses gRPC messages over 4 MiB by default
+/// (`max_recv_msg_size_mib`); 2 MiB keeps well clear of it with framing.
+pub const MAX_BATCH_BYTES_DEFAULT: usize = 2 << 20;
+
+/// Default age bound of a batch: how long a span may wait in a ring for
+/// more to fill its request. The specification's `OTEL_BSP_SCHEDULE_DELAY`
+/// default is 5 s, sized for SDKs that export from one queue; otlpx sends a
+/// batch as soon as it is full, so this only bounds quiet periods.
+pub const SCHEDULE_DELAY_MS_DEFAULT: u64 = 1_000;
+
+/// Default number of separately connected gRPC channels (HTTP/2
+/// connections), or of pooled HTTP/1.1 keep-alive connections.
+pub const CONNECTIONS_DEFAULT: usize = 2;
+
+/// Default bound on requests in flight, all workers together.
+pub const MAX_IN_FLIGHT_DEFAULT: usize = 8;
+
+/// Export settings as the builder collects them; validated when the engine
+/// is built.
+#[derive(Clone, Debug)]
+pub(crate) struct ExportConfig {
+    /// Base endpoint for all signals (`/v1/traces` appended over HTTP).
+    pub(crate) endpoint: Option<String>,
+    /// The traces endpoint, used as given.
+    pub(crate) traces_endpoint: Option<String>,
+    pub(crate) protocol: Protocol,
+    pub(crate) compression: Compression,
+    pub(crate) compression_level: Option<i32>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) connections: usize,
+    pub(crate) max_in_flight: usize,
+    /// `None`: one worker per 8 CPUs, at least one.
+    pub(crate) workers: Option<usize>,
+    pub(crate) pin_workers: bool,
+    /// `None`: the cores this process may run on, in order.
+    pub(crate) worker_cores: Option<Vec<usize>>,
+    pub(crate) max_batch_spans: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) schedule_delay: std::time::Duration,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            traces_endpoint: None,
+            protocol: Protocol::default(),
+            compression: Compression::default(),
+            compression_level: None,
+            headers: Vec::new(),
+            timeout: std::time::Duration::from_millis(EXPORT_TIMEOUT_MS_DEFAULT),
+            connections: CONNECTIONS_DEFAULT,
+            max_in_flight: MAX_IN_FLIGHT_DEFAULT,
+            workers: None,
+            pin_workers: true,
+            worker_cores: None,
+            max_batch_spans: MAX_BATCH_SPANS_DEFAULT,
+            max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
+            schedule_delay: std::time::Duration::from_millis(SCHEDULE_DELAY_MS_DEFAULT),
+        }
+    }
+}

@@ -20,8 +20,76 @@
 //! present.
 
 use crate::proto::{self, Enc, common, field_len, resource, trace as f};
+use crate::ring::MAX_TAG;
 use crate::value::KeyValue;
 use bytes::{BufMut, BytesMut};
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+
+/// What a request says besides its spans: the resource, encoded once, and
+/// the registry of instrumentation scopes that span records' tags index.
+/// Shared by the engine (which registers scopes) and its workers.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    /// `Resource` message body.
+    pub(crate) resource: Vec<u8>,
+    scopes: RwLock<Scopes>,
+}
+
+/// Registered scopes: the tag in a span record indexes `list`.
+#[derive(Debug, Default)]
+pub(crate) struct Scopes {
+    pub(crate) list: Vec<ScopeBytes>,
+    index: HashMap<(Vec<u8>, String), u32>,
+}
+
+impl Catalog {
+    /// A catalog for the resource `resource` (a `Resource` body), no scopes.
+    pub(crate) fn new(resource: Vec<u8>) -> Self {
+        Self {
+            resource,
+            scopes: RwLock::default(),
+        }
+    }
+
+    /// The tag of scope `bytes`, registering it on first sight.
+    pub(crate) fn register(&self, bytes: ScopeBytes) -> u32 {
+        let key = (bytes.scope.clone(), bytes.schema_url.clone());
+        if let Some(&tag) = self
+            .scopes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .index
+            .get(&key)
+        {
+            return tag;
+        }
+        let mut scopes = self.scopes.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(&tag) = scopes.index.get(&key) {
+            return tag;
+        }
+        // A record tag has 24 bits. Past 16.7M distinct scopes (a leak in
+        // the application) further ones share the last tag's scope, named
+        // so that the overflow is visible at the backend.
+        let tag = scopes.list.len() as u32;
+        if tag >= MAX_TAG {
+            if scopes.list.len() == MAX_TAG as usize {
+                scopes
+                    .list
+                    .push(ScopeBytes::new("otlpx.scope_overflow", "", "", &[]));
+            }
+            return MAX_TAG;
+        }
+        scopes.list.push(bytes);
+        scopes.index.insert(key, tag);
+        tag
+    }
+
+    /// The registered scopes, read-locked (registration waits meanwhile).
+    pub(crate) fn scopes(&self) -> RwLockReadGuard<'_, Scopes> {
+        self.scopes.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// An instrumentation scope, encoded once when its tracer is created.
 #[derive(Clone, Debug, Default)]

@@ -3,18 +3,28 @@
 //! out [`Tracer`]s. Everything here runs at setup or on the consumer side;
 //! nothing here is on the recording hot path.
 
+use crate::batch::Batcher;
 use crate::clock::Clock;
+use crate::config::{Compression, ExportConfig, Protocol};
 use crate::config::{DEFAULT_RING_BYTES_PER_CPU, SpanLimits};
-use crate::encode::{OneScope, ScopeBytes, TraceFramer, resource_bytes};
+use crate::encode::{Catalog, ScopeBytes, resource_bytes};
 use crate::proto;
 use crate::record::{Recorder, Tracer};
-use crate::ring::{Batch, CapacityError, MAX_TAG, RecordKind, Rings};
+use crate::ring::{CapacityError, Rings};
 use crate::telemetry::Stats;
 use crate::value::{KeyValue, Value};
 use bytes::BytesMut;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+#[cfg(feature = "export")]
+use {
+    crate::batch::Policy,
+    crate::telemetry::ExportCounters,
+    crate::transport::{GrpcTransport, HttpTransport, Transport},
+    crate::worker::{WorkerSettings, Workers},
+    std::time::Instant,
+};
 
 /// Why an engine could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +33,19 @@ pub enum BuildError {
     /// `ring_bytes_per_cpu` is not a power of two in range.
     #[error("invalid ring_bytes_per_cpu: {0}")]
     RingCapacity(#[from] CapacityError),
+    /// A setting's value is out of range or malformed.
+    #[error("invalid {setting} {value:?}: {reason}")]
+    Invalid {
+        /// The setting, as the builder method names it.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The exporter's runtime, transport or threads could not start.
+    #[error("cannot start the exporter: {0}")]
+    Start(String),
 }
 
 /// Configures and builds an [`Engine`].
@@ -42,6 +65,21 @@ pub struct EngineBuilder {
     ring_bytes_per_cpu: usize,
     rings: Option<usize>,
     limits: SpanLimits,
+    export: ExportConfig,
+    #[cfg(feature = "export")]
+    transport: Option<CustomTransport>,
+}
+
+/// A caller's transport, shown as such in `Debug`.
+#[cfg(feature = "export")]
+#[derive(Clone)]
+struct CustomTransport(Arc<dyn Transport>);
+
+#[cfg(feature = "export")]
+impl std::fmt::Debug for CustomTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomTransport")
+    }
 }
 
 const SERVICE_NAME: &str = "service.name";
@@ -88,12 +126,126 @@ impl EngineBuilder {
         self
     }
 
+    /// Exports to the OTLP receiver at `url`, for every signal: over gRPC
+    /// the URL as given (`http://collector:4317`), over HTTP a base to
+    /// which `/v1/traces` is appended (`http://collector:4318`). Without an
+    /// endpoint (or a [`transport`](Self::transport)) the engine records
+    /// and its caller drains ([`Engine::drain_traces`]).
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.export.endpoint = Some(url.into());
+        self
+    }
+
+    /// Exports traces to `url`, used as given (over HTTP, the full URL,
+    /// `/v1/traces` included); overrides [`endpoint`](Self::endpoint).
+    pub fn traces_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.export.traces_endpoint = Some(url.into());
+        self
+    }
+
+    /// OTLP/gRPC (default) or OTLP/HTTP with protobuf bodies.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.export.protocol = protocol;
+        self
+    }
+
+    /// Request compression (default none).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.export.compression = compression;
+        self
+    }
+
+    /// The compression level: gzip 0-9 (default
+    /// [`GZIP_LEVEL_DEFAULT`](crate::config::GZIP_LEVEL_DEFAULT)), zstd
+    /// 1-22 (default [`ZSTD_LEVEL_DEFAULT`](crate::config::ZSTD_LEVEL_DEFAULT)).
+    pub fn compression_level(mut self, level: i32) -> Self {
+        self.export.compression_level = Some(level);
+        self
+    }
+
+    /// A header sent with every request (an API key, a tenant id).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.export.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long a request may wait for its answer (default 10 s).
+    pub fn export_timeout(mut self, timeout: Duration) -> Self {
+        self.export.timeout = timeout;
+        self
+    }
+
+    /// Connections to the receiver (default 2): separately connected
+    /// HTTP/2 channels for gRPC, pooled keep-alive connections for HTTP.
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.export.connections = connections;
+        self
+    }
+
+    /// Requests in flight at most, all workers together (default 8). While
+    /// they are all out, spans wait in the rings.
+    pub fn max_in_flight(mut self, requests: usize) -> Self {
+        self.export.max_in_flight = requests;
+        self
+    }
+
+    /// Worker threads (default: one per 8 CPUs, at least one; at most one
+    /// per ring).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.export.workers = Some(workers);
+        self
+    }
+
+    /// Whether workers are pinned to cores (default true).
+    pub fn pin_workers(mut self, pin: bool) -> Self {
+        self.export.pin_workers = pin;
+        self
+    }
+
+    /// The cores workers are pinned to, worker `i` to `cores[i % len]`
+    /// (default: the cores this process may run on, in order).
+    pub fn worker_cores(mut self, cores: impl Into<Vec<usize>>) -> Self {
+        self.export.worker_cores = Some(cores.into());
+        self
+    }
+
+    /// Spans per request, at most (default 512).
+    pub fn max_batch_spans(mut self, spans: usize) -> Self {
+        self.export.max_batch_spans = spans;
+        self
+    }
+
+    /// Span bytes per request, at most (default 2 MiB; a larger span still
+    /// goes, alone).
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.export.max_batch_bytes = bytes;
+        self
+    }
+
+    /// How long a span may wait for its request to fill (default 1 s).
+    pub fn schedule_delay(mut self, delay: Duration) -> Self {
+        self.export.schedule_delay = delay;
+        self
+    }
+
+    /// Sends requests through `transport` instead of gRPC or HTTP (tests,
+    /// unusual deployments). Compression and batching still apply.
+    #[cfg(feature = "export")]
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(CustomTransport(transport));
+        self
+    }
+
     /// Builds the engine.
     ///
     /// # Errors
     ///
     /// [`BuildError::RingCapacity`] for a ring size that is not a power of
-    /// two between 64 bytes and 1 GiB.
+    /// two between 64 bytes and 1 GiB; [`BuildError::Invalid`] for an
+    /// export setting out of range (an endpoint that is not an `http://`
+    /// URL, a header that HTTP does not allow, a zero count or timeout, a
+    /// compression level the codec refuses); [`BuildError::Start`] when the
+    /// exporter's threads or runtime cannot start.
     pub fn build(self) -> Result<Engine, BuildError> {
         let count = self.rings.unwrap_or_else(Rings::default_count);
         let rings = Rings::new(count, self.ring_bytes_per_cpu)?;
@@ -119,34 +271,51 @@ impl EngineBuilder {
             attributes.push((SERVICE_NAME.to_owned(), any_value(&Value::Str(&service))));
         }
         attributes.extend(self.resource);
+        let recorder = Arc::new(Recorder {
+            rings,
+            limits: self.limits,
+            clock: Clock::new(),
+            dropped_invalid: AtomicU64::new(0),
+        });
+        let catalog = Arc::new(Catalog::new(resource_bytes(&attributes)));
+        #[cfg(feature = "export")]
+        let exporter = start_exporter(self.export, self.transport, &recorder, &catalog)?;
+        #[cfg(not(feature = "export"))]
+        if self.export.endpoint.is_some() || self.export.traces_endpoint.is_some() {
+            return Err(BuildError::Start(
+                "otlpx was built without its `export` feature".to_owned(),
+            ));
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
-                recorder: Arc::new(Recorder {
-                    rings,
-                    limits: self.limits,
-                    clock: Clock::new(),
-                    dropped_invalid: AtomicU64::new(0),
-                }),
-                resource: resource_bytes(&attributes),
-                scopes: RwLock::default(),
-                framer: Mutex::default(),
+                recorder,
+                catalog,
+                batcher: Mutex::default(),
+                #[cfg(feature = "export")]
+                exporter,
             }),
         })
     }
 }
 
-/// Registered scopes: the tag in a span record indexes `list`.
-#[derive(Default)]
-struct Scopes {
-    list: Vec<ScopeBytes>,
-    index: HashMap<(Vec<u8>, String), u32>,
-}
-
 struct Inner {
     recorder: Arc<Recorder>,
-    resource: Vec<u8>,
-    scopes: RwLock<Scopes>,
-    framer: Mutex<TraceFramer>,
+    catalog: Arc<Catalog>,
+    /// For `drain_traces` callers.
+    batcher: Mutex<Batcher>,
+    #[cfg(feature = "export")]
+    exporter: Option<Exporter>,
+}
+
+#[cfg(feature = "export")]
+impl Drop for Inner {
+    /// The last handle gone: deliver what can be delivered within the
+    /// export timeout, then stop.
+    fn drop(&mut self) {
+        if let Some(exporter) = &self.exporter {
+            let _ = exporter.shutdown(exporter.timeout());
+        }
+    }
 }
 
 /// The otlpx engine: cheap to clone (`Arc`), `Send + Sync`.
@@ -214,6 +383,9 @@ impl Engine {
             ring_bytes_per_cpu: DEFAULT_RING_BYTES_PER_CPU,
             rings: None,
             limits: SpanLimits::default(),
+            export: ExportConfig::default(),
+            #[cfg(feature = "export")]
+            transport: None,
         }
     }
 
@@ -239,49 +411,81 @@ impl Engine {
     }
 
     fn register_scope(&self, bytes: ScopeBytes) -> u32 {
-        let key = (bytes.scope.clone(), bytes.schema_url.clone());
-        if let Some(&tag) = self
-            .inner
-            .scopes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .index
-            .get(&key)
-        {
-            return tag;
+        self.inner.catalog.register(bytes)
+    }
+
+    /// Sends every span recorded before the call and waits for the
+    /// receiver's answers, for at most `timeout`. Recording goes on
+    /// meanwhile; spans recorded during the flush may or may not be in it.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Timeout`] if spans were still in rings or in flight at
+    /// the deadline (they stay counted there, and go on their way);
+    /// [`FlushError::NotExporting`] for an engine without an exporter or
+    /// after shutdown.
+    ///
+    /// [`FlushError::Timeout`]: crate::FlushError::Timeout
+    /// [`FlushError::NotExporting`]: crate::FlushError::NotExporting
+    #[cfg(feature = "export")]
+    pub fn flush(&self, timeout: Duration) -> Result<(), crate::FlushError> {
+        match &self.inner.exporter {
+            Some(e) => e.workers.flush(Instant::now() + timeout),
+            None => Err(crate::FlushError::NotExporting),
         }
-        let mut scopes = self
-            .inner
-            .scopes
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(&tag) = scopes.index.get(&key) {
-            return tag;
+    }
+
+    /// Flushes for at most `timeout`, then stops the workers and the I/O
+    /// runtime. Requests still unanswered then are abandoned and counted in
+    /// [`Dropped::shutdown`](crate::Dropped::shutdown) (abandoning them may
+    /// take up to 100 ms past the deadline); spans a full flush
+    /// could not send stay counted `in_rings`. Spans recorded afterwards
+    /// are kept in the rings and never sent. Dropping the last handle of an
+    /// engine shuts it down with the export timeout. Calling it again does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Timeout`](crate::FlushError::Timeout) when the flush
+    /// did not complete in time (the engine is stopped all the same).
+    #[cfg(feature = "export")]
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), crate::FlushError> {
+        match &self.inner.exporter {
+            Some(e) => e.shutdown(timeout),
+            None => Ok(()),
         }
-        // A record tag has 24 bits. Past 16.7M distinct scopes (a leak in
-        // the application) further ones share the last tag's scope, named
-        // so that the overflow is visible at the backend.
-        let tag = scopes.list.len() as u32;
-        if tag >= MAX_TAG {
-            if scopes.list.len() == MAX_TAG as usize {
-                scopes
-                    .list
-                    .push(ScopeBytes::new("otlpx.scope_overflow", "", "", &[]));
-            }
-            return MAX_TAG;
-        }
-        scopes.list.push(bytes);
-        scopes.index.insert(key, tag);
-        tag
+    }
+
+    /// The most recent export error, for diagnostics (counts by kind are in
+    /// [`stats`](Self::stats)).
+    #[cfg(feature = "export")]
+    pub fn last_export_error(&self) -> Option<String> {
+        self.inner.exporter.as_ref()?.workers.last_error()
+    }
+
+    /// The core each worker thread is pinned to (`None`: not pinned, by
+    /// configuration or because the OS refused); empty without an exporter.
+    #[cfg(feature = "export")]
+    pub fn worker_cores(&self) -> Vec<Option<usize>> {
+        self.inner
+            .exporter
+            .as_ref()
+            .map(|e| e.pinned.clone())
+            .unwrap_or_default()
     }
 
     /// A snapshot of the engine's counters.
     pub fn stats(&self) -> Stats {
         let r = &self.inner.recorder;
         // Relaxed: a statistic.
+        #[cfg(feature = "export")]
+        let export = self.inner.exporter.as_ref().map(Exporter::counters);
+        #[cfg(not(feature = "export"))]
+        let export = None;
         Stats::collect(
             r.rings.iter().map(|ring| ring.counters()),
             r.dropped_invalid.load(Ordering::Relaxed),
+            export,
         )
     }
 
@@ -314,60 +518,224 @@ impl Engine {
     }
 
     fn frame_traces(&self, out: &mut BytesMut, max_spans: usize, release: bool) -> usize {
+        #[cfg(feature = "export")]
+        if self.inner.exporter.is_some() {
+            out.clear();
+            return 0;
+        }
         let inner = &*self.inner;
-        let mut framer = inner.framer.lock().unwrap_or_else(PoisonError::into_inner);
-        let rings = &inner.recorder.rings;
-        let mut taken = Vec::with_capacity(rings.len());
-        let mut left = max_spans;
-        for ring in rings.iter() {
-            if left == 0 {
-                break;
-            }
-            if let Some(consumer) = ring.try_consume() {
-                let batch = consumer.peek(left, usize::MAX);
-                left -= batch.len();
-                taken.push((consumer, batch));
-            }
-        }
-        let scopes = inner.scopes.read().unwrap_or_else(PoisonError::into_inner);
-        let framed = framer.frame(
-            &inner.resource,
-            &scopes.list,
-            one_scope(taken.iter().map(|(_, batch)| batch)),
-            |sink| {
-                for (consumer, batch) in &taken {
-                    consumer.for_each(batch, |r| {
-                        // Spans are the only kind recorded so far; other
-                        // kinds get their own framers with their signals.
-                        debug_assert_eq!(r.kind, Some(RecordKind::Span));
-                        sink(r.tag, r.payload);
-                    });
-                }
-            },
-            out,
-        );
-        drop(scopes);
-        if release {
-            for (mut consumer, batch) in taken {
-                consumer.release(batch);
-            }
-        }
-        framed
+        inner
+            .batcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(
+                inner.recorder.rings.iter(),
+                &inner.catalog,
+                max_spans,
+                usize::MAX,
+                out,
+                release,
+            )
     }
 }
 
-/// When every record of `batches` carries one scope (the usual case), the
-/// request's sizes follow from the rings' summaries and the framer skips
-/// its sizing walk.
-fn one_scope<'b>(batches: impl Iterator<Item = &'b Batch>) -> Option<OneScope> {
-    let (mut tag, mut spans, mut bytes) = (None, 0, 0);
-    for batch in batches.filter(|b| !b.is_empty()) {
-        let t = batch.single_tag()?;
-        if *tag.get_or_insert(t) != t {
-            return None;
-        }
-        spans += batch.len();
-        bytes += batch.payload_bytes();
+/// The running export side of an engine.
+#[cfg(feature = "export")]
+struct Exporter {
+    workers: Workers,
+    counters: Arc<ExportCounters>,
+    timeout: Duration,
+    pinned: Vec<Option<usize>>,
+}
+
+#[cfg(feature = "export")]
+impl Exporter {
+    fn counters(&self) -> &ExportCounters {
+        &self.counters
     }
-    OneScope::new(tag?, spans, bytes)
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn shutdown(&self, timeout: Duration) -> Result<(), crate::worker::FlushError> {
+        self.workers.shutdown(Instant::now() + timeout)
+    }
+}
+
+#[cfg(feature = "export")]
+fn invalid(
+    setting: &'static str,
+    value: impl std::fmt::Debug,
+    reason: impl Into<String>,
+) -> BuildError {
+    BuildError::Invalid {
+        setting,
+        value: format!("{value:?}").trim_matches('"').to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The URL requests go to, checked: `http://host[:port][/path]`.
+#[cfg(feature = "export")]
+fn signal_uri(config: &ExportConfig) -> Result<Option<http::Uri>, BuildError> {
+    let (setting, url, append) = match (&config.traces_endpoint, &config.endpoint) {
+        (Some(url), _) => ("traces_endpoint", url, false),
+        (None, Some(url)) => ("endpoint", url, config.protocol == Protocol::HttpProtobuf),
+        (None, None) => return Ok(None),
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| invalid(setting, url, e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(invalid(
+                setting,
+                url,
+                "https needs TLS, which this version of otlpx does not have yet",
+            ));
+        }
+        _ => return Err(invalid(setting, url, "expected an http:// URL")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid(setting, url, "the URL names no host"));
+    }
+    if !append {
+        return Ok(Some(uri));
+    }
+    let base = url.trim_end_matches('/');
+    let full = format!("{base}{}", crate::transport::Signal::Traces.http_path());
+    full.parse()
+        .map(Some)
+        .map_err(|e: http::uri::InvalidUri| invalid(setting, url, e.to_string()))
+}
+
+#[cfg(feature = "export")]
+fn start_exporter(
+    config: ExportConfig,
+    custom: Option<CustomTransport>,
+    recorder: &Arc<Recorder>,
+    catalog: &Arc<Catalog>,
+) -> Result<Option<Exporter>, BuildError> {
+    let uri = signal_uri(&config)?;
+    if uri.is_none() && custom.is_none() {
+        return Ok(None);
+    }
+    for (setting, value) in [
+        ("connections", config.connections),
+        ("max_in_flight", config.max_in_flight),
+        ("max_batch_spans", config.max_batch_spans),
+        ("max_batch_bytes", config.max_batch_bytes),
+        ("workers", config.workers.unwrap_or(1)),
+    ] {
+        if value == 0 {
+            return Err(invalid(setting, value, "must be at least 1"));
+        }
+    }
+    if config.timeout.is_zero() {
+        return Err(invalid(
+            "export_timeout",
+            config.timeout,
+            "must be more than zero",
+        ));
+    }
+    if config.schedule_delay.is_zero() {
+        return Err(invalid(
+            "schedule_delay",
+            config.schedule_delay,
+            "must be more than zero",
+        ));
+    }
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &config.headers {
+        let name = http::HeaderName::try_from(name.as_str())
+            .map_err(|e| invalid("header", name, e.to_string()))?;
+        // The value is a secret as often as not: name the header only.
+        let value = http::HeaderValue::try_from(value.as_str()).map_err(|_| {
+            invalid(
+                "header",
+                name.as_str(),
+                "its value has characters HTTP does not allow",
+            )
+        })?;
+        headers.append(name, value);
+    }
+    let cores = if !config.pin_workers {
+        Vec::new()
+    } else if let Some(cores) = config.worker_cores.clone() {
+        if cores.is_empty() {
+            return Err(invalid(
+                "worker_cores",
+                cores,
+                "name at least one core, or turn pinning off",
+            ));
+        }
+        cores
+    } else {
+        core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let settings = WorkerSettings {
+        workers: config.workers.unwrap_or(cpus.div_ceil(8)),
+        cores,
+        policy: Policy {
+            max_spans: config.max_batch_spans,
+            max_bytes: config.max_batch_bytes,
+            delay: config.schedule_delay,
+        },
+        compression: config.compression,
+        compression_level: config.compression_level,
+        timeout: config.timeout,
+        max_in_flight: config.max_in_flight,
+    };
+    crate::compress::Compressor::new(config.compression, config.compression_level).map_err(
+        |reason| {
+            invalid(
+                "compression_level",
+                config.compression_level.unwrap_or_default(),
+                reason,
+            )
+        },
+    )?;
+    let counters = Arc::new(ExportCounters::default());
+    let connect_timeout = config.timeout.min(Duration::from_secs(5));
+    let make_transport = || -> Result<Arc<dyn Transport>, String> {
+        if let Some(CustomTransport(t)) = custom {
+            return Ok(t);
+        }
+        let uri = uri.expect("checked above");
+        Ok(match config.protocol {
+            Protocol::Grpc => Arc::new(GrpcTransport::new(
+                &uri.to_string(),
+                config.connections,
+                headers,
+                connect_timeout,
+            )?),
+            Protocol::HttpProtobuf => Arc::new(HttpTransport::new(
+                uri,
+                config.connections,
+                headers,
+                connect_timeout,
+            )),
+        })
+    };
+    let (workers, started) = Workers::start(
+        Arc::clone(recorder),
+        Arc::clone(catalog),
+        Arc::clone(&counters),
+        settings,
+        make_transport,
+    )
+    .map_err(BuildError::Start)?;
+    Ok(Some(Exporter {
+        workers,
+        counters,
+        timeout: config.timeout,
+        pinned: started.into_iter().map(|s| s.pinned).collect(),
+    }))
 }

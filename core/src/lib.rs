@@ -34,7 +34,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod batch;
 mod clock;
+#[cfg(feature = "export")]
+mod compress;
 pub mod config;
 mod context;
 mod encode;
@@ -44,9 +47,13 @@ pub mod record;
 pub mod ring;
 mod sync;
 pub mod telemetry;
+#[cfg(feature = "export")]
+pub mod transport;
 mod value;
+#[cfg(feature = "export")]
+mod worker;
 
-pub use config::SpanLimits;
+pub use config::{Compression, Protocol, SpanLimits};
 pub use context::{
     SpanContext, SpanId, TraceFlags, TraceId, TraceState, Traceparent, TraceparentError,
 };
@@ -54,5 +61,7 @@ pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
 pub use record::{
     Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind, Status, Tracer,
 };
-pub use telemetry::{Dropped, Stats};
+pub use telemetry::{Dropped, ExportFailures, ExportStats, FailureKind, Stats};
 pub use value::{KeyValue, Value};
+#[cfg(feature = "export")]
+pub use worker::FlushError;

@@ -46,6 +46,14 @@
 //! range has exactly one owner) and commit is per record. A preempted writer
 //! only delays the consumer, which stops at its BUSY record; nobody waits.
 //!
+//! # Waking the consumer
+//!
+//! A consumer thread may sleep while its rings are quiet. It hangs a
+//! [`Doorbell`] on each ring it drains ([`Ring::set_doorbell`]); a producer
+//! whose commit leaves the ring at least `wake_bytes` full rings it, which
+//! costs one compare per record and, only when the consumer is asleep, one
+//! `unpark`. Producers never wait on it.
+//!
 //! # Capacity
 //!
 //! A power of two between [`MIN_CAPACITY_BYTES`] and [`MAX_CAPACITY_BYTES`].
@@ -55,6 +63,9 @@
 
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::Duration;
 
 /// Bytes of the per-record header (`state` + `meta`).
 pub const HEADER_BYTES: usize = 8;
@@ -171,6 +182,64 @@ pub struct Ring {
     consuming: AtomicBool,
     mem: Memory,
     mask: u64,
+    /// Fill level (bytes) at which a commit rings the doorbell; `u64::MAX`
+    /// until one is set. Written once by `set_doorbell`.
+    wake_bytes: std::sync::atomic::AtomicU64,
+    doorbell: OnceLock<Arc<Doorbell>>,
+}
+
+/// How a sleeping consumer is woken when its rings fill. See the module
+/// docs; the consumer owns it and hangs it on its rings.
+#[derive(Debug)]
+pub struct Doorbell {
+    /// True while the consumer is (about to be) parked. Written by the
+    /// consumer to announce sleep and by whoever wakes it.
+    sleeping: std::sync::atomic::AtomicBool,
+    thread: Thread,
+}
+
+impl Doorbell {
+    /// A doorbell that wakes `thread` (the consumer's).
+    pub fn new(thread: Thread) -> Self {
+        Self {
+            sleeping: std::sync::atomic::AtomicBool::new(false),
+            thread,
+        }
+    }
+
+    /// Wakes the consumer if it sleeps. Called by producers.
+    #[cold]
+    pub fn ring(&self) {
+        // Relaxed: the flag carries no data, the ring's Release commit does
+        // (the consumer reads records with Acquire). Load before swap so a
+        // burst of producers seeing an awake consumer only reads the line.
+        if self.sleeping.load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .sleeping
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.thread.unpark();
+        }
+    }
+
+    /// Parks the calling (consumer) thread for at most `timeout`, unless
+    /// `idle()` — checked after announcing the sleep — says work arrived.
+    ///
+    /// A producer that committed just before the announcement may miss it
+    /// and not ring: the next commit over the threshold rings, and the
+    /// timeout bounds the delay if none comes. Wakes from other sources
+    /// (`Thread::unpark`) end the sleep too.
+    pub fn sleep(&self, timeout: Duration, idle: impl FnOnce() -> bool) {
+        // Relaxed: see `ring`; a missed wake only delays, as documented.
+        self.sleeping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if idle() {
+            std::thread::park_timeout(timeout);
+        }
+        // Relaxed: as above.
+        self.sleeping
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A point-in-time view of one ring's counters.
@@ -223,7 +292,32 @@ impl Ring {
             consuming: AtomicBool::new(false),
             mem: Memory::zeroed(capacity_bytes),
             mask: capacity_bytes as u64 - 1,
+            wake_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
+            doorbell: OnceLock::new(),
         })
+    }
+
+    /// Hangs the consumer's `doorbell` on this ring: a commit that leaves at
+    /// least `wake_bytes` in use rings it. The first doorbell set stays;
+    /// returns false if one was already set.
+    pub fn set_doorbell(&self, doorbell: Arc<Doorbell>, wake_bytes: u64) -> bool {
+        if self.doorbell.set(doorbell).is_err() {
+            return false;
+        }
+        // Relaxed: a producer that reads the new threshold finds the
+        // doorbell through the OnceLock's own synchronisation; one that
+        // reads the old value just does not ring yet.
+        self.wake_bytes
+            .store(wake_bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+
+    /// Bytes in use (records, headers, padding): a cheap fill level.
+    pub fn used_bytes(&self) -> u64 {
+        // Acquire/Relaxed: as in `counters`; an estimate.
+        let tail = self.consumer.tail.load(Ordering::Acquire);
+        let head = self.producer.head.load(Ordering::Relaxed);
+        head.saturating_sub(tail)
     }
 
     /// The ring's size in bytes.
@@ -268,7 +362,7 @@ impl Ring {
         let stride = stride_of(len);
         // Relaxed: a stale head only makes the CAS below fail and retry.
         let mut head = p.head.load(Ordering::Relaxed);
-        let (pos, pad) = loop {
+        let (pos, pad, tail) = loop {
             let off = head & self.mask;
             let pad = if off + stride > cap { cap - off } else { 0 };
             // Acquire: pairs with the Release store of `tail` in
@@ -297,7 +391,7 @@ impl Ring {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break (head, pad),
+                Ok(_) => break (head, pad, tail),
                 Err(now) => head = now,
             }
         };
@@ -332,6 +426,12 @@ impl Ring {
         // Release: pairs with the Acquire load in `Consumer::scan`; publishes
         // the payload and `meta`.
         self.mem.state(off).store(len32 | READY, Ordering::Release);
+        // Relaxed: a threshold, set once (see `set_doorbell`).
+        if pos + pad + stride - tail >= self.wake_bytes.load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(bell) = self.doorbell.get()
+        {
+            bell.ring();
+        }
         Ok(())
     }
 

@@ -633,7 +633,7 @@ proptest! {
         prop_assert_eq!(got, expected);
 
         let stats = engine.stats();
-        prop_assert_eq!(stats.drained, stats.recorded);
+        prop_assert_eq!(stats.drained_by_caller, stats.recorded);
         prop_assert_eq!(stats.in_rings, 0);
         prop_assert_eq!(stats.ring_bytes_used, 0);
     }

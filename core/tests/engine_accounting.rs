@@ -54,7 +54,10 @@ fn tiny_ring_without_consumer_keeps_what_fits_and_counts_the_rest() {
     assert_eq!(engine.drain_traces(&mut out, usize::MAX) as u64, kept);
     assert_eq!(decode_names(&out), names[..kept as usize]);
     let s = engine.stats();
-    assert_eq!((s.drained, s.in_rings, s.ring_bytes_used), (kept, 0, 0));
+    assert_eq!(
+        (s.drained_by_caller, s.in_rings, s.ring_bytes_used),
+        (kept, 0, 0)
+    );
 
     // record_span reports the same drop as a status.
     let finished = otlpx::FinishedSpan {
@@ -145,9 +148,9 @@ fn producers_and_a_draining_consumer_account_for_every_span() {
     let s = engine.stats();
     let total = (threads * per_thread) as u64;
     assert_eq!(s.recorded, total, "every span handed over is counted");
-    assert_eq!(s.drained, drained);
+    assert_eq!(s.drained_by_caller, drained);
     assert_eq!(s.in_rings, 0);
-    assert_eq!(s.drained + s.dropped.total(), total);
+    assert_eq!(s.drained_by_caller + s.dropped.total(), total);
     assert_eq!(
         s.dropped.total(),
         s.dropped.ring_full,

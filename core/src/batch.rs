@@ -1,0 +1,198 @@
+//! Batching: taking span records out of a set of rings and framing them as
+//! one request, and deciding when a batch is due.
+//!
+//! A batch is bounded by spans and by payload bytes, and by age: records
+//! wait in their rings (the rings are the queue; nothing is copied before
+//! the request is framed) until enough are there to fill a request or the
+//! oldest may have waited the schedule delay. Records are released only
+//! after their bytes were copied into the request.
+
+use crate::encode::{Catalog, OneScope, TraceFramer};
+use crate::ring::{Batch, Consumer, RecordKind, Ring};
+use bytes::BytesMut;
+#[cfg(feature = "export")]
+use std::time::Duration;
+
+#[cfg(feature = "export")]
+/// When a batch is sent. Built from the engine's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy {
+    /// Spans per request, at most.
+    pub(crate) max_spans: usize,
+    /// Span bytes per request, at most (a single larger span still goes,
+    /// alone).
+    pub(crate) max_bytes: usize,
+    /// How long a span may wait for its batch to fill.
+    pub(crate) delay: Duration,
+}
+
+#[cfg(feature = "export")]
+/// What is waiting in a set of rings.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pending {
+    pub(crate) spans: u64,
+    pub(crate) bytes: u64,
+    /// Some ring is filled past its wake level: send now, before it
+    /// overflows, whatever the batch size.
+    pub(crate) pressing: bool,
+}
+
+#[cfg(feature = "export")]
+impl Pending {
+    /// Sums the counters of `rings`.
+    pub(crate) fn of<'r>(rings: impl IntoIterator<Item = &'r Ring>, policy: &Policy) -> Self {
+        rings.into_iter().fold(Self::default(), |p, ring| {
+            let c = ring.counters();
+            Self {
+                spans: p.spans + c.in_ring(),
+                bytes: p.bytes + c.used_bytes,
+                pressing: p.pressing || c.used_bytes >= policy.wake_bytes(ring),
+            }
+        })
+    }
+}
+
+#[cfg(feature = "export")]
+impl Policy {
+    /// The fill level at which a ring's producers wake its worker, and at
+    /// which a batch is due whatever its size: an eighth of the ring (room
+    /// left for the worker to catch up), or a full request's bytes if less.
+    pub(crate) fn wake_bytes(&self, ring: &Ring) -> u64 {
+        (ring.capacity_bytes() as u64 / 8).min(self.max_bytes as u64)
+    }
+
+    /// Whether a request should be sent now: a full one is waiting, a ring
+    /// is filling up, spans have been waiting at least `waited` ≥ the
+    /// delay, or a flush wants everything.
+    pub(crate) fn due(&self, pending: Pending, waited: Duration, flushing: bool) -> bool {
+        pending.spans > 0
+            && (flushing
+                || pending.pressing
+                || pending.spans >= self.max_spans as u64
+                || pending.bytes >= self.max_bytes as u64
+                || waited >= self.delay)
+    }
+}
+
+/// Takes records out of rings and frames them. One per consumer thread;
+/// reused, it allocates only when a batch needs more room than any before.
+#[derive(Debug, Default)]
+pub(crate) struct Batcher {
+    framer: TraceFramer,
+}
+
+impl Batcher {
+    /// Frames up to `max_spans` spans and about `max_bytes` of them from
+    /// `rings` into `out` (cleared first) as one request, and returns how
+    /// many. With `release`, the spans leave the rings; without, they stay
+    /// (benchmarks frame the same spans again). Rings another consumer holds
+    /// are skipped.
+    pub(crate) fn take<'r>(
+        &mut self,
+        rings: impl IntoIterator<Item = &'r Ring>,
+        catalog: &Catalog,
+        max_spans: usize,
+        max_bytes: usize,
+        out: &mut BytesMut,
+        release: bool,
+    ) -> usize {
+        let mut taken: Vec<(Consumer<'r>, Batch)> = Vec::new();
+        let (mut spans_left, mut bytes_left) = (max_spans, max_bytes);
+        for ring in rings {
+            if spans_left == 0 || bytes_left == 0 {
+                break;
+            }
+            if let Some(consumer) = ring.try_consume() {
+                let batch = consumer.peek(spans_left, bytes_left);
+                spans_left -= batch.len();
+                bytes_left = bytes_left.saturating_sub(batch.payload_bytes());
+                taken.push((consumer, batch));
+            }
+        }
+        let scopes = catalog.scopes();
+        let framed = self.framer.frame(
+            &catalog.resource,
+            &scopes.list,
+            one_scope(taken.iter().map(|(_, batch)| batch)),
+            |sink| {
+                for (consumer, batch) in &taken {
+                    consumer.for_each(batch, |r| {
+                        // Spans are the only kind recorded so far; other
+                        // kinds get their own framers with their signals.
+                        debug_assert_eq!(r.kind, Some(RecordKind::Span));
+                        sink(r.tag, r.payload);
+                    });
+                }
+            },
+            out,
+        );
+        drop(scopes);
+        if release {
+            for (mut consumer, batch) in taken {
+                consumer.release(batch);
+            }
+        }
+        framed
+    }
+}
+
+/// When every record of `batches` carries one scope (the usual case), the
+/// request's sizes follow from the rings' summaries and the framer skips
+/// its sizing walk.
+fn one_scope<'b>(batches: impl Iterator<Item = &'b Batch>) -> Option<OneScope> {
+    let (mut tag, mut spans, mut bytes) = (None, 0, 0);
+    for batch in batches.filter(|b| !b.is_empty()) {
+        let t = batch.single_tag()?;
+        if *tag.get_or_insert(t) != t {
+            return None;
+        }
+        spans += batch.len();
+        bytes += batch.payload_bytes();
+    }
+    OneScope::new(tag?, spans, bytes)
+}
+
+#[cfg(all(test, feature = "export"))]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            max_spans: 10,
+            max_bytes: 1000,
+            delay: Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn due_when_full_pressing_old_or_flushing_and_never_when_empty() {
+        let p = policy();
+        let some = Pending {
+            spans: 3,
+            bytes: 90,
+            pressing: false,
+        };
+        let short = Duration::from_millis(5);
+        assert!(!p.due(some, short, false));
+        assert!(p.due(some, Duration::from_millis(100), false));
+        assert!(p.due(some, short, true));
+        assert!(p.due(Pending { spans: 10, ..some }, short, false));
+        assert!(p.due(
+            Pending {
+                bytes: 1000,
+                ..some
+            },
+            short,
+            false
+        ));
+        assert!(p.due(
+            Pending {
+                pressing: true,
+                ..some
+            },
+            short,
+            false
+        ));
+        assert!(!p.due(Pending::default(), Duration::MAX, true));
+    }
+}

@@ -1,0 +1,104 @@
+//! OTLP/HTTP with binary protobuf: `POST <endpoint>` over hyper's pooled
+//! keep-alive client (HTTP/1.1), answers read per the OTLP/HTTP
+//! specification: a 2xx carries an `Export*ServiceResponse` (partial
+//! success), an error status a `google.rpc.Status` when it can.
+
+use super::{
+    ExportError, ExportFuture, ExportRequest, MAX_RESPONSE_BYTES, RpcStatus, Transport, USER_AGENT,
+    decode_response, error_chain, excerpt, http_status_kind,
+};
+use crate::config::Compression;
+use crate::telemetry::FailureKind;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// OTLP/HTTP to one URL.
+pub(crate) struct HttpTransport {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl HttpTransport {
+    /// A pooled client posting to `uri` (the full signal URL), keeping up
+    /// to `connections` idle connections. Must be called inside the
+    /// engine's runtime.
+    pub(crate) fn new(
+        uri: Uri,
+        connections: usize,
+        headers: HeaderMap,
+        connect_timeout: Duration,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(connections.max(1))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Self {
+            client,
+            uri,
+            headers,
+        }
+    }
+}
+
+impl Transport for HttpTransport {
+    fn export(&self, request: ExportRequest) -> ExportFuture {
+        let mut http_request = http::Request::new(Full::new(request.body));
+        *http_request.method_mut() = http::Method::POST;
+        *http_request.uri_mut() = self.uri.clone();
+        let h = http_request.headers_mut();
+        h.clone_from(&self.headers);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        if request.compression != Compression::None {
+            h.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(request.compression.as_str()),
+            );
+        }
+        let response = self.client.request(http_request);
+        Box::pin(async move {
+            let response = response
+                .await
+                .map_err(|e| ExportError::new(FailureKind::Unavailable, error_chain(&e)))?;
+            let status = response.status();
+            let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| {
+                    ExportError::new(
+                        FailureKind::Unavailable,
+                        format!("reading the answer: {}", error_chain(&*e)),
+                    )
+                })?
+                .to_bytes();
+            if status.is_success() {
+                // A success whose body says nothing we can read still
+                // delivered the data: count it accepted.
+                return Ok(decode_response(&body).unwrap_or_default());
+            }
+            let detail = match <RpcStatus as prost::Message>::decode(&body[..]) {
+                Ok(s) if !s.message.is_empty() => s.message,
+                _ => excerpt(&body),
+            };
+            let mut e = ExportError::new(
+                http_status_kind(status.as_u16()),
+                format!("HTTP {status}: {detail}"),
+            );
+            e.http_status = Some(status.as_u16());
+            Err(e)
+        })
+    }
+}

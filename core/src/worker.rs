@@ -1,0 +1,537 @@
+//! Workers: plain threads, pinned to cores when asked, each owning a set of
+//! rings. A worker drains its rings in batches ([`crate::batch`]), frames
+//! and compresses each request, and hands it to the transport on the
+//! engine's own tokio runtime; it never waits on the application.
+//!
+//! # Sleeping and waking
+//!
+//! A worker with nothing due parks, hanging a [`Doorbell`] on its rings: a
+//! producer that fills a ring past the wake level unparks it, and the
+//! schedule delay bounds the sleep otherwise. An idle engine wakes each
+//! worker once per schedule delay.
+//!
+//! # In flight
+//!
+//! A [`Gate`] bounds requests in flight across all workers. A worker takes a
+//! slot before it takes spans from its rings, so spans are only ever in a
+//! ring or in a request that is on its way; while the gate is closed the
+//! rings are the queue, and a full ring drops (counted) rather than block a
+//! producer. Every request is settled exactly once in [`ExportCounters`]:
+//! answered, failed, or abandoned at shutdown (its task dropped).
+//!
+//! # Flush and stop
+//!
+//! `flush` bumps an epoch and wakes everyone; a worker that sees a new epoch
+//! sends everything its rings hold, then acknowledges the epoch. The flush
+//! returns when every worker has acknowledged and nothing is in flight.
+//! `stop` makes workers send what they can without waiting and exit.
+
+use crate::batch::{Batcher, Pending, Policy};
+use crate::compress::Compressor;
+use crate::config::Compression;
+use crate::encode::Catalog;
+use crate::record::Recorder;
+use crate::ring::{Doorbell, Ring};
+use crate::telemetry::{ExportCounters, FailureKind, Settled};
+use crate::transport::{ExportRequest, Signal, Transport};
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long shutdown waits, past its deadline if need be, for the I/O
+/// runtime to drop (and so count) the requests it abandons. Dropping a task
+/// takes microseconds; this is slack for a loaded machine.
+const ABANDON_GRACE: Duration = Duration::from_millis(100);
+
+/// How the workers run; from the engine's configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkerSettings {
+    pub(crate) workers: usize,
+    /// Core ids to pin worker `i` to (`cores[i % len]`); empty: no pinning.
+    pub(crate) cores: Vec<usize>,
+    pub(crate) policy: Policy,
+    pub(crate) compression: Compression,
+    pub(crate) compression_level: Option<i32>,
+    pub(crate) timeout: Duration,
+    pub(crate) max_in_flight: usize,
+}
+
+/// Why a flush did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The deadline passed with spans still in rings or in flight.
+    #[error("flush timed out with spans still in rings or in flight")]
+    Timeout,
+    /// The engine was shut down, or never had an exporter.
+    #[error("the engine is not exporting (shut down, or built without an endpoint)")]
+    NotExporting,
+}
+
+/// Bounds requests in flight; also where flush waits.
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+    max: usize,
+}
+
+struct GateState {
+    in_flight: usize,
+}
+
+impl Gate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a slot, waiting while `max` requests are in flight, until
+    /// `give_up()` (checked at least every few ms) says to stop waiting.
+    fn enter(&self, give_up: impl Fn() -> bool) -> bool {
+        let mut st = self.lock();
+        while st.in_flight >= self.max {
+            if give_up() {
+                return false;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, Duration::from_millis(5))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        st.in_flight += 1;
+        true
+    }
+
+    fn leave(&self) {
+        self.lock().in_flight -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Wakes waiters to re-check their conditions.
+    fn notify(&self) {
+        drop(self.lock());
+        self.changed.notify_all();
+    }
+}
+
+/// What workers and the engine share.
+struct Shared {
+    recorder: Arc<Recorder>,
+    catalog: Arc<Catalog>,
+    transport: Arc<dyn Transport>,
+    counters: Arc<ExportCounters>,
+    runtime: tokio::runtime::Handle,
+    settings: WorkerSettings,
+    gate: Gate,
+    /// Flush requests so far. Written by `flush`, read by workers.
+    flush_epoch: AtomicU64,
+    /// Per worker: the last flush epoch it completed.
+    flushed: Box<[AtomicU64]>,
+    stop: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The running workers and their runtime; owned by the engine.
+pub(crate) struct Workers {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+/// What a worker thread reports once it has started.
+pub(crate) struct Started {
+    /// The core it is pinned to, if any.
+    pub(crate) pinned: Option<usize>,
+}
+
+impl Workers {
+    /// Starts `settings.workers` threads draining `recorder`'s rings into
+    /// `transport` (built by `make_transport` inside the runtime).
+    ///
+    /// # Errors
+    ///
+    /// A message when the runtime, the transport or a thread cannot start.
+    pub(crate) fn start(
+        recorder: Arc<Recorder>,
+        catalog: Arc<Catalog>,
+        counters: Arc<ExportCounters>,
+        settings: WorkerSettings,
+        make_transport: impl FnOnce() -> Result<Arc<dyn Transport>, String>,
+    ) -> Result<(Self, Vec<Started>), String> {
+        // A fresh compressor proves the level valid before threads start.
+        Compressor::new(settings.compression, settings.compression_level)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otlpx-io")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+        let transport = {
+            let _entered = runtime.enter();
+            make_transport()?
+        };
+        let workers = settings.workers.clamp(1, recorder.rings.len());
+        let shared = Arc::new(Shared {
+            gate: Gate {
+                state: Mutex::new(GateState { in_flight: 0 }),
+                changed: Condvar::new(),
+                max: settings.max_in_flight.max(1),
+            },
+            runtime: runtime.handle().clone(),
+            recorder,
+            catalog,
+            transport,
+            counters,
+            settings,
+            flush_epoch: AtomicU64::new(0),
+            flushed: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            stop: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let mine = Arc::clone(&shared);
+            let tx = tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("otlpx-worker-{index}"))
+                .spawn(move || Worker::new(mine, index, workers).run(&tx));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    shared.stop.store(true, Ordering::Release);
+                    for t in &threads {
+                        t.thread().unpark();
+                    }
+                    return Err(format!("cannot start worker thread {index}: {e}"));
+                }
+            }
+        }
+        drop(tx);
+        let started = rx.iter().take(workers).collect();
+        Ok((
+            Self {
+                shared,
+                threads: Mutex::new(threads),
+                runtime: Mutex::new(Some(runtime)),
+            },
+            started,
+        ))
+    }
+
+    fn wake_all(&self) {
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            t.thread().unpark();
+        }
+    }
+
+    /// Sends everything recorded before the call and waits for the answers,
+    /// until `deadline`.
+    pub(crate) fn flush(&self, deadline: Instant) -> Result<(), FlushError> {
+        let s = &*self.shared;
+        // Acquire: pairs with the Release store in `shutdown`.
+        if s.stop.load(Ordering::Acquire) {
+            return Err(FlushError::NotExporting);
+        }
+        // Release: pairs with the Acquire load in `Worker::run`; spans
+        // recorded before this call (committed with Release, seen by this
+        // thread) are visible to the worker that acknowledges the epoch.
+        let epoch = s.flush_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        self.wake_all();
+        let mut st = s.gate.lock();
+        loop {
+            // Acquire: pairs with the Release store of an acknowledgement;
+            // the requests that flush sent are counted in `in_flight` by then.
+            let acked = s.flushed.iter().all(|f| f.load(Ordering::Acquire) >= epoch);
+            if acked && st.in_flight == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(FlushError::Timeout);
+            }
+            st = s
+                .gate
+                .changed
+                .wait_timeout(st, (deadline - now).min(Duration::from_millis(50)))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Flushes until `deadline`, then stops the workers and the runtime;
+    /// requests still unanswered are abandoned and counted as dropped
+    /// (`shutdown`). Idempotent.
+    pub(crate) fn shutdown(&self, deadline: Instant) -> Result<(), FlushError> {
+        let Some(runtime) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Ok(());
+        };
+        let flushed = self.flush(deadline);
+        // Release: pairs with the Acquire loads in workers and `flush`.
+        self.shared.stop.store(true, Ordering::Release);
+        self.wake_all();
+        self.shared.gate.notify();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
+            // A worker only panics on a bug; its spans stay counted where
+            // they were (rings or in flight), so carry on shutting down.
+            let _ = t.join();
+        }
+        // Dropping the runtime drops unfinished export tasks, which settles
+        // them as abandoned. Done on a thread of its own: a runtime cannot
+        // be dropped from inside an async context, where a caller may be.
+        // The runtime's thread drops the tasks as it exits: give it a
+        // moment even when the deadline has passed, so that what it
+        // abandons is counted before we return.
+        let grace = deadline
+            .saturating_duration_since(Instant::now())
+            .max(ABANDON_GRACE);
+        let _ = std::thread::Builder::new()
+            .name("otlpx-shutdown".into())
+            .spawn(move || runtime.shutdown_timeout(grace))
+            .map(JoinHandle::join);
+        flushed
+    }
+
+    /// The last export error, for diagnostics.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Settles a request exactly once: with its outcome, or as abandoned if the
+/// task is dropped first. Also frees its gate slot.
+struct InFlight {
+    shared: Arc<Shared>,
+    spans: u64,
+    settled: bool,
+}
+
+impl InFlight {
+    fn settle(mut self, how: Settled) {
+        self.shared.counters.settle(self.spans, how);
+        self.settled = true;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.shared.counters.settle(self.spans, Settled::Shutdown);
+        }
+        self.shared.gate.leave();
+    }
+}
+
+/// One worker thread's state.
+struct Worker {
+    shared: Arc<Shared>,
+    index: usize,
+    /// Worker `index` of `workers` owns rings `index`, `index + workers`, …
+    workers: usize,
+    batcher: Batcher,
+    compressor: Compressor,
+    frame: BytesMut,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, index: usize, workers: usize) -> Self {
+        let compressor = Compressor::new(
+            shared.settings.compression,
+            shared.settings.compression_level,
+        )
+        .expect("level validated in Workers::start");
+        Self {
+            shared,
+            index,
+            workers,
+            batcher: Batcher::default(),
+            compressor,
+            frame: BytesMut::new(),
+        }
+    }
+
+    fn my_rings(&self) -> impl Iterator<Item = &Ring> + Clone + '_ {
+        self.shared
+            .recorder
+            .rings
+            .iter()
+            .skip(self.index)
+            .step_by(self.workers)
+    }
+
+    fn pending(&self) -> Pending {
+        Pending::of(self.my_rings(), &self.shared.settings.policy)
+    }
+
+    fn run(mut self, started: &std::sync::mpsc::Sender<Started>) {
+        let pinned = self.pin();
+        let _ = started.send(Started { pinned });
+        let doorbell = Arc::new(Doorbell::new(std::thread::current()));
+        let policy = self.shared.settings.policy;
+        for ring in self.my_rings() {
+            ring.set_doorbell(Arc::clone(&doorbell), policy.wake_bytes(ring));
+        }
+        let mut last_empty = Instant::now();
+        let mut acked = 0;
+        loop {
+            // Acquire (both): pair with the Release stores in `flush` and
+            // `shutdown`.
+            let stop = self.shared.stop.load(Ordering::Acquire);
+            let epoch = self.shared.flush_epoch.load(Ordering::Acquire);
+            let pending = self.pending();
+            let now = Instant::now();
+            if pending.spans == 0 {
+                last_empty = now;
+            }
+            let flushing = epoch > acked || stop;
+            if policy.due(pending, now - last_empty, flushing) {
+                if !self.send_one(stop) {
+                    if stop {
+                        return;
+                    }
+                    // Counted committed but not yet visible: a moment.
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            if epoch > acked {
+                acked = epoch;
+                // Release: pairs with the Acquire load in `flush`.
+                self.shared.flushed[self.index].store(epoch, Ordering::Release);
+                self.shared.gate.notify();
+            }
+            if stop {
+                return;
+            }
+            let wait = if pending.spans == 0 {
+                policy.delay
+            } else {
+                policy.delay.saturating_sub(now - last_empty)
+            };
+            let shared = &self.shared;
+            doorbell.sleep(wait, || {
+                // Relaxed: re-checked with Acquire at the top of the loop.
+                shared.flush_epoch.load(Ordering::Relaxed) == acked
+                    && !shared.stop.load(Ordering::Relaxed)
+            });
+        }
+    }
+
+    /// Pins this thread per the settings; the core, if pinned.
+    fn pin(&self) -> Option<usize> {
+        let cores = &self.shared.settings.cores;
+        if cores.is_empty() {
+            return None;
+        }
+        let core = cores[self.index % cores.len()];
+        core_affinity::set_for_current(core_affinity::CoreId { id: core }).then_some(core)
+    }
+
+    /// Takes one batch and sends it. False if nothing was taken (nothing
+    /// visible yet, or stopping with the gate closed).
+    fn send_one(&mut self, stop: bool) -> bool {
+        let shared = Arc::clone(&self.shared);
+        // Take the slot before the spans: spans are in a ring or on their
+        // way, never held by a waiting worker. A stopping worker waits for
+        // nothing.
+        if !shared
+            .gate
+            .enter(|| stop || shared.stop.load(Ordering::Acquire))
+        {
+            return false;
+        }
+        let mut in_flight = InFlight {
+            shared: Arc::clone(&shared),
+            spans: 0,
+            settled: true,
+        };
+        let policy = shared.settings.policy;
+        let rings = shared
+            .recorder
+            .rings
+            .iter()
+            .skip(self.index)
+            .step_by(self.workers);
+        let spans = self.batcher.take(
+            rings,
+            &shared.catalog,
+            policy.max_spans,
+            policy.max_bytes,
+            &mut self.frame,
+            true,
+        );
+        if spans == 0 {
+            return false;
+        }
+        in_flight.spans = spans as u64;
+        in_flight.settled = false;
+        let uncompressed = self.frame.len();
+        let body: Bytes = if self.compressor.is_identity() {
+            self.frame.split().freeze()
+        } else {
+            let mut out = Vec::new();
+            if let Err(e) = self.compressor.compress(&self.frame, &mut out) {
+                *shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(e);
+                in_flight.settle(Settled::Failed(FailureKind::Other));
+                return true;
+            }
+            Bytes::from(out)
+        };
+        shared.counters.sent(uncompressed, body.len());
+        let request = ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
+        let timeout = shared.settings.timeout;
+        let export = {
+            let _entered = shared.runtime.enter();
+            shared.transport.export(request)
+        };
+        shared.runtime.spawn(async move {
+            let outcome = tokio::time::timeout(timeout, export).await;
+            let how = match outcome {
+                Ok(Ok(response)) => Settled::Ok {
+                    rejected: response.rejected,
+                },
+                Ok(Err(e)) => {
+                    let kind = e.kind;
+                    *in_flight
+                        .shared
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                    Settled::Failed(kind)
+                }
+                Err(_) => {
+                    *in_flight
+                        .shared
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) =
+                        Some(format!("no answer within {timeout:?}"));
+                    Settled::Failed(FailureKind::Timeout)
+                }
+            };
+            in_flight.settle(how);
+        });
+        true
+    }
+}

@@ -1,0 +1,368 @@
+//! The export side with a stand-in transport: every span recorded by
+//! several threads arrives exactly once, through each compression; answers
+//! and failures are counted by kind; batches respect size and age; a full
+//! ring wakes a sleeping worker; shutdown keeps its deadline against a
+//! receiver that never answers. (Pinning and idling: `export_idle.rs`.)
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+use otlpx::transport::{ExportError, ExportFuture, ExportRequest, ExportResponse, Transport};
+use otlpx::{BuildError, Compression, Engine, FailureKind, FlushError};
+use prost::Message;
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the stand-in transport answers.
+#[derive(Clone)]
+enum Answer {
+    Accept,
+    Partial(u64),
+    Fail(FailureKind),
+    Never,
+}
+
+/// Keeps every request and answers as told.
+struct Capture {
+    answer: Answer,
+    requests: Mutex<Vec<ExportRequest>>,
+}
+
+impl Capture {
+    fn new(answer: Answer) -> Arc<Self> {
+        Arc::new(Self {
+            answer,
+            requests: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn requests(&self) -> Vec<ExportRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Every request decompressed and decoded, with its span count.
+    fn decoded(&self) -> Vec<(ExportTraceServiceRequest, usize)> {
+        self.requests()
+            .iter()
+            .map(|r| {
+                let mut plain = Vec::new();
+                match r.compression {
+                    Compression::Gzip => {
+                        flate2::read::GzDecoder::new(&r.body[..])
+                            .read_to_end(&mut plain)
+                            .unwrap();
+                    }
+                    Compression::Zstd => plain = zstd::decode_all(&r.body[..]).unwrap(),
+                    _ => plain = r.body.to_vec(),
+                }
+                (
+                    ExportTraceServiceRequest::decode(&plain[..]).unwrap(),
+                    r.items,
+                )
+            })
+            .collect()
+    }
+}
+
+impl Transport for Capture {
+    fn export(&self, request: ExportRequest) -> ExportFuture {
+        self.requests.lock().unwrap().push(request);
+        let answer = self.answer.clone();
+        Box::pin(async move {
+            match answer {
+                Answer::Accept => Ok(ExportResponse::accepted()),
+                Answer::Partial(n) => Ok(ExportResponse::partial(n, "too old")),
+                Answer::Fail(kind) => Err(ExportError::new(kind, "refused")),
+                Answer::Never => std::future::pending().await,
+            }
+        })
+    }
+}
+
+fn engine_with(capture: &Arc<Capture>) -> otlpx::EngineBuilder {
+    Engine::builder()
+        .service_name("export-test")
+        .transport(capture.clone())
+}
+
+/// (thread, seq) of every span in `requests`.
+fn span_ids(requests: &[(ExportTraceServiceRequest, usize)]) -> Vec<(i64, i64)> {
+    let mut ids = Vec::new();
+    for (req, items) in requests {
+        let mut n = 0;
+        for span in req
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+        {
+            n += 1;
+            let int = |key: &str| {
+                span.attributes
+                    .iter()
+                    .find(|kv| kv.key == key)
+                    .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                        Av::IntValue(i) => Some(*i),
+                        _ => None,
+                    })
+                    .unwrap()
+            };
+            ids.push((int("thread"), int("seq")));
+        }
+        assert_eq!(n, *items, "a request's item count matches its spans");
+    }
+    ids
+}
+
+fn record(engine: &Engine, threads: i64, per_thread: i64) {
+    let tracer = engine.tracer("export-test", "1");
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let tracer = &tracer;
+            s.spawn(move || {
+                for seq in 0..per_thread {
+                    let mut span = tracer.start("op");
+                    span.set_attribute("thread", t);
+                    span.set_attribute("seq", seq);
+                    span.end();
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn every_span_arrives_exactly_once_through_each_compression() {
+    let (threads, per_thread) = if cfg!(debug_assertions) {
+        (4, 3_000)
+    } else {
+        (4, 30_000)
+    };
+    let total = (threads * per_thread) as u64;
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let capture = Capture::new(Answer::Accept);
+        let engine = engine_with(&capture)
+            .compression(compression)
+            .max_batch_spans(300)
+            .ring_bytes_per_cpu(8 << 20)
+            .build()
+            .unwrap();
+        record(&engine, threads, per_thread);
+        engine.flush(Duration::from_secs(30)).unwrap();
+
+        let requests = capture.decoded();
+        let ids = span_ids(&requests);
+        let unique: HashSet<_> = ids.iter().copied().collect();
+        assert_eq!(ids.len() as u64, total, "{compression:?}");
+        assert_eq!(unique.len() as u64, total, "{compression:?}: a span twice");
+        assert!(requests.iter().all(|(_, n)| *n <= 300));
+
+        let s = engine.stats();
+        assert_eq!((s.recorded, s.exported), (total, total), "{compression:?}");
+        assert_eq!((s.in_flight, s.in_rings, s.dropped.total()), (0, 0, 0));
+        assert_eq!(s.export.requests, requests.len() as u64);
+        let sent: usize = capture.requests().iter().map(|r| r.body.len()).sum();
+        assert_eq!(s.export.bytes_sent, sent as u64);
+        if compression != Compression::None {
+            // Random ids make up much of these tiny spans: modest ratios.
+            assert!(s.export.bytes_sent < s.export.bytes_uncompressed);
+        }
+        engine.shutdown(Duration::from_secs(5)).unwrap();
+    }
+}
+
+#[test]
+fn partial_success_and_failures_are_counted_by_kind() {
+    let capture = Capture::new(Answer::Partial(2));
+    let engine = engine_with(&capture).max_batch_spans(10).build().unwrap();
+    record(&engine, 1, 50);
+    engine.flush(Duration::from_secs(10)).unwrap();
+    let s = engine.stats();
+    assert_eq!(s.export.requests, 5);
+    assert_eq!((s.exported, s.dropped.rejected), (40, 10));
+
+    for kind in [
+        FailureKind::Unavailable,
+        FailureKind::Rejected,
+        FailureKind::Throttled,
+    ] {
+        let capture = Capture::new(Answer::Fail(kind));
+        let engine = engine_with(&capture).max_batch_spans(10).build().unwrap();
+        record(&engine, 1, 30);
+        engine.flush(Duration::from_secs(10)).unwrap();
+        let s = engine.stats();
+        assert_eq!((s.exported, s.dropped.export_failed), (0, 30), "{kind:?}");
+        let f = s.export.failures;
+        let counted = match kind {
+            FailureKind::Unavailable => f.unavailable,
+            FailureKind::Rejected => f.rejected,
+            _ => f.throttled,
+        };
+        assert_eq!((counted, f.total()), (3, 3), "{kind:?}");
+        assert!(engine.last_export_error().unwrap().contains("refused"));
+    }
+}
+
+#[test]
+fn shutdown_keeps_its_deadline_when_the_receiver_never_answers() {
+    let capture = Capture::new(Answer::Never);
+    let engine = engine_with(&capture)
+        .max_batch_spans(10)
+        .max_in_flight(2)
+        .export_timeout(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    record(&engine, 1, 100);
+    let start = Instant::now();
+    assert_eq!(
+        engine.shutdown(Duration::from_millis(300)),
+        Err(FlushError::Timeout)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let s = engine.stats();
+    // Two requests went out and were abandoned; the rest never left.
+    assert_eq!(s.dropped.shutdown, 20);
+    assert_eq!((s.in_flight, s.in_rings), (0, 80));
+    assert_eq!(s.recorded, 100);
+    assert_eq!(
+        engine.flush(Duration::from_secs(1)),
+        Err(FlushError::NotExporting)
+    );
+    engine.shutdown(Duration::from_secs(1)).unwrap();
+}
+
+#[test]
+fn a_request_that_times_out_is_counted_as_a_timeout() {
+    let capture = Capture::new(Answer::Never);
+    let engine = engine_with(&capture)
+        .export_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    record(&engine, 1, 5);
+    engine.flush(Duration::from_secs(10)).unwrap();
+    let s = engine.stats();
+    assert_eq!((s.dropped.export_failed, s.export.failures.timeout), (5, 1));
+}
+
+#[test]
+fn batches_wait_for_their_age_and_a_filling_ring_wakes_the_worker() {
+    // A long delay: a few spans stay put.
+    let capture = Capture::new(Answer::Accept);
+    let engine = engine_with(&capture)
+        .rings(1)
+        .ring_bytes_per_cpu(64 << 10)
+        .schedule_delay(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    record(&engine, 1, 3);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(capture.requests().len(), 0, "sent before its delay");
+
+    // Filling an eighth of the ring rings the doorbell: sent long before
+    // the delay.
+    record(&engine, 1, 400);
+    let start = Instant::now();
+    while engine.stats().exported == 0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        engine.stats().exported > 0,
+        "a filling ring did not wake the worker"
+    );
+    drop(engine);
+
+    // A short delay: one span goes on its own.
+    let capture = Capture::new(Answer::Accept);
+    let engine = engine_with(&capture)
+        .schedule_delay(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    record(&engine, 1, 1);
+    let start = Instant::now();
+    while engine.stats().exported == 0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(engine.stats().exported, 1, "a lone span never left");
+}
+
+#[test]
+fn dropping_the_last_handle_delivers_what_was_recorded() {
+    let capture = Capture::new(Answer::Accept);
+    let engine = engine_with(&capture)
+        .schedule_delay(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let clone = engine.clone();
+    record(&engine, 2, 500);
+    drop(engine);
+    assert!(
+        capture.requests().is_empty(),
+        "a clone still holds the engine"
+    );
+    drop(clone);
+    assert_eq!(span_ids(&capture.decoded()).len(), 1000);
+}
+
+#[test]
+fn export_settings_are_checked_at_build() {
+    let bad = |b: otlpx::EngineBuilder| match b.build() {
+        Err(BuildError::Invalid { setting, .. }) => setting,
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("built"),
+    };
+    let e = || Engine::builder();
+    assert_eq!(bad(e().endpoint("ftp://collector:4317")), "endpoint");
+    assert_eq!(bad(e().endpoint("not a url")), "endpoint");
+    assert_eq!(bad(e().endpoint("https://collector:4317")), "endpoint");
+    assert_eq!(bad(e().traces_endpoint("http://")), "traces_endpoint");
+    assert_eq!(
+        bad(e().endpoint("http://c:4317").header("x-key", "a\nb")),
+        "header"
+    );
+    assert_eq!(
+        bad(e().endpoint("http://c:4317").header("bad key", "v")),
+        "header"
+    );
+    assert_eq!(
+        bad(e().endpoint("http://c:4317").connections(0)),
+        "connections"
+    );
+    assert_eq!(
+        bad(e().endpoint("http://c:4317").max_batch_spans(0)),
+        "max_batch_spans"
+    );
+    assert_eq!(
+        bad(e().endpoint("http://c:4317").export_timeout(Duration::ZERO)),
+        "export_timeout"
+    );
+    assert_eq!(
+        bad(e()
+            .endpoint("http://c:4317")
+            .compression(Compression::Gzip)
+            .compression_level(12)),
+        "compression_level"
+    );
+    let msg = e()
+        .endpoint("http://c:4317")
+        .header("authorization", "Bearer s3cret\n")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("authorization") && !msg.contains("s3cret"),
+        "{msg}"
+    );
+    // Without an endpoint there is nothing to check, and nothing runs.
+    assert!(
+        e().connections(0)
+            .build()
+            .unwrap()
+            .worker_cores()
+            .is_empty()
+    );
+}
