@@ -13,6 +13,9 @@
 //! opentelemetry SDK's best case (its `Key` and `StringValue` then borrow
 //! instead of allocating).
 
+pub mod receiver;
+pub mod wire;
+
 /// The name of the benchmark span.
 pub const SPAN_NAME: &str = "GET /api/v1/orders/{id}";
 

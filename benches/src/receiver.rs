@@ -1,0 +1,1718 @@
+//! An embedded OTLP receiver: gRPC and HTTP servers on 127.0.0.1 that
+//! accept trace, metric and log exports, count them cheaply and answer as a
+//! collector would, for the end-to-end tests and the load generator.
+//!
+//! A [`Receiver`] owns a small tokio runtime, so callers need none: `start`
+//! returns once both ports are bound, and dropping the receiver stops it.
+//! gRPC is served by tonic with a raw-bytes codec and a hand-written
+//! service (no generated server, no prost decoding); HTTP by hyper (HTTP/1.1
+//! and h2c on one port). Both set `TCP_NODELAY` on every accepted socket:
+//! otherwise a response written in two pieces waits for the client's delayed
+//! ACK (Nagle's algorithm), ~40 ms a round trip.
+//!
+//! Spans are counted by walking the wire format ([`crate::wire`]), never by
+//! decoding, unless keep mode asks for the decoded requests. Counters are
+//! statistics: each is a `Relaxed` atomic, read without ordering against the
+//! others, except that in keep mode a request is stored before its spans are
+//! counted, so a caller that has seen the spans (for instance through
+//! [`Receiver::wait_for_spans`]) also finds the request in
+//! [`Receiver::take_requests`].
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// The largest request body accepted, compressed or not: 64 MiB, 16 times
+/// tonic's default limit, so that no batch size a load test might try is
+/// refused, while a decompression bomb still cannot exhaust memory.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// How long `Drop` lets the runtime's threads finish: tasks are cancelled at
+/// once, so this only bounds a blocked thread.
+const SHUTDOWN_TIMEOUT_MS: u64 = 1000;
+
+/// How often [`Receiver::wait_for_spans`] looks at the span counter.
+const WAIT_POLL_INTERVAL_MS: u64 = 1;
+
+/// gRPC status codes used here (numbers from the gRPC specification).
+const GRPC_INVALID_ARGUMENT: i32 = 3;
+const GRPC_NOT_FOUND: i32 = 5;
+const GRPC_UNIMPLEMENTED: i32 = 12;
+
+/// The three OTLP signals, with their gRPC and HTTP paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// `ExportTraceServiceRequest`.
+    Traces,
+    /// `ExportMetricsServiceRequest`.
+    Metrics,
+    /// `ExportLogsServiceRequest`.
+    Logs,
+}
+
+impl Signal {
+    const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// The gRPC method path of this signal's `Export`.
+    pub const fn grpc_path(self) -> &'static str {
+        match self {
+            Self::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Self::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            Self::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        }
+    }
+
+    /// The OTLP/HTTP path of this signal.
+    pub const fn http_path(self) -> &'static str {
+        match self {
+            Self::Traces => "/v1/traces",
+            Self::Metrics => "/v1/metrics",
+            Self::Logs => "/v1/logs",
+        }
+    }
+
+    fn from_grpc_path(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.grpc_path() == path)
+    }
+
+    fn from_http_path(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.http_path() == path)
+    }
+}
+
+/// How a [`Receiver`] is set up.
+#[derive(Clone, Debug)]
+pub struct ReceiverConfig {
+    /// The gRPC port on 127.0.0.1; 0 picks a free one.
+    pub grpc_port: u16,
+    /// The HTTP port on 127.0.0.1; 0 picks a free one.
+    pub http_port: u16,
+    /// Whether to decode and keep every trace request and the metadata of
+    /// every request (see [`Receiver::take_requests`]).
+    pub keep_requests: bool,
+    /// Worker threads of the receiver's runtime (at least 1).
+    pub io_threads: usize,
+}
+
+impl Default for ReceiverConfig {
+    /// Free ports, nothing kept, one worker thread.
+    fn default() -> Self {
+        Self {
+            grpc_port: 0,
+            http_port: 0,
+            keep_requests: false,
+            io_threads: 1,
+        }
+    }
+}
+
+/// A snapshot of a receiver's counters.
+///
+/// Every request that reaches a known export path counts once, in
+/// `requests`, `metrics_requests` or `logs_requests` by its signal;
+/// `requests_malformed` and `requests_faulted` count subsets of them (of
+/// every signal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Trace export requests received.
+    pub requests: u64,
+    /// Spans received and accepted (all or partly, see `spans_rejected`).
+    pub spans: u64,
+    /// Request body bytes as received, compressed (for gRPC including the
+    /// 5-byte message prefix), all signals.
+    pub bytes_wire: u64,
+    /// Request message bytes after decompression, all signals.
+    pub bytes_decoded: u64,
+    /// Requests refused as malformed: unsupported content type or encoding,
+    /// a body that does not decompress or parse.
+    pub requests_malformed: u64,
+    /// Requests answered according to a [`Fault`] other than `None`.
+    pub requests_faulted: u64,
+    /// The `rejected_spans` reported in partial-success answers.
+    pub spans_rejected: u64,
+    /// Metric export requests received.
+    pub metrics_requests: u64,
+    /// Log export requests received.
+    pub logs_requests: u64,
+}
+
+/// How the receiver answers requests, for testing exporters' error paths.
+///
+/// Malformed requests are refused whatever the fault.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Accept every request.
+    #[default]
+    None,
+    /// Refuse every request with this error; its spans are not counted.
+    Status {
+        /// The gRPC status code (`UNAVAILABLE` is 14).
+        grpc_code: i32,
+        /// The HTTP status (503 for instance).
+        http_status: u16,
+        /// The error message, in the gRPC status or the HTTP body's
+        /// `google.rpc.Status`.
+        message: String,
+    },
+    /// Accept every request but answer with a partial success. The spans
+    /// still count in [`Counts::spans`]; `rejected` (if positive) is added
+    /// to [`Counts::spans_rejected`] for trace requests.
+    PartialSuccess {
+        /// The `rejected_spans` (or data points, log records) reported.
+        rejected: i64,
+        /// The `error_message` reported.
+        message: String,
+    },
+}
+
+/// Which server a request came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies.
+    Http,
+}
+
+/// The compression of a request body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Uncompressed (no header, or `identity`).
+    None,
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+impl Compression {
+    /// Parses a `grpc-encoding` or `Content-Encoding` value; `None` if it is
+    /// not one the receiver decodes.
+    fn from_header(value: Option<&http::HeaderValue>) -> Option<Self> {
+        let Some(value) = value else {
+            return Some(Self::None);
+        };
+        let value = value.to_str().ok()?.trim();
+        if value.is_empty() || value.eq_ignore_ascii_case("identity") {
+            Some(Self::None)
+        } else if value.eq_ignore_ascii_case("gzip") {
+            Some(Self::Gzip)
+        } else if value.eq_ignore_ascii_case("zstd") {
+            Some(Self::Zstd)
+        } else {
+            None
+        }
+    }
+}
+
+/// What keep mode records of each request that got as far as a
+/// decompressed body (malformed and refused ones included, in arrival order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// The request's signal.
+    pub signal: Signal,
+    /// The server it came through.
+    pub transport: Transport,
+    /// Its compression (`grpc-encoding` or `Content-Encoding`).
+    pub compression: Compression,
+    /// Its `user-agent` header, if any.
+    pub user_agent: Option<String>,
+    /// All its headers, names in lower case, in the order received (values
+    /// that are not UTF-8 converted lossily).
+    pub headers: Vec<(String, String)>,
+    /// Its size after decompression.
+    pub bytes_decoded: u64,
+    /// The spans it held (0 if it is not a trace request or is malformed).
+    pub spans: u64,
+    /// Whether it was accepted (answered with success or partial success);
+    /// only accepted trace requests appear in [`Receiver::take_requests`].
+    pub accepted: bool,
+}
+
+/// A running OTLP receiver; see the module documentation.
+#[derive(Debug)]
+pub struct Receiver {
+    shared: Arc<Shared>,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    runtime: Option<Runtime>,
+}
+
+impl Receiver {
+    /// Starts a receiver: builds its runtime, binds both ports on 127.0.0.1
+    /// and serves them until dropped.
+    ///
+    /// # Errors
+    ///
+    /// If the runtime cannot be built or a port cannot be bound (already in
+    /// use, for instance).
+    pub fn start(config: ReceiverConfig) -> io::Result<Receiver> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.io_threads.max(1))
+            .thread_name("otlpx-receiver")
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let grpc_std = bind_std(config.grpc_port)?;
+        let http_std = bind_std(config.http_port)?;
+        let grpc_addr = grpc_std.local_addr()?;
+        let http_addr = http_std.local_addr()?;
+        let (grpc_listener, http_listener) = {
+            let _context = runtime.enter();
+            (
+                TcpListener::from_std(grpc_std)?,
+                TcpListener::from_std(http_std)?,
+            )
+        };
+
+        let shared = Arc::new(Shared::new(config.keep_requests));
+        let (shutdown, stopped) = watch::channel(false);
+
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
+            // `serve_with_incoming_shutdown` ignores `Server::tcp_nodelay`:
+            // the incoming stream must set it.
+            .with_nodelay(Some(true));
+        let service = GrpcService {
+            shared: Arc::clone(&shared),
+        };
+        let mut grpc_stopped = stopped.clone();
+        runtime.spawn(async move {
+            let signal = async move {
+                // An error means the sender is gone: stop as well.
+                let _ = grpc_stopped.wait_for(|stop| *stop).await;
+            };
+            // An error here is an accept loop failure, with nobody to report
+            // it to; the receiver then stops answering, which tests notice.
+            let _ = tonic::transport::Server::builder()
+                .serve_with_incoming_shutdown(service, incoming, signal)
+                .await;
+        });
+        runtime.spawn(serve_http(http_listener, Arc::clone(&shared), stopped));
+
+        Ok(Receiver {
+            shared,
+            grpc_addr,
+            http_addr,
+            shutdown,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The address of the gRPC server.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The address of the HTTP server.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The gRPC endpoint, `http://127.0.0.1:<port>`.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:<port>` (without
+    /// `/v1/traces`).
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// A snapshot of the counters.
+    pub fn counts(&self) -> Counts {
+        self.shared.counters.snapshot()
+    }
+
+    /// Sets every counter to 0 (requests in flight may still count after).
+    pub fn reset_counts(&self) {
+        self.shared.counters.reset();
+    }
+
+    /// Waits until at least `n` spans have been counted, or `timeout` has
+    /// passed; returns whether they were.
+    pub fn wait_for_spans(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.shared.counters.spans.load(Relaxed) >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(WAIT_POLL_INTERVAL_MS));
+        }
+    }
+
+    /// Sets how the following requests are answered.
+    pub fn set_fault(&self, fault: Fault) {
+        *self
+            .shared
+            .fault
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    /// The trace requests accepted since the last call, decoded, in arrival
+    /// order; always empty unless `keep_requests` is set.
+    pub fn take_requests(&self) -> Vec<ExportTraceServiceRequest> {
+        std::mem::take(&mut self.shared.lock_kept().requests)
+    }
+
+    /// The metadata of the requests received since the last call, in
+    /// arrival order; always empty unless `keep_requests` is set.
+    pub fn take_request_meta(&self) -> Vec<RequestMeta> {
+        std::mem::take(&mut self.shared.lock_kept().meta)
+    }
+
+    /// Stops the servers and the runtime (what dropping the receiver does).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // An error means no server is listening any more: nothing to stop.
+        let _ = self.shutdown.send(true);
+        if let Some(runtime) = self.runtime.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Blocking inside another runtime would panic.
+                runtime.shutdown_background();
+            } else {
+                runtime.shutdown_timeout(Duration::from_millis(SHUTDOWN_TIMEOUT_MS));
+            }
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Binds 127.0.0.1:`port`, non-blocking as tokio requires.
+fn bind_std(port: u16) -> io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The counters behind [`Counts`]. Every access is `Relaxed`: they are
+/// independent statistics, and the one ordering that matters (a kept
+/// request is visible once its spans are) comes from the `kept` mutex,
+/// taken before `spans` is incremented.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    spans: AtomicU64,
+    bytes_wire: AtomicU64,
+    bytes_decoded: AtomicU64,
+    requests_malformed: AtomicU64,
+    requests_faulted: AtomicU64,
+    spans_rejected: AtomicU64,
+    metrics_requests: AtomicU64,
+    logs_requests: AtomicU64,
+}
+
+impl Counters {
+    fn all(&self) -> [&AtomicU64; 9] {
+        [
+            &self.requests,
+            &self.spans,
+            &self.bytes_wire,
+            &self.bytes_decoded,
+            &self.requests_malformed,
+            &self.requests_faulted,
+            &self.spans_rejected,
+            &self.metrics_requests,
+            &self.logs_requests,
+        ]
+    }
+
+    fn snapshot(&self) -> Counts {
+        let [
+            requests,
+            spans,
+            bytes_wire,
+            bytes_decoded,
+            requests_malformed,
+            requests_faulted,
+            spans_rejected,
+            metrics_requests,
+            logs_requests,
+        ] = self.all().map(|counter| counter.load(Relaxed));
+        Counts {
+            requests,
+            spans,
+            bytes_wire,
+            bytes_decoded,
+            requests_malformed,
+            requests_faulted,
+            spans_rejected,
+            metrics_requests,
+            logs_requests,
+        }
+    }
+
+    fn reset(&self) {
+        for counter in self.all() {
+            counter.store(0, Relaxed);
+        }
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
+/// What keep mode stores.
+#[derive(Debug, Default)]
+struct Kept {
+    requests: Vec<ExportTraceServiceRequest>,
+    meta: Vec<RequestMeta>,
+}
+
+/// The metadata of a request as it arrives, before its body is read; only
+/// built in keep mode.
+struct PendingMeta {
+    transport: Transport,
+    compression: Compression,
+    user_agent: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl PendingMeta {
+    fn new(transport: Transport, compression: Compression, headers: &http::HeaderMap) -> Self {
+        let text =
+            |value: &http::HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
+        Self {
+            transport,
+            compression,
+            user_agent: headers.get(http::header::USER_AGENT).map(text),
+            headers: headers
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), text(value)))
+                .collect(),
+        }
+    }
+}
+
+/// Why a request was refused.
+enum Refusal {
+    /// It could not be decoded.
+    Malformed(String),
+    /// A [`Fault::Status`] refused it.
+    Fault {
+        grpc_code: i32,
+        http_status: u16,
+        message: String,
+    },
+}
+
+/// The state both servers share.
+#[derive(Debug)]
+struct Shared {
+    counters: Counters,
+    keep: bool,
+    kept: Mutex<Kept>,
+    fault: RwLock<Fault>,
+}
+
+impl Shared {
+    fn new(keep: bool) -> Self {
+        Self {
+            counters: Counters::default(),
+            keep,
+            kept: Mutex::default(),
+            fault: RwLock::default(),
+        }
+    }
+
+    fn lock_kept(&self) -> std::sync::MutexGuard<'_, Kept> {
+        // A panic while holding the lock leaves the vectors valid.
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a request that reached `signal`'s export path.
+    fn count_request(&self, signal: Signal) {
+        let counter = match signal {
+            Signal::Traces => &self.counters.requests,
+            Signal::Metrics => &self.counters.metrics_requests,
+            Signal::Logs => &self.counters.logs_requests,
+        };
+        Counters::add(counter, 1);
+    }
+
+    /// Counts a malformed request and says why.
+    fn malformed(&self, why: impl Into<String>) -> Refusal {
+        Counters::add(&self.counters.requests_malformed, 1);
+        Refusal::Malformed(why.into())
+    }
+
+    /// Handles the decompressed message of a request already counted by
+    /// [`count_request`](Self::count_request): counts it, applies the
+    /// fault, keeps it in keep mode, and returns the encoded response
+    /// message.
+    fn export(
+        &self,
+        signal: Signal,
+        message: &Bytes,
+        meta: Option<PendingMeta>,
+    ) -> Result<Bytes, Refusal> {
+        let counters = &self.counters;
+        let len = message.len() as u64;
+        Counters::add(&counters.bytes_decoded, len);
+
+        let parsed = self.parse(signal, message);
+        let spans = parsed.as_ref().map_or(0, |(spans, _)| *spans);
+        let outcome = parsed.and_then(|(spans, decoded)| {
+            self.answer(signal)
+                .map(|response| (spans, decoded, response))
+        });
+
+        if let Some(meta) = meta {
+            let mut kept = self.lock_kept();
+            kept.meta.push(RequestMeta {
+                signal,
+                transport: meta.transport,
+                compression: meta.compression,
+                user_agent: meta.user_agent,
+                headers: meta.headers,
+                bytes_decoded: len,
+                spans,
+                accepted: outcome.is_ok(),
+            });
+        }
+        let (spans, decoded, response) = outcome?;
+        if let Some(decoded) = decoded {
+            self.lock_kept().requests.push(decoded);
+        }
+        // Last, after the request is kept: see `Counters`.
+        Counters::add(&counters.spans, spans);
+        Ok(response)
+    }
+
+    /// The answer the current fault gives to a well-formed request: the
+    /// encoded response message, or a refusal. Counts faulted requests.
+    fn answer(&self, signal: Signal) -> Result<Bytes, Refusal> {
+        let counters = &self.counters;
+        let fault = self.fault.read().unwrap_or_else(PoisonError::into_inner);
+        if *fault != Fault::None {
+            Counters::add(&counters.requests_faulted, 1);
+        }
+        match &*fault {
+            Fault::None => Ok(Bytes::new()),
+            Fault::Status {
+                grpc_code,
+                http_status,
+                message,
+            } => Err(Refusal::Fault {
+                grpc_code: *grpc_code,
+                http_status: *http_status,
+                message: message.clone(),
+            }),
+            Fault::PartialSuccess { rejected, message } => {
+                if signal == Signal::Traces {
+                    // Negative counts make no sense: they count as 0.
+                    Counters::add(&counters.spans_rejected, (*rejected).max(0).unsigned_abs());
+                }
+                // The partial-success messages of the three signals share
+                // their field numbers and types: one encoding answers all.
+                let response = ExportTraceServiceResponse {
+                    partial_success: Some(ExportTracePartialSuccess {
+                        rejected_spans: *rejected,
+                        error_message: message.clone(),
+                    }),
+                };
+                Ok(Bytes::from(response.encode_to_vec()))
+            }
+        }
+    }
+
+    /// Counts the spans of a trace request (0 for other signals) and, in
+    /// keep mode, decodes it.
+    fn parse(
+        &self,
+        signal: Signal,
+        message: &Bytes,
+    ) -> Result<(u64, Option<ExportTraceServiceRequest>), Refusal> {
+        if signal != Signal::Traces {
+            return Ok((0, None));
+        }
+        let spans = crate::wire::count_spans(message).map_err(|e| self.malformed(e.to_string()))?;
+        let decoded = if self.keep {
+            let decoded = ExportTraceServiceRequest::decode(message.clone())
+                .map_err(|e| self.malformed(e.to_string()))?;
+            Some(decoded)
+        } else {
+            None
+        };
+        Ok((spans, decoded))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// gRPC
+// ---------------------------------------------------------------------------
+
+/// A tonic codec that passes messages through as bytes: the request is
+/// counted from its wire format, and responses are encoded by hand.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Self::Error> {
+        // Splits tonic's buffer: no copy.
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// The gRPC service: routes the three `Export` paths, the way tonic's
+/// generated servers do, to a unary handler over [`RawCodec`].
+#[derive(Clone, Debug)]
+struct GrpcService {
+    shared: Arc<Shared>,
+}
+
+type GrpcResponse = http::Response<tonic::body::Body>;
+
+impl tonic::codegen::Service<http::Request<tonic::body::Body>> for GrpcService {
+    type Response = GrpcResponse;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<GrpcResponse, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let Some(signal) = Signal::from_grpc_path(request.uri().path()) else {
+            let status =
+                tonic::Status::unimplemented(format!("unknown method {}", request.uri().path()));
+            return Box::pin(ready(Ok(status.into_http())));
+        };
+        let shared = Arc::clone(&self.shared);
+        shared.count_request(signal);
+        let meta = shared.keep.then(|| {
+            let compression = Compression::from_header(request.headers().get("grpc-encoding"))
+                .unwrap_or(Compression::None);
+            PendingMeta::new(Transport::Grpc, compression, request.headers())
+        });
+        let wire_counter = Arc::clone(&shared);
+        let request = request.map(move |body| {
+            body.map_frame(move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    Counters::add(&wire_counter.counters.bytes_wire, data.len() as u64);
+                }
+                frame
+            })
+        });
+        Box::pin(async move {
+            let reached = AtomicBool::new(false);
+            let call = ExportCall {
+                shared: &shared,
+                signal,
+                meta,
+                reached: &reached,
+            };
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES);
+            let response = grpc.unary(call, request).await;
+            // tonic refused the request before decoding it (unsupported
+            // encoding, a body that does not decompress, too large): an
+            // error status in the headers, and no call.
+            if !reached.load(Relaxed)
+                && response
+                    .headers()
+                    .get("grpc-status")
+                    .is_some_and(|code| code != "0")
+            {
+                Counters::add(&shared.counters.requests_malformed, 1);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// One unary `Export` call, borrowing the receiver's state for its duration.
+struct ExportCall<'a> {
+    shared: &'a Shared,
+    signal: Signal,
+    meta: Option<PendingMeta>,
+    /// Set when tonic has decoded the request and called us.
+    reached: &'a AtomicBool,
+}
+
+impl tonic::server::UnaryService<Bytes> for ExportCall<'_> {
+    type Response = Bytes;
+    type Future = Ready<Result<tonic::Response<Bytes>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        self.reached.store(true, Relaxed);
+        let message = request.into_inner();
+        let answer = match self.shared.export(self.signal, &message, self.meta.take()) {
+            Ok(response) => Ok(tonic::Response::new(response)),
+            Err(Refusal::Malformed(why)) => Err(tonic::Status::invalid_argument(why)),
+            Err(Refusal::Fault {
+                grpc_code, message, ..
+            }) => Err(tonic::Status::new(tonic::Code::from(grpc_code), message)),
+        };
+        ready(answer)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+type HttpResponse = http::Response<Full<Bytes>>;
+
+const PROTOBUF: &str = "application/x-protobuf";
+
+/// Accepts connections until `stopped` says stop, serving each with hyper
+/// (HTTP/1.1 or h2c, whichever the client speaks).
+async fn serve_http(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of file descriptors, or a connection reset before
+                // accept: back off a little and go on.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // Without it every response waits ~40 ms for a delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, Infallible>(handle_http(&shared, request).await) }
+            });
+            // Errors are the client's (reset, bad HTTP): the connection ends.
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Answers one OTLP/HTTP request.
+async fn handle_http(shared: &Shared, request: http::Request<Incoming>) -> HttpResponse {
+    let Some(signal) = Signal::from_http_path(request.uri().path()) else {
+        let message = format!("unknown path {}", request.uri().path());
+        return error_response(http::StatusCode::NOT_FOUND, GRPC_NOT_FOUND, message);
+    };
+    if request.method() != http::Method::POST {
+        let mut response = error_response(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            GRPC_UNIMPLEMENTED,
+            format!("method {} not allowed, only POST", request.method()),
+        );
+        response
+            .headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+        return response;
+    }
+    shared.count_request(signal);
+    match read_http(shared, signal, request).await {
+        Ok(response) => http::Response::builder()
+            .header(http::header::CONTENT_TYPE, PROTOBUF)
+            .body(Full::new(response))
+            .unwrap_or_default(),
+        Err((status, Refusal::Malformed(message))) => {
+            error_response(status, GRPC_INVALID_ARGUMENT, message)
+        }
+        Err((
+            _,
+            Refusal::Fault {
+                grpc_code,
+                http_status,
+                message,
+            },
+        )) => {
+            let status = http::StatusCode::from_u16(http_status)
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+            error_response(status, grpc_code, message)
+        }
+    }
+}
+
+/// Checks the headers, reads and decompresses the body and exports it.
+async fn read_http(
+    shared: &Shared,
+    signal: Signal,
+    request: http::Request<Incoming>,
+) -> Result<Bytes, (http::StatusCode, Refusal)> {
+    let bad = |status, why: String| (status, shared.malformed(why));
+    let headers = request.headers();
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case(PROTOBUF) {
+        return Err(bad(
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported content type {content_type:?}, only {PROTOBUF}"),
+        ));
+    }
+    let encoding = headers.get(http::header::CONTENT_ENCODING);
+    let Some(compression) = Compression::from_header(encoding) else {
+        let encoding = encoding.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        return Err(bad(
+            http::StatusCode::BAD_REQUEST,
+            format!("unsupported content encoding {encoding:?}, only gzip and zstd"),
+        ));
+    };
+    let meta = shared
+        .keep
+        .then(|| PendingMeta::new(Transport::Http, compression, headers));
+
+    let body = match Limited::new(request.into_body(), MAX_MESSAGE_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return Err(bad(
+                http::StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            ));
+        }
+    };
+    Counters::add(&shared.counters.bytes_wire, body.len() as u64);
+    let message = decompress(compression, body).map_err(|e| {
+        bad(
+            http::StatusCode::BAD_REQUEST,
+            format!("cannot decompress the body: {e}"),
+        )
+    })?;
+    shared
+        .export(signal, &message, meta)
+        .map_err(|refusal| (http::StatusCode::BAD_REQUEST, refusal))
+}
+
+/// Decompresses a body, refusing one that would exceed
+/// [`MAX_MESSAGE_BYTES`].
+fn decompress(compression: Compression, body: Bytes) -> io::Result<Bytes> {
+    let mut out = Vec::new();
+    let limit = MAX_MESSAGE_BYTES as u64 + 1;
+    match compression {
+        Compression::None => return Ok(body),
+        Compression::Gzip => {
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .take(limit)
+                .read_to_end(&mut out)?;
+        }
+        Compression::Zstd => {
+            zstd::stream::read::Decoder::with_buffer(&body[..])?
+                .take(limit)
+                .read_to_end(&mut out)?;
+        }
+    }
+    if out.len() > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("more than {MAX_MESSAGE_BYTES} bytes decompressed"),
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// An error response with a `google.rpc.Status` body.
+fn error_response(status: http::StatusCode, code: i32, message: String) -> HttpResponse {
+    let body = RpcStatus { code, message }.encode_to_vec();
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, PROTOBUF)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// The `sink` subcommand
+// ---------------------------------------------------------------------------
+
+/// Runs a standalone receiver until Ctrl-C: prints its endpoints, then every
+/// second the counts and the span rate since the previous line.
+///
+/// `keep` decodes every trace request with prost (a full validity check, at
+/// about 1.5 CPU-seconds per million spans) and discards it every second.
+///
+/// # Errors
+///
+/// If the receiver cannot start (a port in use), Ctrl-C cannot be handled,
+/// or stdout cannot be written.
+pub fn sink_main(grpc_port: u16, http_port: u16, keep: bool) -> io::Result<()> {
+    let receiver = Receiver::start(ReceiverConfig {
+        grpc_port,
+        http_port,
+        keep_requests: keep,
+        ..ReceiverConfig::default()
+    })?;
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "otlpx-bench sink: gRPC {}  HTTP {}",
+        receiver.grpc_endpoint(),
+        receiver.http_endpoint()
+    )?;
+    out.flush()?;
+
+    let Some(runtime) = receiver.runtime.as_ref() else {
+        return Ok(());
+    };
+    runtime.block_on(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let start = Instant::now();
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        let mut last = (Instant::now(), receiver.counts().spans);
+        loop {
+            tokio::select! {
+                signal = &mut ctrl_c => {
+                    signal?;
+                    break;
+                }
+                _ = ticks.tick() => {}
+            }
+            if keep {
+                drop(receiver.take_requests());
+                drop(receiver.take_request_meta());
+            }
+            let now = Instant::now();
+            let counts = receiver.counts();
+            let seconds = now.duration_since(last.0).as_secs_f64();
+            let rate = counts.spans.saturating_sub(last.1) as f64 / seconds.max(1e-9);
+            last = (now, counts.spans);
+            writeln!(
+                out,
+                "{:>5.0}s {} ({rate:.0} spans/s)",
+                now.duration_since(start).as_secs_f64(),
+                format_counts(&counts)
+            )?;
+            out.flush()?;
+        }
+        writeln!(
+            out,
+            "otlpx-bench sink: stopped, {}",
+            format_counts(&receiver.counts())
+        )?;
+        out.flush()
+    })
+}
+
+/// One line of counts for the sink.
+fn format_counts(counts: &Counts) -> String {
+    const MB: f64 = 1e6;
+    format!(
+        "requests={} spans={} wire={:.1}MB decoded={:.1}MB malformed={} faulted={} metrics={} logs={}",
+        counts.requests,
+        counts.spans,
+        counts.bytes_wire as f64 / MB,
+        counts.bytes_decoded as f64 / MB,
+        counts.requests_malformed,
+        counts.requests_faulted,
+        counts.metrics_requests,
+        counts.logs_requests,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use std::net::TcpStream;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn receiver(keep_requests: bool) -> Receiver {
+        Receiver::start(ReceiverConfig {
+            keep_requests,
+            ..ReceiverConfig::default()
+        })
+        .expect("the receiver starts")
+    }
+
+    /// A request of `groups.len()` resource groups of one scope group each,
+    /// with that many spans, named `<group>/<span>`.
+    fn request(groups: &[usize]) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: groups
+                .iter()
+                .enumerate()
+                .map(|(g, &n)| ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: (0..n)
+                            .map(|i| Span {
+                                trace_id: vec![1; 16],
+                                span_id: vec![2; 8],
+                                name: format!("{g}/{i}"),
+                                ..Span::default()
+                            })
+                            .collect(),
+                        ..ScopeSpans::default()
+                    }],
+                    ..ResourceSpans::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).expect("gzip into a Vec");
+        encoder.finish().expect("gzip into a Vec")
+    }
+
+    /// An HTTP/1.1 response: status, headers (names in lower case), body.
+    struct HttpReply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl HttpReply {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn rpc_status(&self) -> RpcStatus {
+            RpcStatus::decode(&self.body[..]).expect("a google.rpc.Status body")
+        }
+    }
+
+    /// Sends one HTTP/1.1 request by hand and reads the reply to the end.
+    fn http(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpReply {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.write_all(body).expect("write");
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).expect("read");
+        let split = reply
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete head");
+        let head = String::from_utf8(reply[..split].to_vec()).expect("an ASCII head");
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        HttpReply {
+            status,
+            headers,
+            body: reply[split + 4..].to_vec(),
+        }
+    }
+
+    fn post_traces(receiver: &Receiver, encoding: Option<&str>, body: &[u8]) -> HttpReply {
+        let mut headers = vec![
+            ("Content-Type", PROTOBUF),
+            ("User-Agent", "receiver-test/1"),
+        ];
+        if let Some(encoding) = encoding {
+            headers.push(("Content-Encoding", encoding));
+        }
+        http(receiver.http_addr(), "POST", "/v1/traces", &headers, body)
+    }
+
+    #[test]
+    fn receiver_endpoints_name_the_bound_ports() {
+        let receiver = receiver(false);
+        assert_ne!(receiver.grpc_addr().port(), 0);
+        assert_ne!(receiver.http_addr().port(), receiver.grpc_addr().port());
+        assert_eq!(
+            receiver.http_endpoint(),
+            format!("http://127.0.0.1:{}", receiver.http_addr().port())
+        );
+        assert_eq!(
+            receiver.grpc_endpoint(),
+            format!("http://127.0.0.1:{}", receiver.grpc_addr().port())
+        );
+        let addr = receiver.http_addr();
+        receiver.shutdown();
+        assert!(TcpStream::connect(addr).is_err(), "the port is closed");
+    }
+
+    #[test]
+    fn receiver_http_counts_plain_gzip_and_zstd_bodies() {
+        let receiver = receiver(true);
+        let plain = request(&[2, 3]).encode_to_vec();
+        let gzipped = gzip(&request(&[4]).encode_to_vec());
+        let zstded = zstd::bulk::compress(&request(&[1, 1, 1]).encode_to_vec(), 3).expect("zstd");
+
+        for (encoding, body) in [
+            (None, &plain),
+            (Some("gzip"), &gzipped),
+            (Some("zstd"), &zstded),
+        ] {
+            let reply = post_traces(&receiver, encoding, body);
+            assert_eq!(reply.status, 200, "{encoding:?}");
+            assert_eq!(reply.header("content-type"), Some(PROTOBUF));
+            let response =
+                ExportTraceServiceResponse::decode(&reply.body[..]).expect("a response body");
+            assert_eq!(response, ExportTraceServiceResponse::default());
+        }
+
+        let counts = receiver.counts();
+        assert_eq!(counts.requests, 3);
+        assert_eq!(counts.spans, 5 + 4 + 3);
+        assert_eq!(
+            counts.bytes_wire,
+            (plain.len() + gzipped.len() + zstded.len()) as u64
+        );
+        assert_eq!(
+            counts.bytes_decoded,
+            (plain.len() + request(&[4]).encoded_len() + request(&[1, 1, 1]).encoded_len()) as u64
+        );
+        assert_eq!(counts.requests_malformed, 0);
+
+        let kept = receiver.take_requests();
+        assert_eq!(
+            kept,
+            vec![request(&[2, 3]), request(&[4]), request(&[1, 1, 1])]
+        );
+        let meta = receiver.take_request_meta();
+        let compressions: Vec<_> = meta.iter().map(|m| m.compression).collect();
+        assert_eq!(
+            compressions,
+            [Compression::None, Compression::Gzip, Compression::Zstd]
+        );
+        assert!(meta.iter().all(|m| m.transport == Transport::Http
+            && m.signal == Signal::Traces
+            && m.accepted
+            && m.user_agent.as_deref() == Some("receiver-test/1")));
+        assert!(
+            meta[1]
+                .headers
+                .contains(&("content-encoding".to_owned(), "gzip".to_owned()))
+        );
+        assert_eq!(meta[0].spans, 5);
+        assert!(receiver.take_requests().is_empty(), "drained");
+
+        receiver.reset_counts();
+        assert_eq!(receiver.counts(), Counts::default());
+    }
+
+    #[test]
+    fn receiver_http_counts_other_signals_and_keeps_nothing_by_default() {
+        let receiver = receiver(false);
+        let headers = [("Content-Type", PROTOBUF)];
+        for path in ["/v1/metrics", "/v1/logs", "/v1/logs"] {
+            let reply = http(receiver.http_addr(), "POST", path, &headers, b"\x0a\x00");
+            assert_eq!(reply.status, 200, "{path}");
+        }
+        assert_eq!(post_traces(&receiver, None, &[]).status, 200);
+        let counts = receiver.counts();
+        assert_eq!(
+            (
+                counts.metrics_requests,
+                counts.logs_requests,
+                counts.requests
+            ),
+            (1, 2, 1)
+        );
+        assert_eq!(counts.bytes_decoded, 6);
+        assert!(receiver.take_requests().is_empty());
+        assert!(receiver.take_request_meta().is_empty());
+    }
+
+    #[test]
+    fn receiver_http_refuses_bad_requests() {
+        let receiver = receiver(false);
+        let addr = receiver.http_addr();
+        let body = request(&[1]).encode_to_vec();
+        let protobuf = [("Content-Type", PROTOBUF)];
+
+        let reply = http(addr, "POST", "/v1/nothing", &protobuf, &body);
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.rpc_status().code, GRPC_NOT_FOUND);
+
+        let reply = http(addr, "GET", "/v1/traces", &[], &[]);
+        assert_eq!(reply.status, 405);
+        assert_eq!(reply.header("allow"), Some("POST"));
+
+        let reply = http(
+            addr,
+            "POST",
+            "/v1/traces",
+            &[("Content-Type", "application/json")],
+            b"{}",
+        );
+        assert_eq!(reply.status, 415);
+
+        let reply = post_traces(&receiver, Some("br"), &body);
+        assert_eq!(reply.status, 400);
+        assert!(
+            reply.rpc_status().message.contains("br"),
+            "names the encoding"
+        );
+
+        let reply = post_traces(&receiver, Some("gzip"), &body);
+        assert_eq!(reply.status, 400, "not gzip");
+
+        let reply = post_traces(&receiver, None, &body[..body.len() - 1]);
+        assert_eq!(reply.status, 400, "truncated protobuf");
+        assert_eq!(reply.rpc_status().code, GRPC_INVALID_ARGUMENT);
+
+        let counts = receiver.counts();
+        // 404 and 405 never reached an export path.
+        assert_eq!(counts.requests, 4);
+        assert_eq!(counts.requests_malformed, 4);
+        assert_eq!(counts.spans, 0);
+    }
+
+    #[test]
+    fn receiver_http_applies_faults() {
+        let receiver = receiver(true);
+        let body = request(&[3]).encode_to_vec();
+
+        receiver.set_fault(Fault::Status {
+            grpc_code: 14,
+            http_status: 503,
+            message: "try later".to_owned(),
+        });
+        let reply = post_traces(&receiver, None, &body);
+        assert_eq!(reply.status, 503);
+        assert_eq!(
+            reply.rpc_status(),
+            RpcStatus {
+                code: 14,
+                message: "try later".to_owned()
+            }
+        );
+        let counts = receiver.counts();
+        assert_eq!(
+            (counts.requests, counts.requests_faulted, counts.spans),
+            (1, 1, 0)
+        );
+        assert!(receiver.take_requests().is_empty(), "refused, not kept");
+        assert!(!receiver.take_request_meta()[0].accepted);
+
+        receiver.set_fault(Fault::PartialSuccess {
+            rejected: 2,
+            message: "too old".to_owned(),
+        });
+        let reply = post_traces(&receiver, None, &body);
+        assert_eq!(reply.status, 200);
+        let response = ExportTraceServiceResponse::decode(&reply.body[..]).expect("a response");
+        assert_eq!(
+            response.partial_success,
+            Some(ExportTracePartialSuccess {
+                rejected_spans: 2,
+                error_message: "too old".to_owned()
+            })
+        );
+        let counts = receiver.counts();
+        assert_eq!(
+            (
+                counts.requests,
+                counts.requests_faulted,
+                counts.spans,
+                counts.spans_rejected
+            ),
+            (2, 2, 3, 2)
+        );
+        assert_eq!(receiver.take_requests(), vec![request(&[3])]);
+
+        receiver.set_fault(Fault::None);
+        assert_eq!(post_traces(&receiver, None, &body).status, 200);
+        assert_eq!(receiver.counts().requests_faulted, 2);
+        assert!(receiver.wait_for_spans(6, WAIT));
+        assert!(!receiver.wait_for_spans(7, Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn receiver_http2_cleartext_is_served() {
+        // Prior-knowledge h2c: the preface, then our SETTINGS; the server
+        // answers with its own SETTINGS frame (type 4).
+        let receiver = receiver(false);
+        let mut stream = TcpStream::connect(receiver.http_addr()).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .expect("write");
+        let mut frame_header = [0u8; 9];
+        stream.read_exact(&mut frame_header).expect("a frame");
+        assert_eq!(frame_header[3], 4, "a SETTINGS frame");
+    }
+
+    /// Runs `f` with a tonic client connected to the receiver, on a runtime
+    /// of the test's own.
+    fn with_grpc_client<T>(
+        receiver: &Receiver,
+        f: impl AsyncFnOnce(tonic::client::Grpc<tonic::transport::Channel>) -> T,
+    ) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let channel = tonic::transport::Endpoint::from_shared(receiver.grpc_endpoint())
+                .expect("a valid endpoint")
+                .connect()
+                .await
+                .expect("connect");
+            f(tonic::client::Grpc::new(channel)).await
+        })
+    }
+
+    async fn grpc_export(
+        client: &mut tonic::client::Grpc<tonic::transport::Channel>,
+        path: &'static str,
+        message: Vec<u8>,
+    ) -> Result<Bytes, tonic::Status> {
+        client.ready().await.expect("ready");
+        let mut request = tonic::Request::new(Bytes::from(message));
+        request
+            .metadata_mut()
+            .insert("x-test", tonic::metadata::MetadataValue::from_static("yes"));
+        let path = http::uri::PathAndQuery::from_static(path);
+        client
+            .unary(request, path, RawCodec)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    #[test]
+    fn receiver_grpc_counts_plain_and_compressed_requests() {
+        let receiver = receiver(true);
+        let traces = Signal::Traces.grpc_path();
+        let message = request(&[2, 3]).encode_to_vec();
+        let len = message.len() as u64;
+        with_grpc_client(&receiver, async |client| {
+            let mut plain = client.clone();
+            assert_eq!(
+                grpc_export(&mut plain, traces, message.clone()).await.ok(),
+                Some(Bytes::new())
+            );
+            for encoding in [CompressionEncoding::Gzip, CompressionEncoding::Zstd] {
+                let mut compressed = client.clone().send_compressed(encoding);
+                let answer = grpc_export(&mut compressed, traces, message.clone()).await;
+                assert_eq!(answer.ok(), Some(Bytes::new()));
+            }
+            let mut other = client.clone();
+            for signal in [Signal::Metrics, Signal::Logs] {
+                let answer = grpc_export(&mut other, signal.grpc_path(), vec![]).await;
+                assert_eq!(answer.ok(), Some(Bytes::new()));
+            }
+            let unknown = "/opentelemetry.proto.collector.trace.v1.TraceService/Nothing";
+            let status = grpc_export(&mut other, unknown, vec![]).await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unimplemented);
+            let status = grpc_export(&mut other, traces, vec![0x0a, 0x05])
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        });
+
+        let counts = receiver.counts();
+        assert_eq!(counts.requests, 4);
+        assert_eq!((counts.metrics_requests, counts.logs_requests), (1, 1));
+        assert_eq!(counts.spans, 3 * 5);
+        assert_eq!(counts.requests_malformed, 1);
+        assert_eq!(counts.bytes_decoded, 3 * len + 2);
+        // The plain request's wire bytes are its message and 5 bytes of
+        // framing; compression makes the other two differ.
+        assert!(counts.bytes_wire >= len + 5);
+
+        assert_eq!(receiver.take_requests(), vec![request(&[2, 3]); 3]);
+        let meta = receiver.take_request_meta();
+        let compressions: Vec<_> = meta.iter().take(3).map(|m| m.compression).collect();
+        assert_eq!(
+            compressions,
+            [Compression::None, Compression::Gzip, Compression::Zstd]
+        );
+        assert!(meta.iter().all(|m| m.transport == Transport::Grpc));
+        assert!(
+            meta[0]
+                .user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.starts_with("tonic/"))
+        );
+        assert!(
+            meta[0]
+                .headers
+                .contains(&("x-test".to_owned(), "yes".to_owned()))
+        );
+        assert_eq!(meta.len(), 6, "3 traces, metrics, logs, the malformed one");
+        assert!(!meta[5].accepted);
+    }
+
+    #[test]
+    fn receiver_grpc_counts_a_body_that_does_not_decompress_as_malformed() {
+        // A message flagged compressed under `grpc-encoding: gzip` that is
+        // not gzip: tonic refuses it before our handler runs. The typed
+        // client cannot send it, so the request is built by hand.
+        let receiver = receiver(false);
+        let mut frame = vec![1, 0, 0, 0, 3];
+        frame.extend_from_slice(b"bad");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let status = runtime.block_on(async {
+            use tonic::codegen::Service;
+            let mut channel = tonic::transport::Endpoint::from_shared(receiver.grpc_endpoint())
+                .expect("a valid endpoint")
+                .connect()
+                .await
+                .expect("connect");
+            let request = http::Request::builder()
+                .method("POST")
+                .uri(format!(
+                    "{}{}",
+                    receiver.grpc_endpoint(),
+                    Signal::Traces.grpc_path()
+                ))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("grpc-encoding", "gzip")
+                .body(tonic::body::Body::new(Full::new(Bytes::from(frame))))
+                .expect("a request");
+            std::future::poll_fn(|cx| channel.poll_ready(cx))
+                .await
+                .expect("ready");
+            let response = channel.call(request).await.expect("a response");
+            response.headers().get("grpc-status").cloned()
+        });
+        assert!(
+            status.as_ref().is_some_and(|code| code != "0"),
+            "{status:?}"
+        );
+        let counts = receiver.counts();
+        assert_eq!((counts.requests, counts.requests_malformed), (1, 1));
+        assert_eq!(counts.bytes_wire, 8);
+        assert_eq!(counts.bytes_decoded, 0);
+    }
+
+    #[test]
+    fn receiver_grpc_applies_faults() {
+        let receiver = receiver(false);
+        let traces = Signal::Traces.grpc_path();
+        let message = request(&[4]).encode_to_vec();
+
+        receiver.set_fault(Fault::Status {
+            grpc_code: 14,
+            http_status: 503,
+            message: "try later".to_owned(),
+        });
+        with_grpc_client(&receiver, async |mut client| {
+            let status = grpc_export(&mut client, traces, message.clone())
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unavailable);
+            assert_eq!(status.message(), "try later");
+        });
+        let counts = receiver.counts();
+        assert_eq!(
+            (counts.requests, counts.requests_faulted, counts.spans),
+            (1, 1, 0)
+        );
+        assert_eq!(counts.requests_malformed, 0);
+
+        receiver.set_fault(Fault::PartialSuccess {
+            rejected: 1,
+            message: "one too many".to_owned(),
+        });
+        let answer = with_grpc_client(&receiver, async |mut client| {
+            grpc_export(&mut client, traces, message.clone()).await
+        })
+        .expect("a partial success is a success");
+        let response = ExportTraceServiceResponse::decode(answer).expect("a response");
+        assert_eq!(
+            response.partial_success,
+            Some(ExportTracePartialSuccess {
+                rejected_spans: 1,
+                error_message: "one too many".to_owned()
+            })
+        );
+        let counts = receiver.counts();
+        assert_eq!(
+            (
+                counts.requests,
+                counts.requests_faulted,
+                counts.spans,
+                counts.spans_rejected
+            ),
+            (2, 2, 4, 1)
+        );
+    }
+
+    /// Round trips of a large request (5000 spans, ~190 KB: several HTTP/2
+    /// flow-control windows) on one connection. A stall on a delayed ACK
+    /// would cost ~40 ms each. (On Linux loopback the Nagle stall that
+    /// `TCP_NODELAY` prevents does not reproduce with these requests, so
+    /// this guards round-trip latency in general, not that option.)
+    const ROUND_TRIPS: u32 = 20;
+    const NAGLE_STALL: Duration = Duration::from_millis(40);
+
+    #[test]
+    fn receiver_grpc_large_round_trips_do_not_stall() {
+        let receiver = receiver(false);
+        let message = request(&[5000]).encode_to_vec();
+        let elapsed = with_grpc_client(&receiver, async |mut client| {
+            // The first call warms the connection up.
+            grpc_export(&mut client, Signal::Traces.grpc_path(), message.clone())
+                .await
+                .expect("exported");
+            let start = Instant::now();
+            for _ in 0..ROUND_TRIPS {
+                grpc_export(&mut client, Signal::Traces.grpc_path(), message.clone())
+                    .await
+                    .expect("exported");
+            }
+            start.elapsed()
+        });
+        assert!(elapsed < NAGLE_STALL * ROUND_TRIPS / 2, "{elapsed:?}");
+    }
+
+    #[test]
+    fn receiver_http_keep_alive_large_round_trips_do_not_stall() {
+        let receiver = receiver(false);
+        let body = request(&[5000]).encode_to_vec();
+        let mut stream = TcpStream::connect(receiver.http_addr()).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Type: {PROTOBUF}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut round_trip = || {
+            // Head and body in two writes, as many clients do.
+            stream.write_all(head.as_bytes()).expect("write");
+            stream.write_all(&body).expect("write");
+            let mut reply = Vec::new();
+            let mut byte = [0u8; 1];
+            while !reply.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).expect("a reply head");
+                reply.push(byte[0]);
+            }
+            let head = String::from_utf8(reply).expect("an ASCII head");
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .expect("a content length");
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).expect("a reply body");
+        };
+        round_trip();
+        let start = Instant::now();
+        for _ in 0..ROUND_TRIPS {
+            round_trip();
+        }
+        let elapsed = start.elapsed();
+        assert!(elapsed < NAGLE_STALL * ROUND_TRIPS / 2, "{elapsed:?}");
+        assert_eq!(receiver.counts().spans, 5000 * (u64::from(ROUND_TRIPS) + 1));
+    }
+
+    #[test]
+    fn receiver_drops_inside_another_runtime() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async { drop(receiver(false)) });
+    }
+}
