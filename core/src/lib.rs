@@ -1,15 +1,22 @@
 //! otlpx: a lock-free, allocation-free OpenTelemetry exporter engine.
 //!
 //! An application records spans; otlpx encodes each one to OTLP protobuf
-//! once, straight into a per-CPU lock-free ring, and consumers frame the
-//! ring bytes into `ExportTraceServiceRequest`s without re-encoding them.
-//! Recording never blocks, never takes a lock and, once a thread is warm,
-//! never allocates; every span is accounted for in [`Engine::stats`].
+//! once, straight into a per-CPU lock-free ring. Worker threads frame the
+//! ring bytes into `ExportTraceServiceRequest`s without re-encoding them,
+//! compress them, and send them over OTLP/gRPC or OTLP/HTTP. Recording
+//! never blocks, never takes a lock and, once a thread is warm, never
+//! allocates; every span is accounted for in [`Engine::stats`].
 //!
-//! ```
-//! use otlpx::{Engine, KeyValue, SpanKind, Status};
+//! ```no_run
+//! use otlpx::{Compression, Engine, KeyValue, Protocol, SpanKind, Status};
+//! use std::time::Duration;
 //!
-//! let engine = Engine::builder().service_name("checkout").build()?;
+//! let engine = Engine::builder()
+//!     .service_name("checkout")
+//!     .endpoint("http://localhost:4317") // an OpenTelemetry Collector
+//!     .protocol(Protocol::Grpc)
+//!     .compression(Compression::Gzip)
+//!     .build()?;
 //! let tracer = engine.tracer("checkout.http", "1.4.0");
 //!
 //! let mut span = tracer.span("POST /charge").kind(SpanKind::Server).start();
@@ -19,18 +26,22 @@
 //! span.set_status(Status::error("upstream timed out"));
 //! span.end();
 //!
-//! let mut request = bytes::BytesMut::new();
-//! assert_eq!(engine.drain_traces(&mut request, 512), 1);
-//! // `request` is a complete, encoded ExportTraceServiceRequest.
-//! # Ok::<(), otlpx::BuildError>(())
+//! engine.shutdown(Duration::from_secs(5))?; // or just drop the engine
+//! println!("{:?}", engine.stats());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Without an endpoint the engine only records, and its caller takes the
+//! framed requests out with [`Engine::drain_traces`].
 //!
 //! # Reading order
 //!
 //! One module per stage of the flow, upstream first: [`record`] (the API
-//! and the one-pass span write), [`ring`] (per-CPU MPSC rings), `encode`
-//! (framing requests); beside the flow, `proto` (wire format), `context`
-//! (ids and `traceparent`), [`config`] and [`telemetry`].
+//! and the one-pass span write), [`ring`] (per-CPU MPSC rings), `worker`
+//! (threads that drain rings), `batch` (when and what to send), `encode`
+//! (framing requests), `compress`, [`transport`] (gRPC and HTTP); beside
+//! the flow, `proto` (wire format), `context` (ids and `traceparent`),
+//! [`config`] and [`telemetry`].
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
