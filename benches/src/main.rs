@@ -1,0 +1,92 @@
+//! `otlpx-bench`: the load generator that measures otlpx and the
+//! opentelemetry SDK side by side, and a standalone OTLP sink.
+//!
+//! `otlpx-bench` with no arguments is `otlpx-bench run`: both engines, one
+//! after the other and each in a child process of its own, record the same
+//! spans for 10 seconds and export them over OTLP/gRPC to the embedded
+//! receiver; then the per-engine figures and the otlpx ÷ SDK ratios are
+//! printed. `otlpx-bench sink` runs just the receiver. Errors go to stderr
+//! and make the exit status non-zero; nothing here panics on bad input.
+#![deny(unsafe_code)]
+
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use run::options::{ChildArgs, RunArgs};
+
+/// jemalloc, as a service under load would use: the SDK allocates per span,
+/// and the system allocator would measure glibc as much as either engine.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// otlpx vs opentelemetry-rust: the same spans, exported over OTLP.
+#[derive(Debug, Parser)]
+#[command(name = "otlpx-bench", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// What to do; `run` when omitted.
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// The options of `run`, when no subcommand is given.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Measure otlpx and/or the opentelemetry SDK exporting the same spans
+    /// (the default).
+    Run(RunArgs),
+    /// Run a standalone OTLP receiver that counts what it is sent, until
+    /// Ctrl-C.
+    Sink(SinkArgs),
+    /// One engine in a child process (internal).
+    #[command(name = run::CHILD_SUBCOMMAND, hide = true)]
+    Child(ChildArgs),
+}
+
+/// The options of `otlpx-bench sink`.
+#[derive(Debug, Args)]
+struct SinkArgs {
+    /// The OTLP/gRPC port on 127.0.0.1.
+    #[arg(long, value_name = "P", default_value_t = 4317)]
+    grpc_port: u16,
+    /// The OTLP/HTTP port on 127.0.0.1.
+    #[arg(long, value_name = "Q", default_value_t = 4318)]
+    http_port: u16,
+    /// Decode every trace request in full (checks them; costs CPU).
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run::parent::main(&cli.run),
+        Some(Cmd::Run(args)) => run::parent::main(&args),
+        Some(Cmd::Child(args)) => run::child::main(&args),
+        Some(Cmd::Sink(args)) => {
+            otlpx_bench::receiver::sink_main(args.grpc_port, args.http_port, args.keep).map_err(
+                |e| {
+                    run::BenchError::with_source(
+                        format!(
+                            "running the sink on ports {} (gRPC) and {} (HTTP)",
+                            args.grpc_port, args.http_port
+                        ),
+                        e,
+                    )
+                },
+            )
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("otlpx-bench: error: {}", e.report());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! End to end through the built `otlpx-bench` binary: `run --json` with a
+//! fixed span count against the embedded receiver, for each engine, must
+//! print one JSON object with exactly the documented keys, and every span
+//! must be exported and seen by the receiver. Bad options must fail with a
+//! message and a non-zero exit, not a panic.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The keys of an engine's JSON line, as documented for `run --json`.
+const KEYS: [&str; 14] = [
+    "engine",
+    "protocol",
+    "compression",
+    "threads",
+    "duration_s",
+    "spans_recorded",
+    "spans_exported",
+    "spans_dropped",
+    "dropped_by_reason",
+    "spans_per_sec",
+    "record_ns",
+    "cpu_s_per_million",
+    "peak_rss_mib",
+    "receiver_spans",
+];
+
+/// Runs the binary with `args`.
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_otlpx-bench"))
+        .args(args)
+        .output()
+        .expect("the otlpx-bench binary runs")
+}
+
+/// Runs `run --engine <engine> --spans 2000 --threads 1 --json` over
+/// `protocol` and checks its one line of output.
+fn spans_are_all_exported(engine: &str, protocol: &str, compression: &str) {
+    let out = bench(&[
+        "run",
+        "--engine",
+        engine,
+        "--protocol",
+        protocol,
+        "--compression",
+        compression,
+        "--spans",
+        "2000",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line on stdout, got:\n{stdout}");
+    let v: Value = serde_json::from_str(lines[0]).expect("stdout is JSON");
+    let object = v.as_object().expect("a JSON object");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    let mut expected = KEYS.to_vec();
+    keys.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+
+    assert_eq!(v["engine"], engine);
+    assert_eq!(v["protocol"], protocol);
+    assert_eq!(v["compression"], compression);
+    assert_eq!(v["threads"], 1);
+    assert_eq!(v["spans_recorded"], 2000);
+    assert_eq!(v["spans_exported"], 2000, "{stdout}");
+    assert_eq!(v["receiver_spans"], 2000, "{stdout}");
+    assert_eq!(v["spans_dropped"], 0);
+    let reasons = v["dropped_by_reason"].as_object().expect("an object");
+    assert!(!reasons.is_empty());
+    assert!(reasons.values().all(|n| n == 0), "{stdout}");
+    let record = v["record_ns"].as_object().expect("an object");
+    let pct = |k: &str| record[k].as_u64().expect("a count of nanoseconds");
+    assert!(0 < pct("p50") && pct("p50") <= pct("p99") && pct("p99") <= pct("p999"));
+    assert!(v["duration_s"].as_f64().is_some_and(|d| d > 0.0));
+    assert!(v["spans_per_sec"].as_f64().is_some_and(|r| r > 0.0));
+    assert!(v["cpu_s_per_million"].as_f64().is_some_and(|c| c > 0.0));
+    assert!(v["peak_rss_mib"].as_f64().is_some_and(|m| m > 1.0));
+}
+
+#[test]
+fn otel_sdk_exports_every_span_over_grpc() {
+    spans_are_all_exported("otel-sdk", "grpc", "none");
+}
+
+#[test]
+fn otel_sdk_exports_every_span_over_http_gzip() {
+    spans_are_all_exported("otel-sdk", "http", "gzip");
+}
+
+#[test]
+fn otlpx_exports_every_span_over_grpc() {
+    spans_are_all_exported("otlpx", "grpc", "none");
+}
+
+#[test]
+fn otlpx_exports_every_span_over_http_zstd() {
+    spans_are_all_exported("otlpx", "http", "zstd");
+}
+
+#[test]
+fn bad_options_fail_with_a_message() {
+    for args in [
+        &["run", "--spans", "0"][..],
+        &["run", "--threads", "0"],
+        &["run", "--attrs", "129"],
+        &["run", "--duration", "-1"],
+        &["run", "--endpoint", "localhost:4317"],
+        &["run", "--duration", "1", "--spans", "5"],
+        &["run", "--engine", "nope"],
+    ] {
+        let out = bench(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.trim().is_empty(), "{args:?} said nothing");
+    }
+}
