@@ -304,7 +304,11 @@ impl Receiver {
             };
             // An error here is an accept loop failure, with nobody to report
             // it to; the receiver then stops answering, which tests notice.
+            // Adaptive (BDP-estimated) flow-control windows, as grpc-go
+            // servers (the Collector) use by default: a fixed 64 KiB
+            // window would stall every large request on WINDOW_UPDATEs.
             let _ = tonic::transport::Server::builder()
+                .http2_adaptive_window(Some(true))
                 .serve_with_incoming_shutdown(service, incoming, signal)
                 .await;
         });
