@@ -121,17 +121,21 @@ mod tests {
         v
     }
 
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut back)
+            .unwrap();
+        back
+    }
+
     #[test]
     fn gzip_round_trips_and_reuses_state() {
         let mut c = Compressor::new(Compression::Gzip, None).unwrap();
         let mut out = Vec::new();
         for input in [sample(), Vec::new(), b"x".to_vec(), sample()] {
             c.compress(&input, &mut out).unwrap();
-            let mut back = Vec::new();
-            flate2::read::GzDecoder::new(&out[..])
-                .read_to_end(&mut back)
-                .unwrap();
-            assert_eq!(back, input);
+            assert_eq!(gunzip(&out), input);
         }
     }
 
@@ -149,11 +153,7 @@ mod tests {
         let mut c = Compressor::new(Compression::Gzip, Some(9)).unwrap();
         let mut out = Vec::new();
         c.compress(&input, &mut out).unwrap();
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&out[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, input);
+        assert_eq!(gunzip(&out), input);
     }
 
     #[test]

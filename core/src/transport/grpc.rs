@@ -13,13 +13,12 @@
 
 use super::{
     ExportError, ExportFuture, ExportRequest, ExportResponse, MAX_RESPONSE_BYTES, Transport,
-    USER_AGENT, decode_response, error_chain, excerpt, grpc_code_kind, http_status_kind,
+    USER_AGENT, decode_response, error_chain, excerpt, grpc_code_kind, http_status_kind, read_body,
 };
 use crate::config::Compression;
 use crate::telemetry::FailureKind;
 use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderValue, header};
-use http_body_util::BodyExt;
 use std::io::Read;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,15 +176,7 @@ async fn read_response(
     if let Some(e) = status_error(&parts.headers)? {
         return Err(e);
     }
-    let collected = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            ExportError::new(
-                FailureKind::Unavailable,
-                format!("reading the answer: {}", error_chain(&*e)),
-            )
-        })?;
+    let collected = read_body(body).await?;
     let trailers = collected.trailers().cloned().unwrap_or_default();
     let data = collected.to_bytes();
     match status_error(&trailers)? {

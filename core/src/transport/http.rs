@@ -4,14 +4,14 @@
 //! success), an error status a `google.rpc.Status` when it can.
 
 use super::{
-    ExportError, ExportFuture, ExportRequest, MAX_RESPONSE_BYTES, RpcStatus, Transport, USER_AGENT,
-    decode_response, error_chain, excerpt, http_status_kind,
+    ExportError, ExportFuture, ExportRequest, RpcStatus, Transport, USER_AGENT, decode_response,
+    error_chain, excerpt, http_status_kind, read_body,
 };
 use crate::config::Compression;
 use crate::telemetry::FailureKind;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Uri, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -74,16 +74,7 @@ impl Transport for HttpTransport {
                 .await
                 .map_err(|e| ExportError::new(FailureKind::Unavailable, error_chain(&e)))?;
             let status = response.status();
-            let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| {
-                    ExportError::new(
-                        FailureKind::Unavailable,
-                        format!("reading the answer: {}", error_chain(&*e)),
-                    )
-                })?
-                .to_bytes();
+            let body = read_body(response.into_body()).await?.to_bytes();
             if status.is_success() {
                 // A success whose body says nothing we can read still
                 // delivered the data: count it accepted.

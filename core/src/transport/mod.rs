@@ -229,6 +229,24 @@ fn http_status_kind(status: u16) -> FailureKind {
     }
 }
 
+/// Reads an answer body, at most [`MAX_RESPONSE_BYTES`] of it.
+async fn read_body<B>(body: B) -> Result<http_body_util::Collected<bytes::Bytes>, ExportError>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            ExportError::new(
+                FailureKind::Unavailable,
+                format!("reading the answer: {}", error_chain(&*e)),
+            )
+        })
+}
+
 /// The message of an error from a transport library, with its causes.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = e.to_string();
