@@ -65,12 +65,15 @@ impl Policy {
     /// is filling up, spans have been waiting at least `waited` ≥ the
     /// delay, or a flush wants everything.
     pub(crate) fn due(&self, pending: Pending, waited: Duration, flushing: bool) -> bool {
-        pending.spans > 0
-            && (flushing
-                || pending.pressing
-                || pending.spans >= self.max_spans as u64
-                || pending.bytes >= self.max_bytes as u64
-                || waited >= self.delay)
+        pending.spans > 0 && (flushing || self.is_full(pending) || waited >= self.delay)
+    }
+
+    /// Whether traffic alone makes a batch due: a full request is waiting
+    /// or a ring is filling up.
+    pub(crate) fn is_full(&self, pending: Pending) -> bool {
+        pending.pressing
+            || pending.spans >= self.max_spans as u64
+            || pending.bytes >= self.max_bytes as u64
     }
 }
 

@@ -312,6 +312,17 @@ impl Ring {
         true
     }
 
+    /// Moves the fill level at which commits ring the doorbell (the
+    /// consumer raises it while it polls on its own, lowers it before it
+    /// sleeps).
+    pub fn set_wake_bytes(&self, wake_bytes: u64) {
+        // Relaxed: as in `set_doorbell`; a producer that reads the old
+        // level rings once too many or too few, and the consumer's timed
+        // sleep bounds the latter.
+        self.wake_bytes
+            .store(wake_bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Bytes in use (records, headers, padding): a cheap fill level.
     pub fn used_bytes(&self) -> u64 {
         // Acquire/Relaxed: as in `counters`; an estimate.

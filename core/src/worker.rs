@@ -10,6 +10,16 @@
 //! schedule delay bounds the sleep otherwise. An idle engine wakes each
 //! worker once per schedule delay.
 //!
+//! While spans flow (the last batch went because it was full), the worker
+//! naps instead: it polls its rings every
+//! [`NAP`] and moves the wake level up to half a ring, so that producers
+//! ring only in a burst the naps cannot keep up with. An `unpark` from the
+//! application thread is a futex syscall, and on a busy machine the woken
+//! worker preempts the producer that woke it: measured here, ringing on
+//! every refill put the 99.9th percentile of recording at ~13 µs, against
+//! ~2 µs with naps. After [`IDLE_AFTER`] without spans the worker lowers
+//! the wake level again and sleeps.
+//!
 //! # In flight
 //!
 //! A [`Gate`] bounds requests in flight across all workers. A worker takes a
@@ -44,6 +54,15 @@ use std::time::{Duration, Instant};
 /// runtime to drop (and so count) the requests it abandons. Dropping a task
 /// takes microseconds; this is slack for a loaded machine.
 const ABANDON_GRACE: Duration = Duration::from_millis(100);
+
+/// How often a worker polls its rings while spans flow. At ~1,000 wake-ups
+/// a second it costs a few µs of CPU per ms; a 1 MiB ring takes longer
+/// than that to fill to its wake level even from a producer recording
+/// flat out.
+const NAP: Duration = Duration::from_millis(1);
+
+/// How long a worker naps after its last full batch before it sleeps.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
 
 /// How the workers run; from the engine's configuration.
 #[derive(Clone, Debug)]
@@ -390,6 +409,9 @@ impl Worker {
             ring.set_doorbell(Arc::clone(&doorbell), policy.wake_bytes(ring));
         }
         let mut last_empty = Instant::now();
+        // Starts asleep: the low wake level is set.
+        let mut last_full = last_empty - IDLE_AFTER;
+        let mut napping = false;
         let mut acked = 0;
         loop {
             // Acquire (both): pair with the Release stores in `flush` and
@@ -400,6 +422,8 @@ impl Worker {
             let now = Instant::now();
             if pending.spans == 0 {
                 last_empty = now;
+            } else if policy.is_full(pending) {
+                last_full = now;
             }
             let flushing = epoch > acked || stop;
             if policy.due(pending, now - last_empty, flushing) {
@@ -421,11 +445,25 @@ impl Worker {
             if stop {
                 return;
             }
-            let wait = if pending.spans == 0 {
+            let mut wait = if pending.spans == 0 {
                 policy.delay
             } else {
                 policy.delay.saturating_sub(now - last_empty)
             };
+            let busy = now - last_full < IDLE_AFTER;
+            if busy != napping {
+                napping = busy;
+                for ring in self.my_rings() {
+                    ring.set_wake_bytes(if busy {
+                        ring.capacity_bytes() as u64 / 2
+                    } else {
+                        policy.wake_bytes(ring)
+                    });
+                }
+            }
+            if napping {
+                wait = wait.min(NAP);
+            }
             let shared = &self.shared;
             doorbell.sleep(wait, || {
                 // Relaxed: re-checked with Acquire at the top of the loop.
