@@ -82,7 +82,10 @@ fn compress_batch(c: &mut Criterion) {
         });
     }
     g.finish();
-    eprintln!("compress_batch: a {} byte request of {BATCH} spans", input.len());
+    eprintln!(
+        "compress_batch: a {} byte request of {BATCH} spans",
+        input.len()
+    );
     for (name, len) in sizes {
         eprintln!(
             "  {name:<22} {len:>7} bytes, ratio {:.2}",

@@ -4,8 +4,10 @@
 //! application thread of one span; `encode_batch`: turning 512 recorded spans
 //! into an `ExportTraceServiceRequest`). This library holds what they share:
 //! the one span shape every bench records, written once for otlpx and once
-//! for the opentelemetry SDK so that both sides record exactly the same data.
-//! The load generator and the embedded OTLP receiver will live here too.
+//! for the opentelemetry SDK so that both sides record exactly the same data;
+//! the embedded OTLP receiver ([`receiver`], counting spans with [`wire`]),
+//! which the load generator (`otlpx-bench run`, in `src/main.rs`) and the
+//! end-to-end tests export to.
 //!
 //! The span is a typical HTTP server span: a name plus 8 attributes with
 //! semantic-convention keys, 4 strings of 10-20 characters, 2 integers, a
