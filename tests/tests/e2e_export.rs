@@ -6,8 +6,8 @@
 //! shutdown keeping its deadline.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use opentelemetry_proto::tonic::common::v1::KeyValue as PKeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use opentelemetry_proto::tonic::trace::v1::Span as PSpan;
 use otlpx::{
     Compression, Engine, KeyValue, Protocol, SpanContext, SpanId, SpanKind, Status, TraceFlags,
@@ -122,7 +122,10 @@ fn int(attributes: &[PKeyValue], key: &str) -> u64 {
 
 /// Checks every field of one received span against what was recorded.
 fn check_span(span: &PSpan) -> (u64, u64) {
-    let (t, i) = (int(&span.attributes, "thread"), int(&span.attributes, "seq"));
+    let (t, i) = (
+        int(&span.attributes, "thread"),
+        int(&span.attributes, "seq"),
+    );
     let parent = parent_of(t, i);
     assert_eq!(span.name, format!("op-{t}-{i}"));
     assert_eq!(span.kind, kind_of(i) as i32);
@@ -133,8 +136,14 @@ fn check_span(span: &PSpan) -> (u64, u64) {
     assert_eq!(span.start_time_unix_nano, start_of(t, i));
     assert_eq!(span.end_time_unix_nano, start_of(t, i) + 500 + i);
     assert_eq!(span.attributes.len(), 5);
-    assert_eq!(attr(&span.attributes, "text"), &Av::StringValue(format!("value-{i}")));
-    assert_eq!(attr(&span.attributes, "ratio"), &Av::DoubleValue(i as f64 / 4.0));
+    assert_eq!(
+        attr(&span.attributes, "text"),
+        &Av::StringValue(format!("value-{i}"))
+    );
+    assert_eq!(
+        attr(&span.attributes, "ratio"),
+        &Av::DoubleValue(i as f64 / 4.0)
+    );
     assert_eq!(attr(&span.attributes, "even"), &Av::BoolValue(i % 2 == 0));
     assert_eq!(span.events.len(), 1);
     let event = &span.events[0];
@@ -147,7 +156,10 @@ fn check_span(span: &PSpan) -> (u64, u64) {
     let link = &span.links[0];
     assert_eq!(link.trace_id, link_of(t, i).trace_id.0);
     assert_eq!(link.span_id, link_of(t, i).span_id.0);
-    assert_eq!(attr(&link.attributes, "why"), &Av::StringValue("retry".into()));
+    assert_eq!(
+        attr(&link.attributes, "why"),
+        &Av::StringValue("retry".into())
+    );
     let status = span.status.clone().unwrap_or_default();
     match i % 3 {
         0 => assert_eq!((status.code, status.message), (2, format!("failed {i}"))),
@@ -170,7 +182,10 @@ fn check_requests(requests: &[ExportTraceServiceRequest]) {
             );
             for ss in &rs.scope_spans {
                 let scope = ss.scope.as_ref().expect("a scope");
-                assert_eq!((scope.name.as_str(), scope.version.as_str()), ("e2e", "1.2.3"));
+                assert_eq!(
+                    (scope.name.as_str(), scope.version.as_str()),
+                    ("e2e", "1.2.3")
+                );
                 for span in &ss.spans {
                     *seen.entry(check_span(span)).or_default() += 1;
                 }
@@ -201,7 +216,11 @@ fn round_trip(protocol: Protocol, compression: Compression) {
     let s = engine.stats();
     let label = format!("{protocol:?} {compression:?}");
     assert_eq!((s.recorded, s.exported), (total, total), "{label}");
-    assert_eq!((s.in_flight, s.in_rings, s.dropped.total()), (0, 0, 0), "{label}");
+    assert_eq!(
+        (s.in_flight, s.in_rings, s.dropped.total()),
+        (0, 0, 0),
+        "{label}"
+    );
     let counts = receiver.counts();
     assert_eq!(counts.spans, s.exported, "{label}");
     assert_eq!(counts.requests, s.export.requests, "{label}");
@@ -218,7 +237,9 @@ fn round_trip(protocol: Protocol, compression: Compression) {
         let agent = meta.user_agent.unwrap_or_default();
         assert!(agent.starts_with("otlpx/"), "{label}: user-agent {agent:?}");
         assert!(
-            meta.headers.iter().any(|(k, v)| k == "x-api-key" && v == "k-123"),
+            meta.headers
+                .iter()
+                .any(|(k, v)| k == "x-api-key" && v == "k-123"),
             "{label}: custom header missing"
         );
     }
@@ -275,7 +296,11 @@ fn a_receiver_that_is_down_is_counted_and_shutdown_keeps_its_deadline() {
         }
         engine.flush(Duration::from_secs(20)).unwrap();
         let s = engine.stats();
-        assert_eq!((s.exported, s.dropped.export_failed), (0, 1000), "{protocol:?}");
+        assert_eq!(
+            (s.exported, s.dropped.export_failed),
+            (0, 1000),
+            "{protocol:?}"
+        );
         assert_eq!(s.export.failures.unavailable, 10, "{protocol:?}");
         let error = engine.last_export_error().unwrap();
         assert!(!error.is_empty(), "{protocol:?}");
@@ -317,7 +342,11 @@ fn refusals_and_partial_successes_are_counted() {
         }
         refused.flush(Duration::from_secs(10)).unwrap();
         let s = refused.stats();
-        assert_eq!((s.exported, s.dropped.export_failed), (0, 200), "{protocol:?}");
+        assert_eq!(
+            (s.exported, s.dropped.export_failed),
+            (0, 200),
+            "{protocol:?}"
+        );
         assert_eq!(s.export.failures.rejected, 4, "{protocol:?}");
         let error = refused.last_export_error().unwrap();
         assert!(error.contains("bad data"), "{protocol:?}: {error}");
