@@ -366,3 +366,24 @@ fn refusals_and_partial_successes_are_counted() {
         assert_eq!(s.export.failures.total(), 0, "{protocol:?}");
     }
 }
+
+/// An application with its own tokio runtime: the engine neither needs nor
+/// uses it, and building, using and dropping the engine inside one works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_inside_the_applications_runtime_builds_exports_and_drops() {
+    let receiver = receiver();
+    let engine = Engine::builder()
+        .endpoint(receiver.grpc_endpoint())
+        .build()
+        .unwrap();
+    let tracer = engine.tracer("in-runtime", "");
+    for _ in 0..100 {
+        tracer.start("op").end();
+    }
+    // The last handle dropped on a runtime thread: flushes and stops
+    // without touching this runtime (and without panicking in it).
+    drop(tracer);
+    drop(engine);
+    assert!(receiver.wait_for_spans(100, Duration::from_secs(10)));
+    assert_eq!(receiver.counts().spans, 100);
+}
