@@ -8,6 +8,8 @@
 //! allocates; every span is accounted for in [`Engine::stats`].
 //!
 //! ```no_run
+//! # #[cfg(feature = "export")] // the default feature
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use otlpx::{Compression, Engine, KeyValue, Protocol, SpanKind, Status};
 //! use std::time::Duration;
 //!
@@ -28,7 +30,10 @@
 //!
 //! engine.shutdown(Duration::from_secs(5))?; // or just drop the engine
 //! println!("{:?}", engine.stats());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "export"))]
+//! # fn main() {}
 //! ```
 //!
 //! Without an endpoint the engine only records, and its caller takes the
