@@ -320,8 +320,10 @@ impl Drop for Inner {
 
 /// The otlpx engine: cheap to clone (`Arc`), `Send + Sync`.
 ///
-/// Record spans through the [`Tracer`]s it hands out; take them out as
+/// Record spans through the [`Tracer`]s it hands out. Built with an
+/// endpoint, its workers send them; without one, take them out as
 /// ready-to-send OTLP requests with [`drain_traces`](Self::drain_traces).
+/// Dropping the last handle of an exporting engine shuts it down.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -493,9 +495,10 @@ impl Engine {
     /// OTLP `ExportTraceServiceRequest` in `out` (cleared first). Returns how
     /// many spans it framed; with none, `out` stays empty.
     ///
-    /// This is the consumer side of the engine, for callers that send the
-    /// bytes themselves (and for tests). Rings another consumer is draining
-    /// at the moment are skipped. Spans are copied once, from ring memory
+    /// This is the consumer side of an engine built without an exporter,
+    /// for callers that send the bytes themselves (and for tests); an
+    /// exporting engine's workers own its rings, and this returns 0. Rings
+    /// another consumer is draining at the moment are skipped. Spans are copied once, from ring memory
     /// into `out`; reuse `out` across calls.
     ///
     /// ```
