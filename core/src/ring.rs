@@ -63,6 +63,9 @@
 
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
+// The doorbell is not part of the loom models (a missed wake only delays,
+// see `Doorbell::sleep`), so it uses std's atomics directly.
+use std::sync::atomic as std_atomic;
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
@@ -183,8 +186,9 @@ pub struct Ring {
     mem: Memory,
     mask: u64,
     /// Fill level (bytes) at which a commit rings the doorbell; `u64::MAX`
-    /// until one is set. Written once by `set_doorbell`.
-    wake_bytes: std::sync::atomic::AtomicU64,
+    /// until one is set. Written by the consumer (`set_doorbell`,
+    /// `set_wake_bytes`), read by every commit.
+    wake_bytes: std_atomic::AtomicU64,
     doorbell: OnceLock<Arc<Doorbell>>,
 }
 
@@ -194,7 +198,7 @@ pub struct Ring {
 pub struct Doorbell {
     /// True while the consumer is (about to be) parked. Written by the
     /// consumer to announce sleep and by whoever wakes it.
-    sleeping: std::sync::atomic::AtomicBool,
+    sleeping: std_atomic::AtomicBool,
     thread: Thread,
 }
 
@@ -202,7 +206,7 @@ impl Doorbell {
     /// A doorbell that wakes `thread` (the consumer's).
     pub fn new(thread: Thread) -> Self {
         Self {
-            sleeping: std::sync::atomic::AtomicBool::new(false),
+            sleeping: std_atomic::AtomicBool::new(false),
             thread,
         }
     }
@@ -213,10 +217,8 @@ impl Doorbell {
         // Relaxed: the flag carries no data, the ring's Release commit does
         // (the consumer reads records with Acquire). Load before swap so a
         // burst of producers seeing an awake consumer only reads the line.
-        if self.sleeping.load(std::sync::atomic::Ordering::Relaxed)
-            && self
-                .sleeping
-                .swap(false, std::sync::atomic::Ordering::Relaxed)
+        if self.sleeping.load(std_atomic::Ordering::Relaxed)
+            && self.sleeping.swap(false, std_atomic::Ordering::Relaxed)
         {
             self.thread.unpark();
         }
@@ -231,14 +233,12 @@ impl Doorbell {
     /// (`Thread::unpark`) end the sleep too.
     pub fn sleep(&self, timeout: Duration, idle: impl FnOnce() -> bool) {
         // Relaxed: see `ring`; a missed wake only delays, as documented.
-        self.sleeping
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sleeping.store(true, std_atomic::Ordering::Relaxed);
         if idle() {
             std::thread::park_timeout(timeout);
         }
         // Relaxed: as above.
-        self.sleeping
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.sleeping.store(false, std_atomic::Ordering::Relaxed);
     }
 }
 
@@ -292,7 +292,7 @@ impl Ring {
             consuming: AtomicBool::new(false),
             mem: Memory::zeroed(capacity_bytes),
             mask: capacity_bytes as u64 - 1,
-            wake_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
+            wake_bytes: std_atomic::AtomicU64::new(u64::MAX),
             doorbell: OnceLock::new(),
         })
     }
@@ -308,7 +308,7 @@ impl Ring {
         // doorbell through the OnceLock's own synchronisation; one that
         // reads the old value just does not ring yet.
         self.wake_bytes
-            .store(wake_bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+            .store(wake_bytes.max(1), std_atomic::Ordering::Relaxed);
         true
     }
 
@@ -320,15 +320,7 @@ impl Ring {
         // level rings once too many or too few, and the consumer's timed
         // sleep bounds the latter.
         self.wake_bytes
-            .store(wake_bytes.max(1), std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Bytes in use (records, headers, padding): a cheap fill level.
-    pub fn used_bytes(&self) -> u64 {
-        // Acquire/Relaxed: as in `counters`; an estimate.
-        let tail = self.consumer.tail.load(Ordering::Acquire);
-        let head = self.producer.head.load(Ordering::Relaxed);
-        head.saturating_sub(tail)
+            .store(wake_bytes.max(1), std_atomic::Ordering::Relaxed);
     }
 
     /// The ring's size in bytes.
@@ -438,7 +430,7 @@ impl Ring {
         // the payload and `meta`.
         self.mem.state(off).store(len32 | READY, Ordering::Release);
         // Relaxed: a threshold, set once (see `set_doorbell`).
-        if pos + pad + stride - tail >= self.wake_bytes.load(std::sync::atomic::Ordering::Relaxed)
+        if pos + pad + stride - tail >= self.wake_bytes.load(std_atomic::Ordering::Relaxed)
             && let Some(bell) = self.doorbell.get()
         {
             bell.ring();
@@ -765,11 +757,11 @@ fn current_cpu() -> usize {
 }
 
 fn thread_slot() -> usize {
-    use std::sync::atomic::AtomicUsize;
+    use std_atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         // Relaxed: any distinct-ish number will do.
-        static SLOT: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        static SLOT: usize = NEXT.fetch_add(1, std_atomic::Ordering::Relaxed);
     }
     SLOT.try_with(|s| *s).unwrap_or(0)
 }

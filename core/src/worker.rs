@@ -152,6 +152,22 @@ struct Shared {
     last_error: Mutex<Option<String>>,
 }
 
+impl Shared {
+    /// The rings worker `index` of `workers` owns: `index`, `index +
+    /// workers`, …
+    fn rings_of(&self, index: usize, workers: usize) -> impl Iterator<Item = &Ring> + Clone + '_ {
+        self.recorder.rings.iter().skip(index).step_by(workers)
+    }
+
+    /// Keeps `message` as the last export error.
+    fn note_error(&self, message: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(message);
+    }
+}
+
 /// The running workers and their runtime; owned by the engine.
 pub(crate) struct Workers {
     shared: Arc<Shared>,
@@ -172,6 +188,9 @@ impl Workers {
     /// # Errors
     ///
     /// A message when the runtime, the transport or a thread cannot start.
+    ///
+    /// The compression level must already be valid (the engine checks it,
+    /// naming the setting, before it calls this).
     pub(crate) fn start(
         recorder: Arc<Recorder>,
         catalog: Arc<Catalog>,
@@ -179,8 +198,6 @@ impl Workers {
         settings: WorkerSettings,
         make_transport: impl FnOnce() -> Result<Arc<dyn Transport>, String>,
     ) -> Result<(Self, Vec<Started>), String> {
-        // A fresh compressor proves the level valid before threads start.
-        Compressor::new(settings.compression, settings.compression_level)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("otlpx-io")
@@ -376,7 +393,7 @@ impl Worker {
             shared.settings.compression,
             shared.settings.compression_level,
         )
-        .expect("level validated in Workers::start");
+        .expect("level validated by the engine before Workers::start");
         Self {
             shared,
             index,
@@ -388,12 +405,7 @@ impl Worker {
     }
 
     fn my_rings(&self) -> impl Iterator<Item = &Ring> + Clone + '_ {
-        self.shared
-            .recorder
-            .rings
-            .iter()
-            .skip(self.index)
-            .step_by(self.workers)
+        self.shared.rings_of(self.index, self.workers)
     }
 
     fn pending(&self) -> Pending {
@@ -502,12 +514,7 @@ impl Worker {
             settled: true,
         };
         let policy = shared.settings.policy;
-        let rings = shared
-            .recorder
-            .rings
-            .iter()
-            .skip(self.index)
-            .step_by(self.workers);
+        let rings = shared.rings_of(self.index, self.workers);
         let spans = self.batcher.take(
             rings,
             &shared.catalog,
@@ -527,10 +534,7 @@ impl Worker {
         } else {
             let mut out = Vec::new();
             if let Err(e) = self.compressor.compress(&self.frame, &mut out) {
-                *shared
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(e);
+                shared.note_error(e);
                 in_flight.settle(Settled::Failed(FailureKind::Other));
                 return true;
             }
@@ -551,20 +555,13 @@ impl Worker {
                 },
                 Ok(Err(e)) => {
                     let kind = e.kind;
-                    *in_flight
-                        .shared
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                    in_flight.shared.note_error(e.to_string());
                     Settled::Failed(kind)
                 }
                 Err(_) => {
-                    *in_flight
+                    in_flight
                         .shared
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) =
-                        Some(format!("no answer within {timeout:?}"));
+                        .note_error(format!("no answer within {timeout:?}"));
                     Settled::Failed(FailureKind::Timeout)
                 }
             };
