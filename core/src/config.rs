@@ -146,7 +146,31 @@ pub(crate) struct ExportConfig {
     pub(crate) max_batch_spans: usize,
     pub(crate) max_batch_bytes: usize,
     pub(crate) schedule_delay: std::time::Duration,
+    /// Certificates for `https://` endpoints.
+    pub(crate) tls: TlsFiles,
+    /// Where the admin endpoint listens (`None`: no admin endpoint).
+    pub(crate) admin_address: Option<String>,
+    /// How far back `/ready` looks for a failed export attempt.
+    pub(crate) ready_window: std::time::Duration,
 }
+
+/// PEM files for TLS, as configured; read when the engine is built.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    /// Trusted CA certificates instead of the system's roots
+    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub(crate) ca_certificate: Option<std::path::PathBuf>,
+    /// The client's certificate chain for mutual TLS
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`).
+    pub(crate) client_certificate: Option<std::path::PathBuf>,
+    /// The client's private key for mutual TLS
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_KEY`).
+    pub(crate) client_key: Option<std::path::PathBuf>,
+}
+
+/// Default window of `/ready`: an export attempt that failed this recently
+/// makes the engine not ready.
+pub const READY_WINDOW_MS_DEFAULT: u64 = 30_000;
 
 impl Default for ExportConfig {
     fn default() -> Self {
@@ -166,6 +190,9 @@ impl Default for ExportConfig {
             max_batch_spans: MAX_BATCH_SPANS_DEFAULT,
             max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
             schedule_delay: std::time::Duration::from_millis(SCHEDULE_DELAY_MS_DEFAULT),
+            tls: TlsFiles::default(),
+            admin_address: None,
+            ready_window: std::time::Duration::from_millis(READY_WINDOW_MS_DEFAULT),
         }
     }
 }

@@ -228,6 +228,41 @@ impl EngineBuilder {
         self
     }
 
+    /// Trusts the CA certificates in this PEM file for `https://`
+    /// endpoints, instead of the system's roots.
+    pub fn certificate(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.export.tls.ca_certificate = Some(pem_file.into());
+        self
+    }
+
+    /// The client certificate chain (PEM) presented for mutual TLS; needs
+    /// [`client_key`](Self::client_key).
+    pub fn client_certificate(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.export.tls.client_certificate = Some(pem_file.into());
+        self
+    }
+
+    /// The private key (PEM) of the [`client_certificate`](Self::client_certificate).
+    pub fn client_key(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.export.tls.client_key = Some(pem_file.into());
+        self
+    }
+
+    /// Serves the admin endpoint (`/metrics`, `/health`, `/ready`,
+    /// `/stats`) on `address`, such as `127.0.0.1:9464` (port 0: any free
+    /// port, see [`Engine::admin_address`]). Off by default.
+    pub fn admin_address(mut self, address: impl Into<String>) -> Self {
+        self.export.admin_address = Some(address.into());
+        self
+    }
+
+    /// How long a failed export attempt keeps `/ready` false, unless one
+    /// succeeds after it (default 30 s).
+    pub fn ready_window(mut self, window: Duration) -> Self {
+        self.export.ready_window = window;
+        self
+    }
+
     /// Sends requests through `transport` instead of gRPC or HTTP (tests,
     /// unusual deployments). Compression and batching still apply.
     #[cfg(feature = "export")]
@@ -279,22 +314,51 @@ impl EngineBuilder {
         });
         let catalog = Arc::new(Catalog::new(resource_bytes(&attributes)));
         #[cfg(feature = "export")]
+        let admin = admin_address(&self.export)?;
+        #[cfg(feature = "export")]
+        let ready_window = self.export.ready_window;
+        #[cfg(feature = "export")]
         let exporter = start_exporter(self.export, self.transport, &recorder, &catalog)?;
         #[cfg(not(feature = "export"))]
-        if self.export.endpoint.is_some() || self.export.traces_endpoint.is_some() {
+        if self.export.endpoint.is_some()
+            || self.export.traces_endpoint.is_some()
+            || self.export.admin_address.is_some()
+        {
             return Err(BuildError::Start(
                 "otlpx was built without its `export` feature".to_owned(),
             ));
         }
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 recorder,
                 catalog,
                 batcher: Mutex::default(),
                 #[cfg(feature = "export")]
                 exporter,
+                #[cfg(feature = "export")]
+                admin: std::sync::OnceLock::new(),
             }),
-        })
+        };
+        #[cfg(feature = "export")]
+        if let Some(addr) = admin {
+            // Weak: the server lives inside `Inner`, and must not keep it
+            // alive past the last handle.
+            let weak = Arc::downgrade(&engine.inner);
+            let snapshot = Box::new(move || match weak.upgrade() {
+                Some(inner) => crate::admin::Snapshot {
+                    stats: inner.stats(),
+                    running: inner.running(),
+                },
+                None => crate::admin::Snapshot {
+                    stats: Stats::default(),
+                    running: false,
+                },
+            });
+            let server = crate::admin::AdminServer::start(addr, ready_window, snapshot)
+                .map_err(|e| BuildError::Start(format!("admin endpoint on {addr}: {e}")))?;
+            let _ = engine.inner.admin.set(server);
+        }
+        Ok(engine)
     }
 }
 
@@ -305,6 +369,30 @@ struct Inner {
     batcher: Mutex<Batcher>,
     #[cfg(feature = "export")]
     exporter: Option<Exporter>,
+    #[cfg(feature = "export")]
+    admin: std::sync::OnceLock<crate::admin::AdminServer>,
+}
+
+impl Inner {
+    fn stats(&self) -> Stats {
+        let r = &self.recorder;
+        #[cfg(feature = "export")]
+        let export = self.exporter.as_ref().map(Exporter::counters);
+        #[cfg(not(feature = "export"))]
+        let export = None;
+        Stats::collect(
+            r.rings.iter().map(|ring| ring.counters()),
+            // Relaxed: a statistic.
+            r.dropped_invalid.load(Ordering::Relaxed),
+            export,
+        )
+    }
+
+    /// Built and not shut down.
+    #[cfg(feature = "export")]
+    fn running(&self) -> bool {
+        self.exporter.as_ref().is_none_or(|e| !e.stopped())
+    }
 }
 
 #[cfg(feature = "export")]
@@ -478,17 +566,16 @@ impl Engine {
 
     /// A snapshot of the engine's counters.
     pub fn stats(&self) -> Stats {
-        let r = &self.inner.recorder;
-        // Relaxed: a statistic.
-        #[cfg(feature = "export")]
-        let export = self.inner.exporter.as_ref().map(Exporter::counters);
-        #[cfg(not(feature = "export"))]
-        let export = None;
-        Stats::collect(
-            r.rings.iter().map(|ring| ring.counters()),
-            r.dropped_invalid.load(Ordering::Relaxed),
-            export,
-        )
+        self.inner.stats()
+    }
+
+    /// Where the admin endpoint listens, if the engine serves one.
+    #[cfg(feature = "export")]
+    pub fn admin_address(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .admin
+            .get()
+            .map(crate::admin::AdminServer::local_addr)
     }
 
     /// Takes up to `max_spans` spans out of the rings and frames them as one
@@ -549,6 +636,8 @@ struct Exporter {
     counters: Arc<ExportCounters>,
     timeout: Duration,
     pinned: Vec<Option<usize>>,
+    /// Set by the first `shutdown`.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(feature = "export")]
@@ -562,7 +651,14 @@ impl Exporter {
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<(), crate::worker::FlushError> {
+        // Relaxed: a flag for `/ready`, ordered with nothing else.
+        self.stopped.store(true, Ordering::Relaxed);
         self.workers.shutdown(Instant::now() + timeout)
+    }
+
+    fn stopped(&self) -> bool {
+        // Relaxed: see `shutdown`.
+        self.stopped.load(Ordering::Relaxed)
     }
 }
 
@@ -579,7 +675,22 @@ fn invalid(
     }
 }
 
-/// The URL requests go to, checked: `http://host[:port][/path]`.
+/// The admin endpoint's address, checked.
+#[cfg(feature = "export")]
+fn admin_address(config: &ExportConfig) -> Result<Option<std::net::SocketAddr>, BuildError> {
+    let Some(address) = &config.admin_address else {
+        return Ok(None);
+    };
+    address.parse().map(Some).map_err(|_| {
+        invalid(
+            "admin_address",
+            address,
+            "expected an IP address and port, like 127.0.0.1:9464",
+        )
+    })
+}
+
+/// The URL requests go to, checked: `http[s]://host[:port][/path]`.
 #[cfg(feature = "export")]
 fn signal_uri(config: &ExportConfig) -> Result<Option<http::Uri>, BuildError> {
     let (setting, url, append) = match (&config.traces_endpoint, &config.endpoint) {
@@ -591,15 +702,8 @@ fn signal_uri(config: &ExportConfig) -> Result<Option<http::Uri>, BuildError> {
         .parse()
         .map_err(|e: http::uri::InvalidUri| invalid(setting, url, e.to_string()))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(invalid(
-                setting,
-                url,
-                "https needs TLS, which this version of otlpx does not have yet",
-            ));
-        }
-        _ => return Err(invalid(setting, url, "expected an http:// URL")),
+        Some("http" | "https") => {}
+        _ => return Err(invalid(setting, url, "expected an http:// or https:// URL")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid(setting, url, "the URL names no host"));
@@ -705,6 +809,13 @@ fn start_exporter(
             )
         },
     )?;
+    let tls = match &uri {
+        Some(uri) if uri.scheme_str() == Some("https") => Some(
+            crate::transport::ClientTls::load(&config.tls)
+                .map_err(|reason| BuildError::Start(format!("TLS: {reason}")))?,
+        ),
+        _ => None,
+    };
     let counters = Arc::new(ExportCounters::default());
     let connect_timeout = config.timeout.min(Duration::from_secs(5));
     let make_transport = || -> Result<Arc<dyn Transport>, String> {
@@ -718,12 +829,14 @@ fn start_exporter(
                 config.connections,
                 headers,
                 connect_timeout,
+                tls.as_ref(),
             )?),
             Protocol::HttpProtobuf => Arc::new(HttpTransport::new(
                 uri,
                 config.connections,
                 headers,
                 connect_timeout,
+                tls.as_ref(),
             )),
         })
     };
@@ -740,5 +853,6 @@ fn start_exporter(
         counters,
         timeout: config.timeout,
         pinned: started.into_iter().map(|s| s.pinned).collect(),
+        stopped: std::sync::atomic::AtomicBool::new(false),
     }))
 }

@@ -50,6 +50,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "export")]
+mod admin;
 mod batch;
 mod clock;
 #[cfg(feature = "export")]

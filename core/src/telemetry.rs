@@ -71,6 +71,10 @@ pub struct ExportFailures {
     /// Anything else (gRPC `INTERNAL`, HTTP 500, a local compression
     /// failure, …).
     pub other: u64,
+    /// The TLS handshake failed: an unknown or expired server certificate,
+    /// a name mismatch, a client certificate the server refused. A
+    /// configuration problem that retrying will not mend.
+    pub tls: u64,
 }
 
 impl ExportFailures {
@@ -82,6 +86,7 @@ impl ExportFailures {
             + self.rejected
             + self.protocol
             + self.other
+            + self.tls
     }
 }
 
@@ -140,9 +145,11 @@ pub enum FailureKind {
     Protocol,
     /// See [`ExportFailures::other`].
     Other,
+    /// See [`ExportFailures::tls`].
+    Tls,
 }
 
-const KINDS: usize = 6;
+const KINDS: usize = 7;
 
 /// Export-side counters, shared by the workers and the export tasks of one
 /// engine. All updates are per request.
@@ -226,6 +233,7 @@ impl ExportCounters {
                 rejected: f(FailureKind::Rejected),
                 protocol: f(FailureKind::Protocol),
                 other: f(FailureKind::Other),
+                tls: f(FailureKind::Tls),
             },
             bytes_uncompressed: self.bytes_uncompressed.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),

@@ -46,7 +46,9 @@ impl GrpcTransport {
         connections: usize,
         headers: HeaderMap,
         connect_timeout: Duration,
+        tls: Option<&super::ClientTls>,
     ) -> Result<Self, String> {
+        let _ = tls;
         let endpoint = Endpoint::from_shared(endpoint.to_owned())
             .and_then(|e| e.user_agent(USER_AGENT))
             .map_err(|e| error_chain(&e))?

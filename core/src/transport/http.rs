@@ -33,7 +33,9 @@ impl HttpTransport {
         connections: usize,
         headers: HeaderMap,
         connect_timeout: Duration,
+        tls: Option<&super::ClientTls>,
     ) -> Self {
+        let _ = tls;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));

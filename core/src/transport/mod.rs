@@ -16,9 +16,11 @@
 
 mod grpc;
 mod http;
+mod tls;
 
 pub(crate) use self::grpc::GrpcTransport;
 pub(crate) use self::http::HttpTransport;
+pub(crate) use self::tls::ClientTls;
 
 use crate::config::Compression;
 use crate::telemetry::FailureKind;
