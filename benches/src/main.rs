@@ -5,7 +5,9 @@
 //! after the other and each in a child process of its own, record the same
 //! spans for 10 seconds and export them over OTLP/gRPC to the embedded
 //! receiver; then the per-engine figures and the otlpx ÷ SDK ratios are
-//! printed. `otlpx-bench sink` runs just the receiver. Errors go to stderr
+//! printed. `otlpx-bench sink` runs just the receiver; `otlpx-bench config
+//! --check [FILE]` prints the configuration an engine would run with here
+//! (environment, file, defaults), each value with its source. Errors go to stderr
 //! and make the exit status non-zero; nothing here panics on bad input.
 #![deny(unsafe_code)]
 
@@ -43,6 +45,9 @@ enum Cmd {
     /// Run a standalone OTLP receiver that counts what it is sent, until
     /// Ctrl-C.
     Sink(SinkArgs),
+    /// Print the effective otlpx configuration (the `OTEL_*` environment,
+    /// the TOML file, the defaults), each value with its source.
+    Config(ConfigArgs),
     /// One engine in a child process (internal).
     #[command(name = run::CHILD_SUBCOMMAND, hide = true)]
     Child(ChildArgs),
@@ -62,12 +67,42 @@ struct SinkArgs {
     keep: bool,
 }
 
+/// The options of `otlpx-bench config`.
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Check the configuration and print it; exit non-zero if invalid.
+    #[arg(long)]
+    check: bool,
+    /// The TOML file (default: the one `OTLPX_CONFIG` or `CONFIG_PATH`
+    /// names, if any).
+    file: Option<std::path::PathBuf>,
+}
+
+/// `otlpx-bench config --check [FILE]`.
+fn config_main(args: &ConfigArgs) -> Result<(), run::BenchError> {
+    if !args.check {
+        return Err(run::BenchError::msg("`config` needs `--check`"));
+    }
+    let mut builder = otlpx::Engine::builder();
+    if let Some(file) = &args.file {
+        builder = builder.config_file(file);
+    }
+    match builder.effective_config() {
+        Ok(config) => {
+            print!("{config}");
+            Ok(())
+        }
+        Err(e) => Err(run::BenchError::with_source("invalid configuration", e)),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => run::parent::main(&cli.run),
         Some(Cmd::Run(args)) => run::parent::main(&args),
         Some(Cmd::Child(args)) => run::child::main(&args),
+        Some(Cmd::Config(args)) => config_main(&args),
         Some(Cmd::Sink(args)) => {
             otlpx_bench::receiver::sink_main(args.grpc_port, args.http_port, args.keep).map_err(
                 |e| {

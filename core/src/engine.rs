@@ -5,8 +5,10 @@
 
 use crate::batch::Batcher;
 use crate::clock::Clock;
-use crate::config::{Compression, ExportConfig, Protocol};
-use crate::config::{DEFAULT_RING_BYTES_PER_CPU, SpanLimits};
+use crate::config::layer::{ExporterLayer, Layer, Limit, Opt, Scope, Sourced};
+use crate::config::resolve::Resolved;
+use crate::config::{self, Compression, ConfigError, EffectiveConfig, Protocol, Sampler};
+use crate::config::{Source, SpanLimits};
 use crate::encode::{Catalog, ScopeBytes, resource_bytes};
 use crate::proto;
 use crate::record::{Recorder, Tracer};
@@ -14,12 +16,14 @@ use crate::ring::{CapacityError, Rings};
 use crate::telemetry::Stats;
 use crate::value::{KeyValue, Value};
 use bytes::BytesMut;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 #[cfg(feature = "export")]
 use {
     crate::batch::Policy,
+    crate::config::ExportConfig,
     crate::telemetry::ExportCounters,
     crate::transport::{GrpcTransport, HttpTransport, Transport},
     crate::worker::{WorkerSettings, Workers},
@@ -30,25 +34,27 @@ use {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// `ring_bytes_per_cpu` is not a power of two in range.
+    /// A configuration value is malformed or out of range; the error names
+    /// its source (builder method, environment variable or `file:line`).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The rings could not be allocated.
     #[error("invalid ring_bytes_per_cpu: {0}")]
     RingCapacity(#[from] CapacityError),
-    /// A setting's value is out of range or malformed.
-    #[error("invalid {setting} {value:?}: {reason}")]
-    Invalid {
-        /// The setting, as the builder method names it.
-        setting: &'static str,
-        /// The value given.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The exporter's runtime, transport or threads could not start.
+    /// The exporter's runtime, transport, threads or admin endpoint could
+    /// not start.
     #[error("cannot start the exporter: {0}")]
     Start(String),
 }
 
 /// Configures and builds an [`Engine`].
+///
+/// Settings come from three sources besides the defaults, and the highest
+/// that sets a value wins: the builder's methods, then the standard
+/// `OTEL_*` environment variables (read at [`build`](Self::build); see
+/// [`environment`](Self::environment)), then a TOML file
+/// ([`config_file`](Self::config_file), or the file `OTLPX_CONFIG` or
+/// `CONFIG_PATH` names). README.md lists every key.
 ///
 /// ```
 /// let engine = otlpx::Engine::builder()
@@ -61,13 +67,28 @@ pub enum BuildError {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build`"]
 pub struct EngineBuilder {
+    /// What the methods set, each value tagged with its method.
+    layer: Layer,
+    /// Typed resource attributes from [`resource_attribute`](Self::resource_attribute).
     resource: Vec<(String, Vec<u8>)>,
-    ring_bytes_per_cpu: usize,
-    rings: Option<usize>,
-    limits: SpanLimits,
-    export: ExportConfig,
+    environment: Environment,
+    file: Option<ConfigFile>,
     #[cfg(feature = "export")]
     transport: Option<CustomTransport>,
+}
+
+/// Where `OTEL_*` variables are read from.
+#[derive(Debug, Clone)]
+enum Environment {
+    Process,
+    Given(Vec<(String, String)>),
+}
+
+/// The configuration file the builder was given.
+#[derive(Debug, Clone)]
+enum ConfigFile {
+    Path(PathBuf),
+    Toml { text: String, name: PathBuf },
 }
 
 /// A caller's transport, shown as such in `Debug`.
@@ -88,70 +109,116 @@ fn any_value(value: &Value<'_>) -> Vec<u8> {
     proto::any_value_bytes(value, usize::MAX)
 }
 
+/// A value set by the builder method `method`.
+fn by<T>(method: &'static str, value: T) -> Opt<T> {
+    Sourced::new(value, Source::Builder { method })
+}
+
 impl EngineBuilder {
-    /// The `service.name` resource attribute. Without one, the engine uses
+    fn generic(&mut self) -> &mut ExporterLayer {
+        &mut self.layer.exporter[Scope::Generic as usize]
+    }
+
+    /// The `service.name` resource attribute (beats `OTEL_SERVICE_NAME`).
+    /// Without one from any source, the engine uses
     /// `unknown_service:<executable name>` as the specification requires.
-    pub fn service_name(self, name: impl AsRef<str>) -> Self {
-        self.resource_attribute(SERVICE_NAME, name.as_ref())
+    pub fn service_name(mut self, name: impl AsRef<str>) -> Self {
+        self.layer.service_name = by("service_name", name.as_ref().to_owned());
+        self
     }
 
     /// A resource attribute, describing the whole process. A key set twice
-    /// keeps the last value.
+    /// keeps the last value; a key set here beats the same key from
+    /// `OTEL_RESOURCE_ATTRIBUTES` or the file.
     pub fn resource_attribute<'v>(
         mut self,
         key: impl Into<String>,
         value: impl Into<Value<'v>>,
     ) -> Self {
-        self.resource.push((key.into(), any_value(&value.into())));
+        let (key, value) = (key.into(), value.into());
+        if key == SERVICE_NAME
+            && let Value::Str(name) = value
+        {
+            self.layer.service_name = by("resource_attribute", name.to_owned());
+        }
+        self.resource.push((key, any_value(&value)));
         self
     }
 
     /// Bytes of ring per CPU: a power of two from 64 bytes to 1 GiB
     /// (default 1 MiB). One span may take up to half a ring.
     pub fn ring_bytes_per_cpu(mut self, bytes: usize) -> Self {
-        self.ring_bytes_per_cpu = bytes;
+        self.layer.ring_bytes_per_cpu = by("ring_bytes_per_cpu", bytes);
         self
     }
 
     /// How many rings (default: one per configured CPU). Spans from a CPU
     /// numbered past the count share a ring with another CPU.
     pub fn rings(mut self, count: usize) -> Self {
-        self.rings = Some(count);
+        self.layer.rings = by("rings", count);
         self
     }
 
-    /// Span limits (default: the specification's).
+    /// Span limits (default: the specification's); they beat the
+    /// `OTEL_*_LIMIT` variables.
     pub fn span_limits(mut self, limits: SpanLimits) -> Self {
-        self.limits = limits;
+        let set = [
+            (Limit::SpanAttributeCount, limits.max_attributes_per_span),
+            (Limit::SpanEventCount, limits.max_events_per_span),
+            (Limit::SpanLinkCount, limits.max_links_per_span),
+            (Limit::EventAttributeCount, limits.max_attributes_per_event),
+            (Limit::LinkAttributeCount, limits.max_attributes_per_link),
+            (
+                Limit::SpanAttributeValueLength,
+                limits.max_attribute_value_length.unwrap_or(u32::MAX),
+            ),
+        ];
+        for (limit, value) in set {
+            self.layer.limits[limit as usize] = by("span_limits", value);
+        }
+        self
+    }
+
+    /// The head sampler (default `ParentBasedAlwaysOn`; see
+    /// `OTEL_TRACES_SAMPLER`).
+    pub fn sampler(mut self, sampler: Sampler) -> Self {
+        self.layer.sampler = by("sampler", sampler);
+        self
+    }
+
+    /// Disables the engine: spans record nothing and cost next to nothing,
+    /// nothing is exported (`OTEL_SDK_DISABLED`).
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.layer.disabled = by("disabled", disabled);
         self
     }
 
     /// Exports to the OTLP receiver at `url`, for every signal: over gRPC
     /// the URL as given (`http://collector:4317`), over HTTP a base to
     /// which `/v1/traces` is appended (`http://collector:4318`). Without an
-    /// endpoint (or a [`transport`](Self::transport)) the engine records
-    /// and its caller drains ([`Engine::drain_traces`]).
+    /// endpoint from any source (or a [`transport`](Self::transport)) the
+    /// engine records and its caller drains ([`Engine::drain_traces`]).
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.export.endpoint = Some(url.into());
+        self.generic().endpoint = by("endpoint", url.into());
         self
     }
 
     /// Exports traces to `url`, used as given (over HTTP, the full URL,
     /// `/v1/traces` included); overrides [`endpoint`](Self::endpoint).
     pub fn traces_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.export.traces_endpoint = Some(url.into());
+        self.layer.exporter[Scope::Traces as usize].endpoint = by("traces_endpoint", url.into());
         self
     }
 
     /// OTLP/gRPC (default) or OTLP/HTTP with protobuf bodies.
     pub fn protocol(mut self, protocol: Protocol) -> Self {
-        self.export.protocol = protocol;
+        self.generic().protocol = by("protocol", protocol);
         self
     }
 
     /// Request compression (default none).
     pub fn compression(mut self, compression: Compression) -> Self {
-        self.export.compression = compression;
+        self.generic().compression = by("compression", compression);
         self
     }
 
@@ -159,92 +226,97 @@ impl EngineBuilder {
     /// [`GZIP_LEVEL_DEFAULT`](crate::config::GZIP_LEVEL_DEFAULT)), zstd
     /// 1-22 (default [`ZSTD_LEVEL_DEFAULT`](crate::config::ZSTD_LEVEL_DEFAULT)).
     pub fn compression_level(mut self, level: i32) -> Self {
-        self.export.compression_level = Some(level);
+        self.layer.compression_level = by("compression_level", level);
         self
     }
 
-    /// A header sent with every request (an API key, a tenant id).
+    /// A header sent with every request (an API key, a tenant id); it
+    /// beats a header of the same name from the environment or the file.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.export.headers.push((name.into(), value.into()));
+        let value = Sourced {
+            value: value.into(),
+            source: Source::Builder { method: "header" },
+        };
+        self.generic().headers.push((name.into(), value));
         self
     }
 
     /// How long a request may wait for its answer (default 10 s).
     pub fn export_timeout(mut self, timeout: Duration) -> Self {
-        self.export.timeout = timeout;
+        self.generic().timeout = by("export_timeout", timeout);
         self
     }
 
     /// Connections to the receiver (default 2): separately connected
     /// HTTP/2 channels for gRPC, pooled keep-alive connections for HTTP.
     pub fn connections(mut self, connections: usize) -> Self {
-        self.export.connections = connections;
+        self.layer.connections = by("connections", connections);
         self
     }
 
     /// Requests in flight at most, all workers together (default 8). While
     /// they are all out, spans wait in the rings.
     pub fn max_in_flight(mut self, requests: usize) -> Self {
-        self.export.max_in_flight = requests;
+        self.layer.max_in_flight = by("max_in_flight", requests);
         self
     }
 
     /// Worker threads (default: one per 8 CPUs, at least one; at most one
     /// per ring).
     pub fn workers(mut self, workers: usize) -> Self {
-        self.export.workers = Some(workers);
+        self.layer.workers = by("workers", workers);
         self
     }
 
     /// Whether workers are pinned to cores (default true).
     pub fn pin_workers(mut self, pin: bool) -> Self {
-        self.export.pin_workers = pin;
+        self.layer.pin_workers = by("pin_workers", pin);
         self
     }
 
     /// The cores workers are pinned to, worker `i` to `cores[i % len]`
     /// (default: the cores this process may run on, in order).
     pub fn worker_cores(mut self, cores: impl Into<Vec<usize>>) -> Self {
-        self.export.worker_cores = Some(cores.into());
+        self.layer.worker_cores = by("worker_cores", cores.into());
         self
     }
 
     /// Spans per request, at most (default 512).
     pub fn max_batch_spans(mut self, spans: usize) -> Self {
-        self.export.max_batch_spans = spans;
+        self.layer.bsp.max_export_batch_size = by("max_batch_spans", spans);
         self
     }
 
     /// Span bytes per request, at most (default 2 MiB; a larger span still
     /// goes, alone).
     pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
-        self.export.max_batch_bytes = bytes;
+        self.layer.max_batch_bytes = by("max_batch_bytes", bytes);
         self
     }
 
     /// How long a span may wait for its request to fill (default 1 s).
     pub fn schedule_delay(mut self, delay: Duration) -> Self {
-        self.export.schedule_delay = delay;
+        self.layer.bsp.schedule_delay = by("schedule_delay", delay);
         self
     }
 
     /// Trusts the CA certificates in this PEM file for `https://`
     /// endpoints, instead of the system's roots.
-    pub fn certificate(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
-        self.export.tls.ca_certificate = Some(pem_file.into());
+    pub fn certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.generic().certificate = by("certificate", pem_file.into());
         self
     }
 
     /// The client certificate chain (PEM) presented for mutual TLS; needs
     /// [`client_key`](Self::client_key).
-    pub fn client_certificate(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
-        self.export.tls.client_certificate = Some(pem_file.into());
+    pub fn client_certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.generic().client_certificate = by("client_certificate", pem_file.into());
         self
     }
 
     /// The private key (PEM) of the [`client_certificate`](Self::client_certificate).
-    pub fn client_key(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
-        self.export.tls.client_key = Some(pem_file.into());
+    pub fn client_key(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.generic().client_key = by("client_key", pem_file.into());
         self
     }
 
@@ -252,14 +324,47 @@ impl EngineBuilder {
     /// `/stats`) on `address`, such as `127.0.0.1:9464` (port 0: any free
     /// port, see [`Engine::admin_address`]). Off by default.
     pub fn admin_address(mut self, address: impl Into<String>) -> Self {
-        self.export.admin_address = Some(address.into());
+        self.layer.admin_address = by("admin_address", address.into());
         self
     }
 
     /// How long a failed export attempt keeps `/ready` false, unless one
     /// succeeds after it (default 30 s).
     pub fn ready_window(mut self, window: Duration) -> Self {
-        self.export.ready_window = window;
+        self.layer.ready_window = by("ready_window", window);
+        self
+    }
+
+    /// Reads this TOML file (below the environment and the builder in
+    /// precedence) instead of the one `OTLPX_CONFIG` or `CONFIG_PATH`
+    /// names.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some(ConfigFile::Path(path.into()));
+        self
+    }
+
+    /// Reads configuration from TOML text, as if from a file named `name`
+    /// (errors cite `name:line`).
+    pub fn config_toml(mut self, name: impl Into<PathBuf>, toml: impl Into<String>) -> Self {
+        self.file = Some(ConfigFile::Toml {
+            text: toml.into(),
+            name: name.into(),
+        });
+        self
+    }
+
+    /// Reads `OTEL_*` variables from `vars` instead of the process
+    /// environment (an empty list: ignore the environment).
+    pub fn environment<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self.environment = Environment::Given(vars);
         self
     }
 
@@ -271,20 +376,102 @@ impl EngineBuilder {
         self
     }
 
+    /// The configuration [`build`](Self::build) would use, each value with
+    /// its source, without starting anything: what `otlpx-bench config
+    /// --check` prints.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid value, naming its source.
+    pub fn effective_config(&self) -> Result<EffectiveConfig, ConfigError> {
+        self.resolve().map(|r| r.effective)
+    }
+
+    fn resolve(&self) -> Result<Resolved, ConfigError> {
+        let mut warnings = Vec::new();
+        let lookup = |var: &str| -> Option<String> {
+            match &self.environment {
+                Environment::Process => {
+                    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned())
+                }
+                Environment::Given(vars) => vars
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == var)
+                    .map(|(_, v)| v.clone()),
+            }
+        };
+        let env = config::env::read(&lookup, &mut warnings)?;
+        let file = match &self.file {
+            Some(ConfigFile::Path(path)) => {
+                let source = Source::Builder {
+                    method: "config_file",
+                };
+                Some(read_config_file(
+                    path,
+                    &source,
+                    "config_file",
+                    &mut warnings,
+                )?)
+            }
+            Some(ConfigFile::Toml { text, name }) => {
+                Some(config::file::read(text, name, &mut warnings)?)
+            }
+            None => match ["OTLPX_CONFIG", "CONFIG_PATH"].into_iter().find_map(|var| {
+                lookup(var)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (var, v))
+            }) {
+                Some((var, path)) => {
+                    let source = Source::Env {
+                        var: var.to_owned(),
+                    };
+                    Some(read_config_file(
+                        Path::new(path.trim()),
+                        &source,
+                        var,
+                        &mut warnings,
+                    )?)
+                }
+                None => None,
+            },
+        };
+        let empty = Layer::default();
+        config::resolve::resolve(
+            &[&self.layer, &env, file.as_ref().unwrap_or(&empty)],
+            warnings,
+        )
+    }
+
     /// Builds the engine.
     ///
     /// # Errors
     ///
-    /// [`BuildError::RingCapacity`] for a ring size that is not a power of
-    /// two between 64 bytes and 1 GiB; [`BuildError::Invalid`] for an
-    /// export setting out of range (an endpoint that is not an `http://`
+    /// [`BuildError::Config`] for a value that is malformed or out of
+    /// range, from any source (an endpoint that is not an `http(s)://`
     /// URL, a header that HTTP does not allow, a zero count or timeout, a
-    /// compression level the codec refuses); [`BuildError::Start`] when the
-    /// exporter's threads or runtime cannot start.
+    /// compression level the codec refuses, a certificate file that cannot
+    /// be read, an unknown key in the file); [`BuildError::Start`] when the
+    /// exporter's threads, runtime, TLS setup or admin endpoint cannot
+    /// start.
     pub fn build(self) -> Result<Engine, BuildError> {
-        let count = self.rings.unwrap_or_else(Rings::default_count);
-        let rings = Rings::new(count, self.ring_bytes_per_cpu)?;
-        let mut attributes = Vec::with_capacity(self.resource.len() + 4);
+        let resolved = self.resolve()?;
+        #[cfg(feature = "export")]
+        for warning in resolved.effective.warnings() {
+            tracing::warn!(target: "otlpx", "configuration: {warning}");
+        }
+        let disabled = resolved.disabled;
+        let (count, ring_bytes) = if disabled {
+            // Nothing is ever written: the smallest ring will do.
+            (1, crate::ring::MIN_CAPACITY_BYTES)
+        } else {
+            (
+                resolved.rings.unwrap_or_else(Rings::default_count),
+                resolved.ring_bytes_per_cpu,
+            )
+        };
+        let rings = Rings::new(count, ring_bytes)?;
+        let mut attributes = Vec::with_capacity(self.resource.len() + resolved.resource.len() + 4);
         let sdk = [
             ("telemetry.sdk.name", "otlpx"),
             ("telemetry.sdk.language", "rust"),
@@ -293,37 +480,45 @@ impl EngineBuilder {
         for (k, v) in sdk {
             attributes.push((k.to_owned(), any_value(&Value::Str(v))));
         }
-        if !self.resource.iter().any(|(k, _)| k == SERVICE_NAME) {
+        let service = resolved.service_name.clone().unwrap_or_else(|| {
             let exe = std::env::current_exe().ok();
             let name = exe
                 .as_deref()
                 .and_then(|p| p.file_name())
                 .and_then(|n| n.to_str());
-            let service = match name {
+            match name {
                 Some(n) => format!("unknown_service:{n}"),
                 None => "unknown_service".to_owned(),
-            };
-            attributes.push((SERVICE_NAME.to_owned(), any_value(&Value::Str(&service))));
+            }
+        });
+        for (k, v) in &resolved.resource {
+            attributes.push((k.clone(), any_value(&Value::Str(v))));
         }
-        attributes.extend(self.resource);
+        attributes.push((SERVICE_NAME.to_owned(), any_value(&Value::Str(&service))));
+        // Last: a key set twice keeps its last value, and the builder's
+        // typed attributes beat the environment's and the file's strings.
+        attributes.extend(self.resource.into_iter().filter(|(k, _)| k != SERVICE_NAME));
         let recorder = Arc::new(Recorder {
             rings,
-            limits: self.limits,
+            limits: resolved.limits,
             clock: Clock::new(),
             dropped_invalid: AtomicU64::new(0),
+            sampler: crate::sample::Decider::new(resolved.sampler),
+            disabled,
         });
         let catalog = Arc::new(Catalog::new(resource_bytes(&attributes)));
         #[cfg(feature = "export")]
-        let admin = admin_address(&self.export)?;
+        let admin = resolved.export.admin_address.filter(|_| !disabled);
         #[cfg(feature = "export")]
-        let ready_window = self.export.ready_window;
+        let ready_window = resolved.export.ready_window;
         #[cfg(feature = "export")]
-        let exporter = start_exporter(self.export, self.transport, &recorder, &catalog)?;
+        let exporter = if disabled {
+            None
+        } else {
+            start_exporter(resolved.export, self.transport, &recorder, &catalog)?
+        };
         #[cfg(not(feature = "export"))]
-        if self.export.endpoint.is_some()
-            || self.export.traces_endpoint.is_some()
-            || self.export.admin_address.is_some()
-        {
+        if resolved.export.url.is_some() || resolved.export.admin_address.is_some() {
             return Err(BuildError::Start(
                 "otlpx was built without its `export` feature".to_owned(),
             ));
@@ -333,6 +528,7 @@ impl EngineBuilder {
                 recorder,
                 catalog,
                 batcher: Mutex::default(),
+                config: resolved.effective,
                 #[cfg(feature = "export")]
                 exporter,
                 #[cfg(feature = "export")]
@@ -362,11 +558,31 @@ impl EngineBuilder {
     }
 }
 
+/// Reads and parses the configuration file at `path`, named by `source`.
+fn read_config_file(
+    path: &Path,
+    source: &Source,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Layer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            source,
+            key,
+            path.display().to_string(),
+            format!("cannot read the file: {e}"),
+        )
+    })?;
+    config::file::read(&text, path, warnings)
+}
+
 struct Inner {
     recorder: Arc<Recorder>,
     catalog: Arc<Catalog>,
     /// For `drain_traces` callers.
     batcher: Mutex<Batcher>,
+    /// What the engine was built with.
+    config: EffectiveConfig,
     #[cfg(feature = "export")]
     exporter: Option<Exporter>,
     #[cfg(feature = "export")]
@@ -469,11 +685,10 @@ impl Engine {
     /// A builder with the defaults.
     pub fn builder() -> EngineBuilder {
         EngineBuilder {
+            layer: Layer::default(),
             resource: Vec::new(),
-            ring_bytes_per_cpu: DEFAULT_RING_BYTES_PER_CPU,
-            rings: None,
-            limits: SpanLimits::default(),
-            export: ExportConfig::default(),
+            environment: Environment::Process,
+            file: None,
             #[cfg(feature = "export")]
             transport: None,
         }
@@ -562,6 +777,12 @@ impl Engine {
             .as_ref()
             .map(|e| e.pinned.clone())
             .unwrap_or_default()
+    }
+
+    /// The configuration the engine was built with, each value with its
+    /// source, and the warnings about values without effect.
+    pub fn config(&self) -> &EffectiveConfig {
+        &self.inner.config
     }
 
     /// A snapshot of the engine's counters.
@@ -662,60 +883,10 @@ impl Exporter {
     }
 }
 
+/// A value of `config` HTTP refuses, though the validator let it through.
 #[cfg(feature = "export")]
-fn invalid(
-    setting: &'static str,
-    value: impl std::fmt::Debug,
-    reason: impl Into<String>,
-) -> BuildError {
-    BuildError::Invalid {
-        setting,
-        value: format!("{value:?}").trim_matches('"').to_owned(),
-        reason: reason.into(),
-    }
-}
-
-/// The admin endpoint's address, checked.
-#[cfg(feature = "export")]
-fn admin_address(config: &ExportConfig) -> Result<Option<std::net::SocketAddr>, BuildError> {
-    let Some(address) = &config.admin_address else {
-        return Ok(None);
-    };
-    address.parse().map(Some).map_err(|_| {
-        invalid(
-            "admin_address",
-            address,
-            "expected an IP address and port, like 127.0.0.1:9464",
-        )
-    })
-}
-
-/// The URL requests go to, checked: `http[s]://host[:port][/path]`.
-#[cfg(feature = "export")]
-fn signal_uri(config: &ExportConfig) -> Result<Option<http::Uri>, BuildError> {
-    let (setting, url, append) = match (&config.traces_endpoint, &config.endpoint) {
-        (Some(url), _) => ("traces_endpoint", url, false),
-        (None, Some(url)) => ("endpoint", url, config.protocol == Protocol::HttpProtobuf),
-        (None, None) => return Ok(None),
-    };
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| invalid(setting, url, e.to_string()))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(invalid(setting, url, "expected an http:// or https:// URL")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(invalid(setting, url, "the URL names no host"));
-    }
-    if !append {
-        return Ok(Some(uri));
-    }
-    let base = url.trim_end_matches('/');
-    let full = format!("{base}{}", crate::transport::Signal::Traces.http_path());
-    full.parse()
-        .map(Some)
-        .map_err(|e: http::uri::InvalidUri| invalid(setting, url, e.to_string()))
+fn refused(source: &Source, key: &str, value: &str, reason: impl Into<String>) -> BuildError {
+    BuildError::Config(ConfigError::new(source, key, value, reason))
 }
 
 #[cfg(feature = "export")]
@@ -725,44 +896,27 @@ fn start_exporter(
     recorder: &Arc<Recorder>,
     catalog: &Arc<Catalog>,
 ) -> Result<Option<Exporter>, BuildError> {
-    let uri = signal_uri(&config)?;
+    let uri = match &config.url {
+        Some((url, source)) => Some(
+            url.parse::<http::Uri>()
+                .map_err(|e| refused(source, "endpoint", url, e.to_string()))?,
+        ),
+        None => None,
+    };
     if uri.is_none() && custom.is_none() {
         return Ok(None);
     }
-    for (setting, value) in [
-        ("connections", config.connections),
-        ("max_in_flight", config.max_in_flight),
-        ("max_batch_spans", config.max_batch_spans),
-        ("max_batch_bytes", config.max_batch_bytes),
-        ("workers", config.workers.unwrap_or(1)),
-    ] {
-        if value == 0 {
-            return Err(invalid(setting, value, "must be at least 1"));
-        }
-    }
-    if config.timeout.is_zero() {
-        return Err(invalid(
-            "export_timeout",
-            config.timeout,
-            "must be more than zero",
-        ));
-    }
-    if config.schedule_delay.is_zero() {
-        return Err(invalid(
-            "schedule_delay",
-            config.schedule_delay,
-            "must be more than zero",
-        ));
-    }
     let mut headers = http::HeaderMap::new();
     for (name, value) in &config.headers {
+        let source = Source::Default;
         let name = http::HeaderName::try_from(name.as_str())
-            .map_err(|e| invalid("header", name, e.to_string()))?;
-        // The value is a secret as often as not: name the header only.
+            .map_err(|e| refused(&source, "header", name, e.to_string()))?;
+        // The value is a secret as often as not: never shown.
         let value = http::HeaderValue::try_from(value.as_str()).map_err(|_| {
-            invalid(
-                "header",
+            refused(
+                &source,
                 name.as_str(),
+                "***",
                 "its value has characters HTTP does not allow",
             )
         })?;
@@ -771,13 +925,6 @@ fn start_exporter(
     let cores = if !config.pin_workers {
         Vec::new()
     } else if let Some(cores) = config.worker_cores.clone() {
-        if cores.is_empty() {
-            return Err(invalid(
-                "worker_cores",
-                cores,
-                "name at least one core, or turn pinning off",
-            ));
-        }
         cores
     } else {
         core_affinity::get_core_ids()
@@ -800,15 +947,8 @@ fn start_exporter(
         timeout: config.timeout,
         max_in_flight: config.max_in_flight,
     };
-    crate::compress::Compressor::new(config.compression, config.compression_level).map_err(
-        |reason| {
-            invalid(
-                "compression_level",
-                config.compression_level.unwrap_or_default(),
-                reason,
-            )
-        },
-    )?;
+    crate::compress::Compressor::new(config.compression, config.compression_level)
+        .map_err(|reason| BuildError::Start(format!("compression: {reason}")))?;
     let tls = match &uri {
         Some(uri) if uri.scheme_str() == Some("https") => Some(
             crate::transport::ClientTls::load(&config.tls)

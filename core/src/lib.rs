@@ -63,6 +63,7 @@ mod engine;
 mod proto;
 pub mod record;
 pub mod ring;
+pub mod sample;
 mod sync;
 pub mod telemetry;
 #[cfg(feature = "export")]
@@ -79,7 +80,9 @@ pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
 pub use record::{
     Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind, Status, Tracer,
 };
-pub use telemetry::{Dropped, ExportFailures, ExportStats, FailureKind, Stats};
+pub use telemetry::{
+    Dropped, ExportFailures, ExportStats, FailureKind, HistogramSnapshot, RingStats, Stats,
+};
 pub use value::{KeyValue, Value};
 #[cfg(feature = "export")]
 pub use worker::FlushError;

@@ -14,8 +14,9 @@
 //! replaces its earlier value (the spec's "setting an attribute with the same
 //! key overwrites").
 //!
-//! Sampling here is the specification's default, parent-based always-on: a
-//! span whose parent is not sampled records nothing.
+//! Whether a span records is decided at start by the engine's sampler
+//! ([`crate::sample`]); an unsampled span, or any span of a disabled engine
+//! (`OTEL_SDK_DISABLED`), records nothing and costs next to nothing.
 
 use crate::clock::Clock;
 use crate::config::SpanLimits;
@@ -216,6 +217,9 @@ pub(crate) struct Recorder {
     pub(crate) clock: Clock,
     /// Spans refused by `record_span` for invalid ids (an error path only).
     pub(crate) dropped_invalid: AtomicU64,
+    pub(crate) sampler: crate::sample::Decider,
+    /// `OTEL_SDK_DISABLED`: every span is a no-op.
+    pub(crate) disabled: bool,
 }
 
 /// An instrumentation scope: what a library or module records spans as.
@@ -272,8 +276,12 @@ impl Tracer {
     ///
     /// [`RecordError::InvalidIds`] for an all-zero trace or span id;
     /// [`RecordError::RingFull`] / [`RecordError::TooLarge`] when the ring
-    /// cannot take it. Every error is also counted as a drop.
+    /// cannot take it. Every error is also counted as a drop. A disabled
+    /// engine records nothing and returns `Ok`.
     pub fn record_span(&self, span: &FinishedSpan<'_>) -> Result<(), RecordError> {
+        if self.recorder.disabled {
+            return Ok(());
+        }
         if !span.trace_id.is_valid() || !span.span_id.is_valid() {
             // Relaxed: a statistic.
             self.recorder
@@ -384,15 +392,15 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
     /// Starts the span.
     pub fn start(self) -> Span<'t> {
         let recorder = &self.tracer.recorder;
+        if recorder.disabled {
+            return self.no_op();
+        }
         let (new_trace_id, span_id) = crate::context::new_ids();
-        let (trace_id, trace_state, sampled) = match self.parent {
-            Some(p) => (
-                p.trace_id,
-                p.trace_state.clone(),
-                p.trace_flags.is_sampled(),
-            ),
-            None => (new_trace_id, TraceState::EMPTY, true),
+        let (trace_id, trace_state) = match self.parent {
+            Some(p) => (p.trace_id, p.trace_state.clone()),
+            None => (new_trace_id, TraceState::EMPTY),
         };
+        let sampled = recorder.sampler.sampled(self.parent, &trace_id);
         let context = SpanContext {
             trace_id,
             span_id,
@@ -419,6 +427,30 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
                 .unwrap_or_else(|| recorder.clock.now_unix_nanos()),
             status_code: 0,
             scratch,
+        }
+    }
+}
+
+impl<'t> SpanBuilder<'t, '_> {
+    /// The span of a disabled engine: it records nothing, and carries its
+    /// parent's context (or an invalid one) so propagation still works.
+    #[cold]
+    fn no_op(self) -> Span<'t> {
+        let context = self.parent.cloned().unwrap_or(SpanContext {
+            trace_id: TraceId::INVALID,
+            span_id: SpanId::INVALID,
+            trace_flags: TraceFlags::NONE,
+            is_remote: false,
+            trace_state: TraceState::EMPTY,
+        });
+        Span {
+            tracer: self.tracer,
+            context,
+            parent: None,
+            kind: self.kind,
+            start: 0,
+            status_code: 0,
+            scratch: None,
         }
     }
 }

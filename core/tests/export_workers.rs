@@ -311,14 +311,19 @@ fn dropping_the_last_handle_delivers_what_was_recorded() {
 #[test]
 fn export_settings_are_checked_at_build() {
     let bad = |b: otlpx::EngineBuilder| match b.build() {
-        Err(BuildError::Invalid { setting, .. }) => setting,
+        Err(BuildError::Config(e)) => e.key,
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("built"),
     };
     let e = || Engine::builder();
     assert_eq!(bad(e().endpoint("ftp://collector:4317")), "endpoint");
     assert_eq!(bad(e().endpoint("not a url")), "endpoint");
-    assert_eq!(bad(e().endpoint("https://collector:4317")), "endpoint");
+    assert_eq!(
+        bad(e()
+            .endpoint("https://collector:4317")
+            .certificate("/no/such/ca.pem")),
+        "certificate"
+    );
     assert_eq!(bad(e().traces_endpoint("http://")), "traces_endpoint");
     assert_eq!(
         bad(e().endpoint("http://c:4317").header("x-key", "a\nb")),
@@ -357,12 +362,6 @@ fn export_settings_are_checked_at_build() {
         msg.contains("authorization") && !msg.contains("s3cret"),
         "{msg}"
     );
-    // Without an endpoint there is nothing to check, and nothing runs.
-    assert!(
-        e().connections(0)
-            .build()
-            .unwrap()
-            .worker_cores()
-            .is_empty()
-    );
+    // Settings are checked whether or not the engine exports.
+    assert_eq!(bad(e().connections(0)), "connections");
 }

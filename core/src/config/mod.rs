@@ -1,8 +1,113 @@
-//! Configuration values shared by the stages: span limits and ring sizing.
+//! Configuration: one model, filled three ways, checked by one validator.
 //!
-//! Limits follow the OpenTelemetry specification's "Span Limits" with its
-//! defaults (128 of each, no value length limit). The environment and file
-//! sources of configuration build on these types.
+//! Sources, by precedence: the [`EngineBuilder`](crate::EngineBuilder)'s
+//! methods, then the standard `OTEL_*` environment variables, then a TOML
+//! file (given to the builder, or named by `OTLPX_CONFIG` / `CONFIG_PATH`),
+//! then the defaults below. Each source is read into a `layer` of its
+//! own, every value tagged with where it came from ([`Source`]); `resolve`
+//! picks, for each setting, the value of the highest source that set it,
+//! validates the result and keeps the source beside each value, so an error
+//! names the environment variable or `file:line` it came from, and
+//! [`EffectiveConfig`] can show where every value came from.
+//!
+//! Span limits follow the specification's "Span Limits" with its defaults
+//! (128 of each, no value length limit).
+
+pub(crate) mod env;
+pub(crate) mod file;
+pub(crate) mod layer;
+pub(crate) mod resolve;
+
+pub use crate::sample::Sampler;
+pub use resolve::{ConfigEntry, EffectiveConfig};
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a configuration value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// otlpx's default.
+    Default,
+    /// A TOML file, at a line.
+    File {
+        /// The file, as given.
+        path: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+    },
+    /// An environment variable.
+    Env {
+        /// Its name.
+        var: String,
+    },
+    /// A method of the engine builder.
+    Builder {
+        /// The method's name.
+        method: &'static str,
+    },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Self::Env { var } => write!(f, "env {var}"),
+            Self::Builder { method } => write!(f, "builder .{method}()"),
+        }
+    }
+}
+
+/// A configuration value that cannot be used: where it came from, the key,
+/// the value (secrets masked) and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// Where the value came from.
+    pub origin: Source,
+    /// The setting: the environment variable, the file's dotted key, or
+    /// the builder method.
+    pub key: String,
+    /// The value as given (a header value is shown as `***`).
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        source: &Source,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            origin: source.clone(),
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let Self {
+            origin: source,
+            key,
+            value,
+            reason,
+        } = self;
+        match source {
+            Source::Env { .. } => format!("environment variable {key}={value:?}: {reason}"),
+            Source::File { .. } if key.is_empty() => format!("{source}: {reason}"),
+            Source::File { .. } => format!("{source}: {key} = {value:?}: {reason}"),
+            Source::Builder { method } => format!("builder .{method}({value:?}): {reason}"),
+            Source::Default => format!("default {key} = {value:?}: {reason}"),
+        }
+    }
+}
 
 /// How much of a span is kept, as the OpenTelemetry specification defines
 /// span limits. What is cut is counted in the span's `dropped_*_count`.
@@ -123,14 +228,15 @@ pub const CONNECTIONS_DEFAULT: usize = 2;
 /// Default bound on requests in flight, all workers together.
 pub const MAX_IN_FLIGHT_DEFAULT: usize = 8;
 
-/// Export settings as the builder collects them; validated when the engine
-/// is built.
+/// The export settings of the traces pipeline, resolved and validated.
+/// (Without the `export` feature only the endpoint and admin address are
+/// read: to refuse them.)
+#[cfg_attr(not(feature = "export"), allow(dead_code))]
 #[derive(Clone, Debug)]
 pub(crate) struct ExportConfig {
-    /// Base endpoint for all signals (`/v1/traces` appended over HTTP).
-    pub(crate) endpoint: Option<String>,
-    /// The traces endpoint, used as given.
-    pub(crate) traces_endpoint: Option<String>,
+    /// The full URL requests go to (`/v1/traces` already appended where
+    /// the specification says so), and where it was configured.
+    pub(crate) url: Option<(String, Source)>,
     pub(crate) protocol: Protocol,
     pub(crate) compression: Compression,
     pub(crate) compression_level: Option<i32>,
@@ -149,7 +255,7 @@ pub(crate) struct ExportConfig {
     /// Certificates for `https://` endpoints.
     pub(crate) tls: TlsFiles,
     /// Where the admin endpoint listens (`None`: no admin endpoint).
-    pub(crate) admin_address: Option<String>,
+    pub(crate) admin_address: Option<std::net::SocketAddr>,
     /// How far back `/ready` looks for a failed export attempt.
     pub(crate) ready_window: std::time::Duration,
 }
@@ -171,28 +277,3 @@ pub(crate) struct TlsFiles {
 /// Default window of `/ready`: an export attempt that failed this recently
 /// makes the engine not ready.
 pub const READY_WINDOW_MS_DEFAULT: u64 = 30_000;
-
-impl Default for ExportConfig {
-    fn default() -> Self {
-        Self {
-            endpoint: None,
-            traces_endpoint: None,
-            protocol: Protocol::default(),
-            compression: Compression::default(),
-            compression_level: None,
-            headers: Vec::new(),
-            timeout: std::time::Duration::from_millis(EXPORT_TIMEOUT_MS_DEFAULT),
-            connections: CONNECTIONS_DEFAULT,
-            max_in_flight: MAX_IN_FLIGHT_DEFAULT,
-            workers: None,
-            pin_workers: true,
-            worker_cores: None,
-            max_batch_spans: MAX_BATCH_SPANS_DEFAULT,
-            max_batch_bytes: MAX_BATCH_BYTES_DEFAULT,
-            schedule_delay: std::time::Duration::from_millis(SCHEDULE_DELAY_MS_DEFAULT),
-            tls: TlsFiles::default(),
-            admin_address: None,
-            ready_window: std::time::Duration::from_millis(READY_WINDOW_MS_DEFAULT),
-        }
-    }
-}

@@ -1,0 +1,213 @@
+//! One source's configuration: every setting that source set, each value
+//! tagged with its [`Source`]. A setting a source leaves alone is `None`,
+//! so [`resolve`](super::resolve) can fall through to the next source.
+
+use super::{Compression, Protocol, Source};
+use crate::sample::Sampler;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A value and where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Sourced<T> {
+    pub(crate) value: T,
+    pub(crate) source: Source,
+}
+
+impl<T> Sourced<T> {
+    pub(crate) fn new(value: T, source: Source) -> Option<Self> {
+        Some(Self { value, source })
+    }
+
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Sourced<U> {
+        Sourced {
+            value: f(self.value),
+            source: self.source,
+        }
+    }
+}
+
+/// A setting one source may or may not have set.
+pub(crate) type Opt<T> = Option<Sourced<T>>;
+
+/// The OTLP exporter settings the specification defines per signal, first
+/// their generic form (`OTEL_EXPORTER_OTLP_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Generic = 0,
+    Traces = 1,
+    Metrics = 2,
+    Logs = 3,
+}
+
+impl Scope {
+    pub(crate) const ALL: [Self; 4] = [Self::Generic, Self::Traces, Self::Metrics, Self::Logs];
+
+    /// The infix of the environment variables (`TRACES_`) and the TOML
+    /// section (`exporter.traces`).
+    pub(crate) fn env_infix(self) -> &'static str {
+        match self {
+            Self::Generic => "",
+            Self::Traces => "TRACES_",
+            Self::Metrics => "METRICS_",
+            Self::Logs => "LOGS_",
+        }
+    }
+
+    pub(crate) fn section(self) -> &'static str {
+        match self {
+            Self::Generic => "exporter",
+            Self::Traces => "exporter.traces",
+            Self::Metrics => "exporter.metrics",
+            Self::Logs => "exporter.logs",
+        }
+    }
+}
+
+/// The OTLP exporter settings of one scope.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ExporterLayer {
+    pub(crate) endpoint: Opt<String>,
+    pub(crate) protocol: Opt<Protocol>,
+    /// Merged by name across sources: each header keeps its own source.
+    pub(crate) headers: Vec<(String, Sourced<String>)>,
+    pub(crate) compression: Opt<Compression>,
+    pub(crate) timeout: Opt<Duration>,
+    pub(crate) certificate: Opt<PathBuf>,
+    pub(crate) client_certificate: Opt<PathBuf>,
+    pub(crate) client_key: Opt<PathBuf>,
+    pub(crate) insecure: Opt<bool>,
+}
+
+impl ExporterLayer {
+    /// Whether anything is set (for the "no effect" reports).
+    pub(crate) fn first_set(&self) -> Option<&Source> {
+        None.or(self.endpoint.as_ref().map(|v| &v.source))
+            .or(self.protocol.as_ref().map(|v| &v.source))
+            .or(self.headers.first().map(|(_, v)| &v.source))
+            .or(self.compression.as_ref().map(|v| &v.source))
+            .or(self.timeout.as_ref().map(|v| &v.source))
+            .or(self.certificate.as_ref().map(|v| &v.source))
+            .or(self.client_certificate.as_ref().map(|v| &v.source))
+            .or(self.client_key.as_ref().map(|v| &v.source))
+            .or(self.insecure.as_ref().map(|v| &v.source))
+    }
+}
+
+/// A batch processor's settings (`OTEL_BSP_*`, `OTEL_BLRP_*`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BatchLayer {
+    pub(crate) schedule_delay: Opt<Duration>,
+    pub(crate) export_timeout: Opt<Duration>,
+    pub(crate) max_queue_size: Opt<usize>,
+    pub(crate) max_export_batch_size: Opt<usize>,
+}
+
+impl BatchLayer {
+    pub(crate) fn first_set(&self) -> Option<&Source> {
+        None.or(self.schedule_delay.as_ref().map(|v| &v.source))
+            .or(self.export_timeout.as_ref().map(|v| &v.source))
+            .or(self.max_queue_size.as_ref().map(|v| &v.source))
+            .or(self.max_export_batch_size.as_ref().map(|v| &v.source))
+    }
+}
+
+/// The attribute and span limits, in the order of [`LIMITS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Limit {
+    AttributeValueLength,
+    AttributeCount,
+    SpanAttributeValueLength,
+    SpanAttributeCount,
+    SpanEventCount,
+    SpanLinkCount,
+    EventAttributeCount,
+    LinkAttributeCount,
+    LogRecordAttributeValueLength,
+    LogRecordAttributeCount,
+}
+
+/// Each limit's environment variable and key in the file's `[limits]`.
+pub(crate) const LIMITS: [(Limit, &str, &str); 10] = [
+    (
+        Limit::AttributeValueLength,
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "attribute_value_length",
+    ),
+    (
+        Limit::AttributeCount,
+        "OTEL_ATTRIBUTE_COUNT_LIMIT",
+        "attribute_count",
+    ),
+    (
+        Limit::SpanAttributeValueLength,
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "span_attribute_value_length",
+    ),
+    (
+        Limit::SpanAttributeCount,
+        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+        "span_attribute_count",
+    ),
+    (
+        Limit::SpanEventCount,
+        "OTEL_SPAN_EVENT_COUNT_LIMIT",
+        "span_event_count",
+    ),
+    (
+        Limit::SpanLinkCount,
+        "OTEL_SPAN_LINK_COUNT_LIMIT",
+        "span_link_count",
+    ),
+    (
+        Limit::EventAttributeCount,
+        "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+        "event_attribute_count",
+    ),
+    (
+        Limit::LinkAttributeCount,
+        "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+        "link_attribute_count",
+    ),
+    (
+        Limit::LogRecordAttributeValueLength,
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "log_record_attribute_value_length",
+    ),
+    (
+        Limit::LogRecordAttributeCount,
+        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+        "log_record_attribute_count",
+    ),
+];
+
+/// Everything one source can set.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Layer {
+    pub(crate) disabled: Opt<bool>,
+    pub(crate) service_name: Opt<String>,
+    /// String resource attributes, in order; a later key wins.
+    pub(crate) resource: Vec<(String, Sourced<String>)>,
+    /// Indexed by [`Scope`].
+    pub(crate) exporter: [ExporterLayer; 4],
+    pub(crate) compression_level: Opt<i32>,
+    pub(crate) connections: Opt<usize>,
+    pub(crate) max_in_flight: Opt<usize>,
+    pub(crate) bsp: BatchLayer,
+    pub(crate) max_batch_bytes: Opt<usize>,
+    pub(crate) blrp: BatchLayer,
+    pub(crate) metric_export_interval: Opt<Duration>,
+    pub(crate) metric_export_timeout: Opt<Duration>,
+    pub(crate) sampler: Opt<Sampler>,
+    /// Indexed by [`Limit`]; `u32::MAX` stands for "no limit" where a
+    /// value length limit is concerned.
+    pub(crate) limits: [Opt<u32>; 10],
+    pub(crate) workers: Opt<usize>,
+    pub(crate) pin_workers: Opt<bool>,
+    pub(crate) worker_cores: Opt<Vec<usize>>,
+    pub(crate) ring_bytes_per_cpu: Opt<usize>,
+    pub(crate) rings: Opt<usize>,
+    pub(crate) admin_enabled: Opt<bool>,
+    pub(crate) admin_address: Opt<String>,
+    pub(crate) ready_window: Opt<Duration>,
+}

@@ -1,0 +1,719 @@
+//! The standard `OTEL_*` environment variables: each one set shows in the
+//! effective configuration with its source and changes what the engine
+//! does; bad values are errors naming the variable and the value; values
+//! the specification defines but otlpx lacks are reported, once.
+//!
+//! The environment is given to the builder (`EngineBuilder::environment`),
+//! never set on the process, so tests can run in parallel. That the
+//! process environment is read by default is tested through
+//! `otlpx-bench config --check` (benches/tests/config_cli.rs).
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+use otlpx::config::{EffectiveConfig, Source};
+use otlpx::{Engine, EngineBuilder};
+use prost::Message;
+use std::path::PathBuf;
+
+fn with_env(vars: &[(&str, &str)]) -> EngineBuilder {
+    Engine::builder().environment(vars.iter().map(|&(k, v)| (k, v)))
+}
+
+fn effective(vars: &[(&str, &str)]) -> EffectiveConfig {
+    with_env(vars)
+        .effective_config()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error(vars: &[(&str, &str)]) -> String {
+    with_env(vars).build().unwrap_err().to_string()
+}
+
+/// The value of `key` and, if from the environment, which variable.
+fn get(c: &EffectiveConfig, key: &str) -> (String, String) {
+    let e = c
+        .get(key)
+        .unwrap_or_else(|| panic!("no entry {key} in\n{c}"));
+    let source = match &e.source {
+        Source::Env { var } => var.clone(),
+        other => other.to_string(),
+    };
+    (e.value.clone(), source)
+}
+
+fn assert_entry(c: &EffectiveConfig, key: &str, value: &str, var: &str) {
+    assert_eq!(
+        get(c, key),
+        (value.to_owned(), var.to_owned()),
+        "{key} in\n{c}"
+    );
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("otlpx-config-env-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// Spans the engine recorded, drained and decoded.
+fn drained(engine: &Engine) -> ExportTraceServiceRequest {
+    let mut out = bytes::BytesMut::new();
+    engine.drain_traces(&mut out, 10_000);
+    ExportTraceServiceRequest::decode(&out[..]).unwrap()
+}
+
+fn resource_string(req: &ExportTraceServiceRequest, key: &str) -> Option<String> {
+    let attrs = &req.resource_spans[0].resource.as_ref()?.attributes;
+    attrs.iter().rev().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            Av::StringValue(s) => Some(s.clone()),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn generic_exporter_variables() {
+    let ca = temp_file("ca.pem", "x");
+    let cert = temp_file("cert.pem", "x");
+    let key = temp_file("key.pem", "x");
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret,tenant=acme"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca),
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", key),
+    ]);
+    let v = "OTEL_EXPORTER_OTLP_";
+    // The generic endpoint gets the signal's path over HTTP.
+    assert_entry(
+        &c,
+        "exporter.traces.endpoint",
+        "http://collector:4318/v1/traces",
+        &format!("{v}ENDPOINT"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.protocol",
+        "http/protobuf",
+        &format!("{v}PROTOCOL"),
+    );
+    // Header values are never shown.
+    assert_entry(
+        &c,
+        "exporter.traces.headers.api-key",
+        "***",
+        &format!("{v}HEADERS"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.headers.tenant",
+        "***",
+        &format!("{v}HEADERS"),
+    );
+    assert!(!c.to_string().contains("acme"), "{c}");
+    assert_entry(
+        &c,
+        "exporter.traces.compression",
+        "gzip",
+        &format!("{v}COMPRESSION"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.timeout_ms",
+        "2500",
+        &format!("{v}TIMEOUT"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.certificate",
+        ca,
+        &format!("{v}CERTIFICATE"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.client_certificate",
+        cert,
+        &format!("{v}CLIENT_CERTIFICATE"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.client_key",
+        key,
+        &format!("{v}CLIENT_KEY"),
+    );
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // Over gRPC the generic endpoint is used as given.
+    let c = effective(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")]);
+    assert_entry(
+        &c,
+        "exporter.traces.endpoint",
+        "http://collector:4317",
+        &format!("{v}ENDPOINT"),
+    );
+}
+
+#[test]
+fn per_signal_variables_beat_generic_ones_and_are_used_as_given() {
+    let ca = temp_file("traces-ca.pem", "x");
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://traces:4318/custom/path",
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "a=generic,b=generic"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "a=traces"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "100"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "200"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            ca.to_str().unwrap(),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            ca.to_str().unwrap(),
+        ),
+        ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", ca.to_str().unwrap()),
+    ]);
+    let t = "OTEL_EXPORTER_OTLP_TRACES_";
+    assert_entry(
+        &c,
+        "exporter.traces.endpoint",
+        "http://traces:4318/custom/path",
+        &format!("{t}ENDPOINT"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.protocol",
+        "http/protobuf",
+        &format!("{t}PROTOCOL"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.headers.a",
+        "***",
+        &format!("{t}HEADERS"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.headers.b",
+        "***",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.compression",
+        "zstd",
+        &format!("{t}COMPRESSION"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.timeout_ms",
+        "200",
+        &format!("{t}TIMEOUT"),
+    );
+    let ca = ca.to_str().unwrap();
+    assert_entry(
+        &c,
+        "exporter.traces.certificate",
+        ca,
+        &format!("{t}CERTIFICATE"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.client_certificate",
+        ca,
+        &format!("{t}CLIENT_CERTIFICATE"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.client_key",
+        ca,
+        &format!("{t}CLIENT_KEY"),
+    );
+}
+
+#[test]
+fn insecure_picks_the_scheme_of_a_grpc_endpoint_without_one() {
+    let c = effective(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]);
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint").0,
+        "https://collector:4317"
+    );
+    for var in [
+        "OTEL_EXPORTER_OTLP_INSECURE",
+        "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+    ] {
+        let c = effective(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            (var, "TRUE"),
+        ]);
+        assert_eq!(
+            get(&c, "exporter.traces.endpoint").0,
+            "http://collector:4317"
+        );
+    }
+    // A scheme given wins over `insecure`.
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+    ]);
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint").0,
+        "https://collector:4317"
+    );
+    // Over HTTP a scheme is required.
+    let e = error(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    ]);
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && e.contains("http://"),
+        "{e}"
+    );
+    // A value that is neither true nor false is false, and reported.
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "yes"),
+    ]);
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint").0,
+        "https://collector:4317"
+    );
+    assert!(
+        c.warnings()
+            .iter()
+            .any(|w| w.contains("OTEL_EXPORTER_OTLP_INSECURE")),
+        "{c}"
+    );
+}
+
+#[test]
+fn metrics_and_logs_settings_are_checked_and_reported_once() {
+    let mut vars = Vec::new();
+    for signal in ["METRICS", "LOGS"] {
+        for (name, value) in [
+            ("ENDPOINT", "http://x:4318/v1/x"),
+            ("PROTOCOL", "grpc"),
+            ("HEADERS", "k=v"),
+            ("COMPRESSION", "gzip"),
+            ("TIMEOUT", "10"),
+            ("INSECURE", "false"),
+        ] {
+            vars.push((
+                format!("OTEL_EXPORTER_OTLP_{signal}_{name}"),
+                value.to_owned(),
+            ));
+        }
+    }
+    for (name, value) in [
+        ("OTEL_BLRP_SCHEDULE_DELAY", "10"),
+        ("OTEL_BLRP_EXPORT_TIMEOUT", "10"),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "10"),
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "10"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "10"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "10"),
+        ("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "10"),
+        ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "10"),
+    ] {
+        vars.push((name.to_owned(), value.to_owned()));
+    }
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let c = effective(&pairs);
+    // One warning per setting source: the first variable of each kind.
+    for var in [
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        "OTEL_METRIC_EXPORT_TIMEOUT",
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+    ] {
+        let n = c
+            .warnings()
+            .iter()
+            .filter(|w| w.contains(&format!("{var}:")))
+            .count();
+        assert_eq!(n, 1, "{var}: {:?}", c.warnings());
+    }
+    assert!(c.warnings().iter().all(|w| w.contains("traces only")));
+    // …and checked all the same.
+    for (var, value) in [
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "many"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "-1"),
+        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "brotli"),
+        ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "1e3"),
+    ] {
+        let e = error(&[(var, value)]);
+        assert!(e.contains(var) && e.contains(value), "{e}");
+    }
+}
+
+#[test]
+fn service_name_and_resource_attributes_reach_the_resource() {
+    let engine = with_env(&[
+        ("OTEL_SERVICE_NAME", "checkout"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=ignored,deployment.environment.name=prod%2Ceu,team=pay%20ments",
+        ),
+    ])
+    .build()
+    .unwrap();
+    let c = engine.config();
+    assert_entry(c, "resource.service_name", "checkout", "OTEL_SERVICE_NAME");
+    assert_entry(
+        c,
+        "resource.attributes.team",
+        "pay ments",
+        "OTEL_RESOURCE_ATTRIBUTES",
+    );
+    engine.tracer("t", "").start("s").end();
+    let req = drained(&engine);
+    assert_eq!(
+        resource_string(&req, "service.name").as_deref(),
+        Some("checkout")
+    );
+    assert_eq!(
+        resource_string(&req, "deployment.environment.name").as_deref(),
+        Some("prod,eu")
+    );
+    assert_eq!(resource_string(&req, "team").as_deref(), Some("pay ments"));
+    // Without OTEL_SERVICE_NAME, the attribute's service.name is used.
+    let engine = with_env(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")])
+        .build()
+        .unwrap();
+    engine.tracer("t", "").start("s").end();
+    assert_eq!(
+        resource_string(&drained(&engine), "service.name").as_deref(),
+        Some("from-attrs")
+    );
+    let e = error(&[("OTEL_RESOURCE_ATTRIBUTES", "a=b,broken")]);
+    assert!(
+        e.contains("OTEL_RESOURCE_ATTRIBUTES") && e.contains("no `=`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn samplers() {
+    let count = |vars: &[(&str, &str)], parent_sampled: Option<bool>| -> u64 {
+        let engine = with_env(vars).build().unwrap();
+        let tracer = engine.tracer("t", "");
+        let parent = parent_sampled.map(|s| {
+            otlpx::SpanContext::from_traceparent(&format!(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0{}",
+                u8::from(s)
+            ))
+            .unwrap()
+        });
+        for _ in 0..2000 {
+            match &parent {
+                Some(p) => tracer.span("s").parent(p).start().end(),
+                None => tracer.start("s").end(),
+            }
+        }
+        engine.stats().recorded
+    };
+    let s = "OTEL_TRACES_SAMPLER";
+    assert_eq!(count(&[], None), 2000, "default: parentbased_always_on");
+    assert_eq!(count(&[], Some(false)), 0);
+    assert_eq!(count(&[(s, "always_off")], None), 0);
+    assert_eq!(count(&[(s, "always_on")], Some(false)), 2000);
+    assert_eq!(count(&[(s, "parentbased_always_off")], None), 0);
+    assert_eq!(count(&[(s, "parentbased_always_off")], Some(true)), 2000);
+    let half = count(
+        &[(s, "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.5")],
+        None,
+    );
+    assert!((800..1200).contains(&half), "{half}");
+    let pb = [
+        (s, "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0"),
+    ];
+    assert_eq!(count(&pb, None), 0);
+    assert_eq!(count(&pb, Some(true)), 2000);
+    // Without an argument, the ratio is 1.
+    assert_eq!(count(&[(s, "traceidratio")], None), 2000);
+    let c = effective(&[(s, "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.25")]);
+    assert_entry(&c, "sampling.sampler", "traceidratio (0.25)", s);
+    // Defined by the specification, not by otlpx: reported, default kept.
+    for name in ["jaeger_remote", "parentbased_jaeger_remote", "xray"] {
+        let c = effective(&[(s, name)]);
+        assert_eq!(get(&c, "sampling.sampler").0, "parentbased_always_on");
+        assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+        assert!(c.warnings()[0].contains(name));
+    }
+    let e = error(&[(s, "sometimes")]);
+    assert!(e.contains(s) && e.contains("sometimes"), "{e}");
+    let e = error(&[(s, "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "1.5")]);
+    assert!(e.contains("1.5"), "{e}");
+}
+
+#[test]
+fn batch_processor_variables() {
+    let c = effective(&[
+        ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "7000"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "4096"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "128"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "9000"),
+    ]);
+    assert_entry(
+        &c,
+        "batch.schedule_delay_ms",
+        "250",
+        "OTEL_BSP_SCHEDULE_DELAY",
+    );
+    assert_entry(
+        &c,
+        "batch.export_timeout_ms",
+        "7000",
+        "OTEL_BSP_EXPORT_TIMEOUT",
+    );
+    assert_entry(
+        &c,
+        "batch.max_export_batch_size",
+        "128",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    );
+    // The queue is bytes per CPU in otlpx: 4096 spans at 512 bytes, over
+    // the rings, rounded up to a power of two.
+    let rings = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let want = (4096 * 512 / rings).next_power_of_two().max(4096);
+    assert_entry(
+        &c,
+        "workers.ring_bytes_per_cpu",
+        &want.to_string(),
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+    );
+    // An explicit ring size wins over the queue size.
+    let c = with_env(&[("OTEL_BSP_MAX_QUEUE_SIZE", "4096")])
+        .ring_bytes_per_cpu(1 << 16)
+        .effective_config()
+        .unwrap();
+    assert_eq!(get(&c, "workers.ring_bytes_per_cpu").0, "65536");
+}
+
+#[test]
+fn limit_variables_and_their_effect() {
+    let mut vars = Vec::new();
+    let names = [
+        (
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "span_attribute_value_length",
+            "4",
+        ),
+        (
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+            "span_attribute_count",
+            "2",
+        ),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", "span_event_count", "1"),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", "span_link_count", "3"),
+        (
+            "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+            "event_attribute_count",
+            "5",
+        ),
+        (
+            "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+            "link_attribute_count",
+            "6",
+        ),
+    ];
+    for (var, _, v) in names {
+        vars.push((var, v));
+    }
+    let engine = with_env(&vars).build().unwrap();
+    for (var, key, v) in names {
+        assert_entry(engine.config(), &format!("limits.{key}"), v, var);
+    }
+    let tracer = engine.tracer("t", "");
+    let mut span = tracer.start("s");
+    span.set_attribute("a", "abcdefgh");
+    span.set_attribute("b", 1);
+    span.set_attribute("c", 2);
+    span.add_event("e1", &[]);
+    span.add_event("e2", &[]);
+    span.end();
+    let req = drained(&engine);
+    let s = &req.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(s.attributes.len(), 2);
+    assert_eq!(s.dropped_attributes_count, 1);
+    assert_eq!(s.events.len(), 1);
+    assert_eq!(s.dropped_events_count, 1);
+    match s.attributes[0]
+        .value
+        .as_ref()
+        .unwrap()
+        .value
+        .as_ref()
+        .unwrap()
+    {
+        Av::StringValue(v) => assert_eq!(v, "abcd"),
+        other => panic!("{other:?}"),
+    }
+    // The generic limits stand in where a specific one is not set.
+    let c = effective(&[
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "9"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "99"),
+        ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "3"),
+    ]);
+    assert_entry(
+        &c,
+        "limits.span_attribute_count",
+        "9",
+        "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    );
+    assert_entry(
+        &c,
+        "limits.event_attribute_count",
+        "9",
+        "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    );
+    assert_entry(
+        &c,
+        "limits.link_attribute_count",
+        "3",
+        "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+    );
+    assert_entry(
+        &c,
+        "limits.span_attribute_value_length",
+        "99",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    );
+    assert_eq!(
+        get(&c, "limits.span_event_count"),
+        ("128".to_owned(), "default".to_owned())
+    );
+}
+
+#[test]
+fn sdk_disabled_records_nothing_and_exports_nothing() {
+    for value in ["true", "TRUE", "True"] {
+        let engine = with_env(&[
+            ("OTEL_SDK_DISABLED", value),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+        ])
+        .build()
+        .unwrap();
+        let tracer = engine.tracer("t", "");
+        let parent = otlpx::SpanContext::from_traceparent(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .unwrap();
+        let mut span = tracer.span("s").parent(&parent).start();
+        assert!(!span.is_recording());
+        // The parent's context still propagates.
+        assert_eq!(span.context().trace_id, parent.trace_id);
+        span.set_attribute("k", "v");
+        span.end();
+        tracer.start("root").end();
+        let stats = engine.stats();
+        assert_eq!(
+            (stats.recorded, stats.in_rings, stats.export.requests),
+            (0, 0, 0)
+        );
+        assert!(engine.worker_cores().is_empty(), "no workers run");
+        assert!(engine.flush(std::time::Duration::from_millis(10)).is_err());
+    }
+    let engine = with_env(&[("OTEL_SDK_DISABLED", "false")]).build().unwrap();
+    engine.tracer("t", "").start("s").end();
+    assert_eq!(engine.stats().recorded, 1);
+}
+
+#[test]
+fn bad_values_name_the_variable_and_the_value() {
+    let certificate = "/no/such/dir/ca.pem";
+    for (var, value, reason) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url", "URL"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://c:4317", "http"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:99999", "port"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "abc", "whole number"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", "at least 1"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "1.5", "milliseconds"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "-5", "milliseconds"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "0", "more than zero"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", certificate, "cannot read"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", certificate, "cannot read"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift", "grpc"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "gzip"),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", "-1", "whole number"),
+        ("OTEL_TRACES_SAMPLER", "random", "always_on"),
+        ("OTLPX_ADMIN_ADDRESS", "localhost", "IP address"),
+    ] {
+        let e = error(&[(var, value)]);
+        let quoted = format!("{value:?}");
+        assert!(
+            e.contains(&format!("environment variable {var}={quoted}")) && e.contains(reason),
+            "{var}={value}: {e}"
+        );
+    }
+    // A client certificate without its key.
+    let cert = temp_file("lonely-cert.pem", "x");
+    let e = error(&[(
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        cert.to_str().unwrap(),
+    )]);
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE") && e.contains("key"),
+        "{e}"
+    );
+    // A malformed header names the variable but never echoes the value.
+    let e = error(&[(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "authorization=Bearer%20s3cret,oops",
+    )]);
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_HEADERS") && !e.contains("s3cret"),
+        "{e}"
+    );
+    let e = error(&[(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "authorization=Bearer%0As3cret",
+    )]);
+    assert!(e.contains("authorization") && !e.contains("s3cret"), "{e}");
+}
+
+#[test]
+fn http_json_is_reported_and_protobuf_sent() {
+    let c = effective(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+    assert_eq!(get(&c, "exporter.traces.protocol").0, "http/protobuf");
+    assert_eq!(c.warnings().len(), 1);
+    assert!(c.warnings()[0].contains("http/json"), "{:?}", c.warnings());
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "  "),
+        ("OTEL_SERVICE_NAME", ""),
+    ]);
+    assert_eq!(get(&c, "exporter.traces.endpoint").1, "default");
+    assert_eq!(get(&c, "workers.ring_bytes_per_cpu").1, "default");
+    assert_eq!(get(&c, "resource.service_name").1, "default");
+}
+
+#[test]
+fn admin_address_variable() {
+    let c = effective(&[("OTLPX_ADMIN_ADDRESS", "127.0.0.1:0")]);
+    assert_entry(&c, "admin.enabled", "true", "OTLPX_ADMIN_ADDRESS");
+    assert_entry(&c, "admin.address", "127.0.0.1:0", "OTLPX_ADMIN_ADDRESS");
+}
