@@ -3,11 +3,65 @@
 //! bound to 127.0.0.1 unless configured otherwise. It reads the engine's
 //! counters; nothing here is on the recording path.
 //!
-//! STUB: to be written (issue 4).
+//! # Routes
+//!
+//! All answer `GET` only (other methods: 405), anything else is 404:
+//!
+//! * `/metrics`: [`Stats::write_prometheus`], text format 0.0.4.
+//! * `/health`: 200 while the server answers (the process is alive).
+//! * `/ready`: 200 while the engine runs and no export request failed
+//!   within the ready window more recently than one succeeded; 503
+//!   otherwise, with a line saying why.
+//! * `/stats`: the [`Stats`] snapshot as JSON, with the field names of the
+//!   Rust struct. Written by hand (the crate has no serde): every key is
+//!   fixed and every value a number, so nothing needs escaping.
+//!
+//! # Threads and stopping
+//!
+//! The thread (`otlpx-admin`) runs a current-thread tokio runtime: an
+//! accept loop and one task per connection, at most [`MAX_CONNECTIONS`]
+//! (more are closed at once). Dropping the [`AdminServer`] drops the stop
+//! sender; the accept loop sees it at once and returns, the runtime drops
+//! with its connection tasks, and the drop joins the thread. One exception:
+//! when the drop runs on the admin thread itself (the application let go
+//! of its last engine handle while a request's snapshot held the engine),
+//! it cannot join itself, and the thread ends on its own once that request
+//! returns.
+//!
+//! A request never panics the server: a snapshot that panics (a bug) is
+//! answered with a 500, and nothing else here can panic.
 
-use crate::telemetry::Stats;
+use crate::telemetry::{HistogramSnapshot, PROMETHEUS_CONTENT_TYPE, Stats};
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::fmt::Write;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+use std::thread::JoinHandle;
 use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Connections served at once; more are closed as they come. Scrapers and
+/// probes use one or two each; this only bounds a misbehaving client.
+const MAX_CONNECTIONS: usize = 64;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the accept loop waits after a failed accept (out of file
+/// descriptors, say) before it tries again, rather than spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
 
 /// What one admin request sees, taken fresh for each request.
 pub(crate) struct Snapshot {
@@ -17,26 +71,446 @@ pub(crate) struct Snapshot {
     pub(crate) running: bool,
 }
 
+/// What the connection tasks share.
+struct State {
+    ready_window: Duration,
+    snapshot: Box<dyn Fn() -> Snapshot + Send + Sync>,
+    /// Connections being served.
+    connections: AtomicUsize,
+}
+
 /// A running admin endpoint; dropping it stops it.
 pub(crate) struct AdminServer {
     addr: SocketAddr,
+    /// Dropped to stop the accept loop.
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl AdminServer {
     /// Binds `addr` and serves until dropped. `/ready` answers 200 when
     /// `running` and no export attempt failed within `ready_window` more
     /// recently than one succeeded, 503 otherwise.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound, or the runtime or the thread
+    /// cannot start.
     pub(crate) fn start(
         addr: SocketAddr,
         ready_window: Duration,
         snapshot: Box<dyn Fn() -> Snapshot + Send + Sync>,
     ) -> std::io::Result<Self> {
-        let _ = (ready_window, snapshot);
-        Ok(Self { addr })
+        // Bound here, so that the caller hears of a busy port at once.
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener)?
+        };
+        let (stop, stopped) = oneshot::channel();
+        let state = Arc::new(State {
+            ready_window,
+            snapshot,
+            connections: AtomicUsize::new(0),
+        });
+        let thread = std::thread::Builder::new()
+            .name("otlpx-admin".into())
+            // The runtime drops at the end of the thread, with the
+            // connection tasks still open.
+            .spawn(move || runtime.block_on(serve(listener, stopped, state)))?;
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// The address it listens on (with the port the OS chose for port 0).
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        // Wakes the accept loop, which returns.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            // The thread only panics on a bug; nothing to do about it here.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Accepts connections until `stopped` fires (or its sender is dropped).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    mut stopped: oneshot::Receiver<()>,
+    state: Arc<State>,
+) {
+    loop {
+        let accepted = std::future::poll_fn(|cx| {
+            // Checked first, and never polled again once ready.
+            if Pin::new(&mut stopped).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            listener.poll_accept(cx).map(Some)
+        })
+        .await;
+        let stream = match accepted {
+            None => return,
+            Some(Ok((stream, _peer))) => stream,
+            Some(Err(_)) => {
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        // Relaxed (both here and in the task): a bound, not a lock; one
+        // thread runs all of this anyway.
+        if state.connections.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
+            state.connections.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        }
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let shared = Arc::clone(&state);
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let response = respond(&shared, request.method(), request.uri().path());
+                std::future::ready(Ok::<_, Infallible>(response))
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            // A client that goes away mid-request is its own business.
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            state.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// A response with `body` of `content_type`.
+fn answer(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Every answer is a fresh reading.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The answer to `method path`.
+fn respond(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if !matches!(path, "/metrics" | "/health" | "/ready" | "/stats") {
+        return answer(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found: try /metrics, /health, /ready or /stats\n".into(),
+        );
+    }
+    if method != Method::GET {
+        let mut response = answer(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "method not allowed: GET only\n".into(),
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET"));
+        return response;
+    }
+    if path == "/health" {
+        return answer(StatusCode::OK, TEXT, "ok\n".into());
+    }
+    let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (state.snapshot)()));
+    let Ok(snapshot) = taken else {
+        return answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            TEXT,
+            "internal error: the engine's counters could not be read\n".into(),
+        );
+    };
+    match path {
+        "/metrics" => answer(
+            StatusCode::OK,
+            PROMETHEUS_CONTENT_TYPE,
+            snapshot.stats.prometheus_text(),
+        ),
+        "/stats" => answer(StatusCode::OK, JSON, stats_json(&snapshot.stats)),
+        _ => match readiness(
+            &snapshot,
+            state.ready_window,
+            crate::telemetry::unix_nanos_now(),
+        ) {
+            Ok(()) => answer(StatusCode::OK, TEXT, "ready\n".into()),
+            Err(why) => answer(StatusCode::SERVICE_UNAVAILABLE, TEXT, why),
+        },
+    }
+}
+
+/// Whether `/ready` answers 200 at `now_unix_nanos`; if not, why.
+///
+/// A failure stamped after `now` (the wall clock stepped back) counts as
+/// just now: it is not ready until the clock passes it by the window, or a
+/// request succeeds.
+fn readiness(s: &Snapshot, window: Duration, now_unix_nanos: u64) -> Result<(), String> {
+    if !s.running {
+        return Err("not ready: the engine is shut down\n".into());
+    }
+    let e = &s.stats.export;
+    let failed = e.last_failure_unix_nanos;
+    if failed > e.last_success_unix_nanos {
+        let age = now_unix_nanos.saturating_sub(failed);
+        if u128::from(age) < window.as_nanos() {
+            return Err(format!(
+                "not ready: an export request failed {:.1} s ago and none has succeeded since\n",
+                age as f64 / 1e9
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `"key":[n,n,…]`, a comma first unless `first`.
+fn json_list(out: &mut String, key: &str, values: impl IntoIterator<Item = u64>) {
+    let _ = write!(out, "\"{key}\":[");
+    for (i, v) in values.into_iter().enumerate() {
+        let _ = write!(out, "{}{v}", if i == 0 { "" } else { "," });
+    }
+    out.push(']');
+}
+
+/// `{"key":n,…}` for fixed keys.
+fn json_object(out: &mut String, fields: &[(&str, u64)]) {
+    out.push('{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        let _ = write!(out, "{}\"{key}\":{value}", if i == 0 { "" } else { "," });
+    }
+    out.push('}');
+}
+
+/// A histogram as `{"bounds":[…],"counts":[…],"sum":n,"count":n}`, counts
+/// per bucket (not cumulative), the last one above every bound.
+fn json_histogram(out: &mut String, h: &HistogramSnapshot) {
+    out.push('{');
+    json_list(out, "bounds", h.bounds.iter().copied());
+    out.push(',');
+    json_list(out, "counts", h.counts.iter().copied());
+    let _ = write!(out, ",\"sum\":{},\"count\":{}}}", h.sum, h.count());
+}
+
+/// The snapshot as JSON, keyed like the fields of [`Stats`].
+fn stats_json(s: &Stats) -> String {
+    // Writing to a `String` cannot fail: results are ignored below.
+    let mut o = String::with_capacity(2048);
+    let _ = write!(
+        o,
+        "{{\"recorded\":{},\"exported\":{},\"dropped\":",
+        s.recorded, s.exported
+    );
+    let d = &s.dropped;
+    json_object(
+        &mut o,
+        &[
+            ("ring_full", d.ring_full),
+            ("too_large", d.too_large),
+            ("invalid", d.invalid),
+            ("aborted", d.aborted),
+            ("rejected", d.rejected),
+            ("export_failed", d.export_failed),
+            ("shutdown", d.shutdown),
+        ],
+    );
+    let _ = write!(
+        o,
+        ",\"in_flight\":{},\"in_rings\":{},\"drained_by_caller\":{},\"ring_bytes_used\":{},\"rings\":[",
+        s.in_flight, s.in_rings, s.drained_by_caller, s.ring_bytes_used
+    );
+    for (i, r) in s.rings.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        json_object(
+            &mut o,
+            &[
+                ("used_bytes", r.used_bytes),
+                ("high_water_bytes", r.high_water_bytes),
+                ("capacity_bytes", r.capacity_bytes),
+            ],
+        );
+    }
+    let e = &s.export;
+    let _ = write!(
+        o,
+        "],\"export\":{{\"requests\":{},\"failures\":",
+        e.requests
+    );
+    let f = &e.failures;
+    json_object(
+        &mut o,
+        &[
+            ("unavailable", f.unavailable),
+            ("timeout", f.timeout),
+            ("throttled", f.throttled),
+            ("rejected", f.rejected),
+            ("protocol", f.protocol),
+            ("other", f.other),
+            ("tls", f.tls),
+        ],
+    );
+    let _ = write!(
+        o,
+        ",\"bytes_uncompressed\":{},\"bytes_sent\":{},\"last_success_unix_nanos\":{},\"last_failure_unix_nanos\":{}",
+        e.bytes_uncompressed, e.bytes_sent, e.last_success_unix_nanos, e.last_failure_unix_nanos
+    );
+    for (key, h) in [
+        ("duration_nanos", &e.duration_nanos),
+        ("batch_spans", &e.batch_spans),
+        ("batch_bytes", &e.batch_bytes),
+    ] {
+        let _ = write!(o, ",\"{key}\":");
+        json_histogram(&mut o, h);
+    }
+    o.push_str("}}\n");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::RingStats;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn snapshot(running: bool, success: u64, failure: u64) -> Snapshot {
+        let mut stats = Stats::default();
+        stats.export.last_success_unix_nanos = success;
+        stats.export.last_failure_unix_nanos = failure;
+        Snapshot { stats, running }
+    }
+
+    #[test]
+    fn ready_unless_stopped_or_a_recent_failure_outlives_the_last_success() {
+        let window = Duration::from_secs(30);
+        let now = 1_000 * SECOND;
+        let ready = |running, success, failure| {
+            readiness(&snapshot(running, success, failure), window, now).is_ok()
+        };
+        assert!(ready(true, 0, 0), "nothing sent yet");
+        assert!(!ready(false, 0, 0), "shut down");
+        assert!(!ready(true, 0, now - SECOND), "failed, never succeeded");
+        assert!(!ready(true, now - 5 * SECOND, now - SECOND), "failed since");
+        assert!(
+            ready(true, now - SECOND, now - 5 * SECOND),
+            "succeeded since"
+        );
+        assert!(
+            ready(true, 0, now - 31 * SECOND),
+            "failure out of the window"
+        );
+        assert!(!ready(true, 0, now - 29 * SECOND), "failure in the window");
+        assert!(!ready(true, 0, now + SECOND), "clock stepped back");
+        let why = readiness(&snapshot(true, 0, now - 2 * SECOND), window, now).unwrap_err();
+        assert!(why.contains("failed 2.0 s ago"), "{why}");
+    }
+
+    fn state() -> State {
+        State {
+            ready_window: Duration::from_secs(30),
+            snapshot: Box::new(|| snapshot(true, 0, 0)),
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    #[test]
+    fn routes_methods_and_a_panicking_snapshot() {
+        let s = state();
+        let status = |method: Method, path: &str| respond(&s, &method, path).status();
+        assert_eq!(status(Method::GET, "/health"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/ready"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/metrics"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/stats"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/nope"), StatusCode::NOT_FOUND);
+        assert_eq!(status(Method::GET, "/metrics/"), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(Method::POST, "/metrics"),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(status(Method::DELETE, "/nope"), StatusCode::NOT_FOUND);
+        let metrics = respond(&s, &Method::GET, "/metrics");
+        assert_eq!(metrics.headers()[CONTENT_TYPE], PROMETHEUS_CONTENT_TYPE);
+        let broken = State {
+            snapshot: Box::new(|| panic!("a bug")),
+            ..state()
+        };
+        let answer = respond(&broken, &Method::GET, "/stats");
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn stats_json_has_every_field() {
+        let mut s = Stats {
+            recorded: 1,
+            exported: 2,
+            in_flight: 3,
+            in_rings: 4,
+            drained_by_caller: 5,
+            ring_bytes_used: 6,
+            rings: vec![RingStats::default(); 2],
+            ..Stats::default()
+        };
+        s.dropped.shutdown = 7;
+        s.export.failures.tls = 8;
+        s.export.batch_spans.counts[1] = 9;
+        let json = stats_json(&s);
+        for needle in [
+            "{\"recorded\":1,\"exported\":2,\"dropped\":{\"ring_full\":0,",
+            "\"shutdown\":7},\"in_flight\":3,\"in_rings\":4,\"drained_by_caller\":5,",
+            "\"ring_bytes_used\":6,\"rings\":[{\"used_bytes\":0,\"high_water_bytes\":0,\"capacity_bytes\":0},{",
+            "\"tls\":8},\"bytes_uncompressed\":0,",
+            "\"batch_spans\":{\"bounds\":[1,2,4,",
+            "\"counts\":[0,9,0,",
+            "\"sum\":0,\"count\":9}",
+        ] {
+            assert!(json.contains(needle), "{needle} not in {json}");
+        }
+        assert!(json.ends_with("}}}\n"), "{json}");
+        // Balanced, and nothing but numbers, keys and punctuation.
+        let depth = json.chars().try_fold(0i32, |d, c| match c {
+            '{' | '[' => Some(d + 1),
+            '}' | ']' => (d > 0).then(|| d - 1),
+            _ => Some(d),
+        });
+        assert_eq!(depth, Some(0));
+    }
+
+    #[test]
+    fn the_server_stops_when_dropped() {
+        let server = AdminServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_secs(30),
+            Box::new(|| snapshot(true, 0, 0)),
+        )
+        .unwrap();
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0);
+        // A connection left open does not hold the drop up.
+        let _open = std::net::TcpStream::connect(addr).unwrap();
+        let start = std::time::Instant::now();
+        drop(server);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "still listening"
+        );
     }
 }

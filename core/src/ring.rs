@@ -59,6 +59,21 @@
 //! A power of two between [`MIN_CAPACITY_BYTES`] and [`MAX_CAPACITY_BYTES`].
 //! One record takes at most half the ring (header included), so an empty
 //! ring accepts any record that is not too large wherever `head` stands.
+//!
+//! # High-water mark
+//!
+//! The most bytes the ring held is measured by the consumer, so producers
+//! pay nothing for it. Only the consumer frees space: between two releases
+//! `tail` stands still and `head` only grows, so the ring's occupancy only
+//! grows, and its peak over that interval is its occupancy as the second
+//! release ends it, `head - tail` read just before the new `tail` is
+//! stored. The maximum of those, and of the occupancy now (for the interval
+//! since the last release), is the high-water mark. It misses only what
+//! producers reserve in the few instructions between that `head` load and
+//! the `tail` store. A `Full` drop is not taken as "the ring reached
+//! capacity": it only proves the ring held more than capacity less the
+//! dropped record's stride and padding, up to half a ring short of full;
+//! the next release measures the ring as the drop left it anyway.
 #![allow(unsafe_code)]
 
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -158,6 +173,13 @@ struct ConsumerSide {
     tail: AtomicU64,
     /// Records released by the consumer. Written only by the consumer.
     drained: AtomicU64,
+    /// The most bytes in use seen at a release (see "High-water mark" in
+    /// the module docs). Written only by the consumer. A statistic that no
+    /// part of the protocol reads, so it stays out of the loom models (not
+    /// measured there, and std's atomic, like `wake_bytes`): the `head`
+    /// load it takes at each release more than tripled the models' run
+    /// time (58 s to 197 s, measured) for nothing they check.
+    high_water: std_atomic::AtomicU64,
 }
 
 /// One bounded MPSC ring of variable-length records. See the module docs for
@@ -257,6 +279,11 @@ pub struct RingCounters {
     pub dropped_aborted: u64,
     /// Bytes reserved and not yet released (headers and padding included).
     pub used_bytes: u64,
+    /// The most bytes the ring has held at once (see the module docs); at
+    /// least `used_bytes`, at most `capacity_bytes`.
+    pub high_water_bytes: u64,
+    /// The ring's size in bytes.
+    pub capacity_bytes: u64,
 }
 
 impl RingCounters {
@@ -465,17 +492,26 @@ impl Ring {
         let drained = self.consumer.drained.load(Ordering::Acquire);
         let tail = self.consumer.tail.load(Ordering::Acquire);
         let p = &*self.producer;
-        // Relaxed (all four): statistics, and `committed` already ordered by
+        // Relaxed (all five): statistics, and `committed` already ordered by
         // the Acquire above.
         let committed = p.committed.load(Ordering::Relaxed);
         let head = p.head.load(Ordering::Relaxed);
+        let capacity = self.mask + 1;
+        // `head` is read after `tail`: if the consumer released and
+        // producers refilled in between, the difference counts the released
+        // bytes twice. The ring never holds more than its capacity.
+        let used_bytes = head.saturating_sub(tail).min(capacity);
+        // Relaxed: a statistic, written only by the consumer.
+        let high_water = self.consumer.high_water.load(std_atomic::Ordering::Relaxed);
         RingCounters {
             committed,
             drained,
             dropped_full: p.dropped_full.load(Ordering::Relaxed),
             dropped_too_large: p.dropped_too_large.load(Ordering::Relaxed),
             dropped_aborted: p.dropped_aborted.load(Ordering::Relaxed),
-            used_bytes: head.saturating_sub(tail),
+            used_bytes,
+            high_water_bytes: high_water.max(used_bytes),
+            capacity_bytes: capacity,
         }
     }
 }
@@ -655,6 +691,9 @@ impl<'r> Consumer<'r> {
         self.ring.mem.zero(from, first);
         self.ring.mem.zero(0, n - first);
         self.tail = batch.end;
+        // Before `tail` moves (see `note_high_water`).
+        #[cfg(not(loom))]
+        self.note_high_water(batch.start);
         let c = &*self.ring.consumer;
         // Relaxed: only this consumer writes `drained`.
         let drained = c.drained.load(Ordering::Relaxed) + batch.records as u64;
@@ -663,6 +702,26 @@ impl<'r> Consumer<'r> {
         // Release: pairs with the Acquire load in `Ring::try_write`; the
         // zeroing above happens-before any producer reuses these bytes.
         c.tail.store(batch.end, Ordering::Release);
+    }
+
+    /// Records the occupancy that the release of the batch starting at
+    /// `start` ends: the peak since the last release (see "High-water
+    /// mark" in the module docs). Called before `tail` moves from `start`.
+    #[cfg(not(loom))]
+    fn note_high_water(&self, start: u64) {
+        // Relaxed: a statistic. It cannot be older than the end of the
+        // batch: the records up to there were read through Acquire loads
+        // of states their producers stored after moving `head` past them.
+        // Nor more than a ring ahead of `start`: producers only move `head`
+        // to at most a `tail` they read plus capacity.
+        let head = self.ring.producer.head.load(Ordering::Relaxed);
+        let used = head.saturating_sub(start);
+        let c = &*self.ring.consumer;
+        // Relaxed (both): only the consumer writes `high_water`; consumers
+        // follow each other through the `consuming` guard's Release/Acquire.
+        if used > c.high_water.load(std_atomic::Ordering::Relaxed) {
+            c.high_water.store(used, std_atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -935,6 +994,67 @@ mod loom_memory {
                 self.words[w].store(0, std::sync::atomic::Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn write(ring: &Ring, n: usize) {
+        for _ in 0..n {
+            // 100-byte payloads: 112-byte strides.
+            ring.try_write(RecordKind::Span, 1, 100, |b| b.fill(1))
+                .unwrap();
+        }
+    }
+
+    fn drain(ring: &Ring, max: usize) {
+        let mut c = ring.try_consume().unwrap();
+        let batch = c.peek(max, usize::MAX);
+        c.release(batch);
+    }
+
+    #[test]
+    fn high_water_is_the_peak_occupancy_across_drains() {
+        let ring = Ring::with_capacity(4096).unwrap();
+        assert_eq!(ring.counters().high_water_bytes, 0);
+        write(&ring, 3);
+        let c = ring.counters();
+        assert_eq!((c.used_bytes, c.high_water_bytes), (336, 336));
+        assert_eq!(c.capacity_bytes, 4096);
+        drain(&ring, usize::MAX);
+        let c = ring.counters();
+        assert_eq!(
+            (c.used_bytes, c.high_water_bytes),
+            (0, 336),
+            "kept past the drain"
+        );
+        write(&ring, 1);
+        assert_eq!(ring.counters().high_water_bytes, 336, "below the peak");
+        write(&ring, 5);
+        assert_eq!(ring.counters().high_water_bytes, 672, "the occupancy now");
+        // A partial drain measures the whole occupancy, not the batch.
+        drain(&ring, 1);
+        write(&ring, 2);
+        drain(&ring, usize::MAX);
+        let c = ring.counters();
+        assert_eq!((c.used_bytes, c.high_water_bytes), (0, 672 - 112 + 224));
+    }
+
+    #[test]
+    fn high_water_of_a_full_ring_is_at_most_its_capacity() {
+        let ring = Ring::with_capacity(1024).unwrap();
+        // 9 strides of 112 fill 1008 bytes; the 10th does not fit.
+        write(&ring, 9);
+        assert_eq!(
+            ring.try_write(RecordKind::Span, 1, 100, |_| {}),
+            Err(WriteError::Full)
+        );
+        drain(&ring, usize::MAX);
+        let c = ring.counters();
+        assert_eq!((c.high_water_bytes, c.dropped_full), (1008, 1));
+        assert!(c.high_water_bytes <= c.capacity_bytes);
     }
 }
 

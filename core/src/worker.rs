@@ -35,6 +35,19 @@
 //! sends everything its rings hold, then acknowledges the epoch. The flush
 //! returns when every worker has acknowledged and nothing is in flight.
 //! `stop` makes workers send what they can without waiting and exit.
+//!
+//! # Telemetry and diagnostics
+//!
+//! Each request feeds the export histograms once: its size when sent, its
+//! duration when answered (see [`ExportCounters`]). Diagnostics go through
+//! `tracing`: failed requests and partial-success rejections at WARN, at
+//! most one event per failure kind (and one for rejections) per
+//! [`DIAGNOSTIC_INTERVAL`], the next one saying how many were held back,
+//! so that a failing collector cannot flood the application's logs;
+//! spans abandoned at shutdown at WARN, once per shutdown; workers starting
+//! and stopping at DEBUG (once each per engine, so not limited). Messages
+//! carry failure kinds, counts and error texts from the transport (library
+//! errors, status codes, the receiver's own words), never header values.
 
 use crate::batch::{Batcher, Pending, Policy};
 use crate::compress::Compressor;
@@ -42,7 +55,8 @@ use crate::config::Compression;
 use crate::encode::Catalog;
 use crate::record::Recorder;
 use crate::ring::{Doorbell, Ring};
-use crate::telemetry::{ExportCounters, FailureKind, Settled};
+use crate::telemetry::limiter::{DIAGNOSTIC_INTERVAL, RateLimiter};
+use crate::telemetry::{ExportCounters, FailureKind, KINDS, Settled};
 use crate::transport::{ExportRequest, Signal, Transport};
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -150,6 +164,10 @@ struct Shared {
     flushed: Box<[AtomicU64]>,
     stop: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Rate limits of the WARN diagnostics: one per failure kind.
+    failure_log: [RateLimiter; KINDS],
+    /// Rate limit of the partial-success WARN diagnostic.
+    rejected_log: RateLimiter,
 }
 
 impl Shared {
@@ -165,6 +183,49 @@ impl Shared {
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(message);
+    }
+
+    /// Logs a failed request of `spans` spans, rate-limited per kind.
+    fn warn_failed(&self, kind: FailureKind, spans: u64, error: &str) {
+        let Some(suppressed) = self
+            .failure_log
+            .get(kind as usize)
+            .and_then(RateLimiter::admit)
+        else {
+            return;
+        };
+        tracing::warn!(
+            ?kind,
+            spans,
+            error,
+            suppressed,
+            "otlpx: an export request failed and its spans were dropped \
+             (`suppressed`: how many like it were held back since the last)"
+        );
+    }
+
+    /// Logs a partial success, rate-limited.
+    fn warn_rejected(&self, rejected: u64, spans: u64, message: &str) {
+        let Some(suppressed) = self.rejected_log.admit() else {
+            return;
+        };
+        tracing::warn!(
+            rejected,
+            spans,
+            message,
+            suppressed,
+            "otlpx: the receiver rejected spans of an export request \
+             (`suppressed`: how many like it were held back since the last)"
+        );
+    }
+
+    /// Warnings held back and not reported yet, taken (at shutdown).
+    fn take_suppressed(&self) -> u64 {
+        self.failure_log
+            .iter()
+            .chain([&self.rejected_log])
+            .map(RateLimiter::take_suppressed)
+            .sum()
     }
 }
 
@@ -225,6 +286,8 @@ impl Workers {
             flushed: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             stop: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            failure_log: std::array::from_fn(|_| RateLimiter::new(DIAGNOSTIC_INTERVAL)),
+            rejected_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(workers);
@@ -314,6 +377,7 @@ impl Workers {
         else {
             return Ok(());
         };
+        let abandoned_before = self.shared.counters.abandoned();
         let flushed = self.flush(deadline);
         // Release: pairs with the Acquire loads in workers and `flush`.
         self.shared.stop.store(true, Ordering::Release);
@@ -339,6 +403,27 @@ impl Workers {
             .name("otlpx-shutdown".into())
             .spawn(move || runtime.shutdown_timeout(grace))
             .map(JoinHandle::join);
+        // Once per shutdown (this runs once): not rate-limited.
+        let abandoned = self
+            .shared
+            .counters
+            .abandoned()
+            .saturating_sub(abandoned_before);
+        if abandoned > 0 {
+            tracing::warn!(
+                spans = abandoned,
+                "otlpx: shutdown abandoned export requests still unanswered \
+                 at its deadline; their spans were dropped"
+            );
+        }
+        let suppressed = self.shared.take_suppressed();
+        if suppressed > 0 {
+            tracing::warn!(
+                suppressed,
+                "otlpx: export warnings held back by the rate limit and not \
+                 reported before shutdown"
+            );
+        }
         flushed
     }
 
@@ -373,6 +458,15 @@ impl Drop for InFlight {
             self.shared.counters.settle(self.spans, Settled::Shutdown);
         }
         self.shared.gate.leave();
+    }
+}
+
+/// Logs a worker's stop when dropped.
+struct LogStop(usize);
+
+impl Drop for LogStop {
+    fn drop(&mut self) {
+        tracing::debug!(worker = self.0, "otlpx: export worker stopped");
     }
 }
 
@@ -415,6 +509,14 @@ impl Worker {
     fn run(mut self, started: &std::sync::mpsc::Sender<Started>) {
         let pinned = self.pin();
         let _ = started.send(Started { pinned });
+        tracing::debug!(
+            worker = self.index,
+            pinned,
+            rings = self.my_rings().count(),
+            "otlpx: export worker started"
+        );
+        // Logs the stop however `run` ends (a panic included).
+        let _stopped = LogStop(self.index);
         let doorbell = Arc::new(Doorbell::new(std::thread::current()));
         let policy = self.shared.settings.policy;
         for ring in self.my_rings() {
@@ -534,34 +636,46 @@ impl Worker {
         } else {
             let mut out = Vec::new();
             if let Err(e) = self.compressor.compress(&self.frame, &mut out) {
+                shared.warn_failed(FailureKind::Other, spans as u64, &e);
                 shared.note_error(e);
                 in_flight.settle(Settled::Failed(FailureKind::Other));
                 return true;
             }
             Bytes::from(out)
         };
-        shared.counters.sent(uncompressed, body.len());
+        shared.counters.sent(spans, uncompressed, body.len());
         let request = ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
         let timeout = shared.settings.timeout;
+        let started = Instant::now();
         let export = {
             let _entered = shared.runtime.enter();
             shared.transport.export(request)
         };
         shared.runtime.spawn(async move {
             let outcome = tokio::time::timeout(timeout, export).await;
+            let shared = &in_flight.shared;
+            // Before settling: a flush that sees the request settled sees
+            // its duration too.
+            shared.counters.answered_after(started.elapsed());
+            let spans = in_flight.spans;
             let how = match outcome {
-                Ok(Ok(response)) => Settled::Ok {
-                    rejected: response.rejected,
-                },
+                Ok(Ok(response)) => {
+                    if response.rejected > 0 {
+                        shared.warn_rejected(response.rejected, spans, &response.message);
+                    }
+                    Settled::Ok {
+                        rejected: response.rejected,
+                    }
+                }
                 Ok(Err(e)) => {
-                    let kind = e.kind;
-                    in_flight.shared.note_error(e.to_string());
-                    Settled::Failed(kind)
+                    shared.warn_failed(e.kind, spans, &e.message);
+                    shared.note_error(e.to_string());
+                    Settled::Failed(e.kind)
                 }
                 Err(_) => {
-                    in_flight
-                        .shared
-                        .note_error(format!("no answer within {timeout:?}"));
+                    let message = format!("no answer within {timeout:?}");
+                    shared.warn_failed(FailureKind::Timeout, spans, &message);
+                    shared.note_error(message);
                     Settled::Failed(FailureKind::Timeout)
                 }
             };

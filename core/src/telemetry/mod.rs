@@ -1,9 +1,12 @@
 //! Self-telemetry: what happened to every item, as counters kept beside the
-//! flow and summed here into a [`Stats`] snapshot.
+//! flow and summed here into a [`Stats`] snapshot; rendered for Prometheus
+//! by [`Stats::write_prometheus`].
 //!
-//! Ring-side counters live with each ring (hence per CPU); export-side
-//! counters are written by workers and by export completions, once per
-//! request, never per span.
+//! Ring-side counters live with each ring (hence per CPU), the high-water
+//! mark included, which the ring's consumer measures (see
+//! [`crate::ring`]); export-side counters and histograms are written by
+//! workers and by export completions, once per request, never per span.
+//! Nothing here is on the recording path.
 //!
 //! Accounting is exact. Every span that reached the engine is in exactly
 //! one of: `exported`, `dropped` (by reason), `in_flight` (taken from a
@@ -13,8 +16,66 @@
 //! `drained_by_caller` instead. In every snapshot, `recorded == exported +
 //! dropped.total() + in_flight + in_rings + drained_by_caller`.
 
+mod histogram;
+#[cfg(feature = "export")]
+pub(crate) mod limiter;
+mod prometheus;
+
+pub use histogram::HistogramSnapshot;
+pub use prometheus::PROMETHEUS_CONTENT_TYPE;
+
 use crate::ring::RingCounters;
+use histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "export")]
+use std::time::Duration;
+
+/// Upper bounds of [`ExportStats::duration_nanos`]: 100 µs to 30 s in
+/// 1-2.5-5 steps. A collector on the same host answers in a few hundred
+/// µs, one across a network in milliseconds to tens of milliseconds; the
+/// seconds buckets tell slow answers from timeouts (10 s by default, which
+/// land just above their timeout).
+pub const EXPORT_DURATION_BOUNDS_NANOS: &[u64] = &[
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+];
+
+/// Upper bounds of [`ExportStats::batch_spans`]: powers of two, 1 to 8192.
+/// A batch goes full (512 spans by default) or when the schedule delay
+/// passes with fewer; doubling buckets show which, whatever the limit.
+pub const BATCH_SPANS_BOUNDS: &[u64] = &[
+    1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
+];
+
+/// Upper bounds of [`ExportStats::batch_bytes`]: powers of four, 256 bytes
+/// to 16 MiB. Spans take from about a hundred bytes to a few KiB, and a
+/// request at most 2 MiB by default (more only for a single larger span).
+pub const BATCH_BYTES_BOUNDS: &[u64] = &[
+    256,
+    1 << 10,
+    4 << 10,
+    16 << 10,
+    64 << 10,
+    256 << 10,
+    1 << 20,
+    4 << 20,
+    16 << 20,
+];
 
 /// Spans dropped, by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,7 +152,7 @@ impl ExportFailures {
 }
 
 /// What the exporter did, by request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExportStats {
     /// Requests sent.
@@ -103,10 +164,65 @@ pub struct ExportStats {
     /// Request bytes sent (after compression; gRPC's 5-byte message prefix
     /// not counted).
     pub bytes_sent: u64,
+    /// How long requests took, from handing them to the transport to their
+    /// answer or failure (timeouts included, abandoned ones not), in
+    /// nanoseconds; bounds [`EXPORT_DURATION_BOUNDS_NANOS`].
+    pub duration_nanos: HistogramSnapshot,
+    /// Spans per request sent; bounds [`BATCH_SPANS_BOUNDS`].
+    pub batch_spans: HistogramSnapshot,
+    /// Bytes per request sent, before compression; bounds
+    /// [`BATCH_BYTES_BOUNDS`].
+    pub batch_bytes: HistogramSnapshot,
+    /// When a request last succeeded (partial successes included), in
+    /// nanoseconds since the Unix epoch; 0 if none has.
+    pub last_success_unix_nanos: u64,
+    /// When a request last failed, in nanoseconds since the Unix epoch; 0
+    /// if none has.
+    pub last_failure_unix_nanos: u64,
+}
+
+impl Default for ExportStats {
+    /// Nothing sent; histograms empty over their bounds.
+    fn default() -> Self {
+        Self {
+            requests: 0,
+            failures: ExportFailures::default(),
+            bytes_uncompressed: 0,
+            bytes_sent: 0,
+            duration_nanos: HistogramSnapshot::empty(EXPORT_DURATION_BOUNDS_NANOS),
+            batch_spans: HistogramSnapshot::empty(BATCH_SPANS_BOUNDS),
+            batch_bytes: HistogramSnapshot::empty(BATCH_BYTES_BOUNDS),
+            last_success_unix_nanos: 0,
+            last_failure_unix_nanos: 0,
+        }
+    }
+}
+
+/// One ring's memory, in a [`Stats`] snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RingStats {
+    /// Bytes in use now (records, headers, padding).
+    pub used_bytes: u64,
+    /// The most bytes the ring has held at once (measured by its consumer,
+    /// see [`crate::ring`]); between `used_bytes` and `capacity_bytes`.
+    pub high_water_bytes: u64,
+    /// The ring's size.
+    pub capacity_bytes: u64,
 }
 
 /// A snapshot of the engine's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// ```
+/// let engine = otlpx::Engine::builder().rings(2).build()?;
+/// engine.tracer("demo", "").start("work").end();
+/// let stats = engine.stats();
+/// assert_eq!(stats.recorded, 1);
+/// assert_eq!(stats.rings.len(), 2);
+/// assert!(stats.prometheus_text().contains("otlpx_spans_recorded_total 1\n"));
+/// # Ok::<(), otlpx::BuildError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Spans handed to the engine (sampled ones; unsampled spans record
@@ -125,11 +241,13 @@ pub struct Stats {
     pub drained_by_caller: u64,
     /// Ring bytes in use (records, headers, padding), all CPUs.
     pub ring_bytes_used: u64,
-    /// Export requests and bytes.
+    /// Each ring's memory, in CPU order.
+    pub rings: Vec<RingStats>,
+    /// Export requests, bytes and latencies.
     pub export: ExportStats,
 }
 
-/// The request kinds [`ExportCounters::fail`] counts.
+/// Why a request failed, as [`ExportFailures`] counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailureKind {
@@ -149,7 +267,8 @@ pub enum FailureKind {
     Tls,
 }
 
-const KINDS: usize = 7;
+/// How many [`FailureKind`]s there are.
+pub(crate) const KINDS: usize = 7;
 
 /// Export-side counters, shared by the workers and the export tasks of one
 /// engine. All updates are per request.
@@ -158,7 +277,7 @@ const KINDS: usize = 7;
 /// ring counted it drained, and every counter only grows; so a snapshot that
 /// reads the settled counters before the rings' `drained` never sees more
 /// settled than drained, and `in_flight` is their difference.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ExportCounters {
     exported: AtomicU64,
     rejected: AtomicU64,
@@ -168,6 +287,40 @@ pub(crate) struct ExportCounters {
     failures: [AtomicU64; KINDS],
     bytes_uncompressed: AtomicU64,
     bytes_sent: AtomicU64,
+    duration: Histogram,
+    batch_spans: Histogram,
+    batch_bytes: Histogram,
+    /// Unix nanoseconds of the latest success and failure; 0: none yet.
+    last_success: AtomicU64,
+    last_failure: AtomicU64,
+}
+
+impl Default for ExportCounters {
+    fn default() -> Self {
+        Self {
+            exported: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            shutdown: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: Default::default(),
+            bytes_uncompressed: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            duration: Histogram::new(EXPORT_DURATION_BOUNDS_NANOS),
+            batch_spans: Histogram::new(BATCH_SPANS_BOUNDS),
+            batch_bytes: Histogram::new(BATCH_BYTES_BOUNDS),
+            last_success: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Now, in nanoseconds since the Unix epoch (0 for a clock set before it).
+#[cfg(feature = "export")]
+pub(crate) fn unix_nanos_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// How one request ended, for [`ExportCounters::settle`].
@@ -183,14 +336,32 @@ pub(crate) enum Settled {
 }
 
 impl ExportCounters {
-    /// A worker sent a request of these sizes.
+    /// A worker sent a request of `spans` spans and these sizes.
     #[cfg(feature = "export")]
-    pub(crate) fn sent(&self, uncompressed: usize, sent: usize) {
+    pub(crate) fn sent(&self, spans: usize, uncompressed: usize, sent: usize) {
         // Relaxed (all): statistics.
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes_uncompressed
             .fetch_add(uncompressed as u64, Ordering::Relaxed);
         self.bytes_sent.fetch_add(sent as u64, Ordering::Relaxed);
+        self.batch_spans.record(spans as u64);
+        self.batch_bytes.record(uncompressed as u64);
+    }
+
+    /// A request was answered, or failed, `elapsed` after it was handed to
+    /// the transport. Called before the request is settled, so that a flush
+    /// that saw it settled also sees its duration.
+    #[cfg(feature = "export")]
+    pub(crate) fn answered_after(&self, elapsed: Duration) {
+        self.duration
+            .record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Spans abandoned at shutdown so far.
+    #[cfg(feature = "export")]
+    pub(crate) fn abandoned(&self) -> u64 {
+        // Relaxed: read for a log message after the abandoning is over.
+        self.shutdown.load(Ordering::Relaxed)
     }
 
     /// A request of `spans` spans ended.
@@ -203,10 +374,16 @@ impl ExportCounters {
                 let rejected = rejected.min(spans);
                 self.rejected.fetch_add(rejected, Ordering::Release);
                 self.exported.fetch_add(spans - rejected, Ordering::Release);
+                // Relaxed: a statistic; `fetch_max` so that a request that
+                // ends late never moves the time back.
+                self.last_success
+                    .fetch_max(unix_nanos_now(), Ordering::Relaxed);
             }
             Settled::Failed(kind) => {
-                // Relaxed: a statistic beside the span count.
+                // Relaxed (both): statistics beside the span count, as above.
                 self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
+                self.last_failure
+                    .fetch_max(unix_nanos_now(), Ordering::Relaxed);
                 self.failed.fetch_add(spans, Ordering::Release);
             }
             Settled::Shutdown => {
@@ -237,6 +414,11 @@ impl ExportCounters {
             },
             bytes_uncompressed: self.bytes_uncompressed.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            duration_nanos: self.duration.snapshot(),
+            batch_spans: self.batch_spans.snapshot(),
+            batch_bytes: self.batch_bytes.snapshot(),
+            last_success_unix_nanos: self.last_success.load(Ordering::Relaxed),
+            last_failure_unix_nanos: self.last_failure.load(Ordering::Relaxed),
         };
     }
 }
@@ -264,6 +446,11 @@ impl Stats {
             s.dropped.too_large += r.dropped_too_large;
             s.dropped.aborted += r.dropped_aborted;
             s.ring_bytes_used += r.used_bytes;
+            s.rings.push(RingStats {
+                used_bytes: r.used_bytes,
+                high_water_bytes: r.high_water_bytes,
+                capacity_bytes: r.capacity_bytes,
+            });
         }
         let settled =
             s.exported + s.dropped.rejected + s.dropped.export_failed + s.dropped.shutdown;
