@@ -17,6 +17,13 @@
 //! counted, so a caller that has seen the spans (for instance through
 //! [`Receiver::wait_for_spans`]) also finds the request in
 //! [`Receiver::take_requests`].
+//!
+//! With [`ReceiverConfig::tls`] both servers speak TLS only (rustls with the
+//! ring provider), and with a client CA they require a client certificate
+//! that chains to it (mutual TLS). Each handshake runs on its connection's
+//! own task, bounded by [`TLS_HANDSHAKE_TIMEOUT_MS`], so a slow or silent
+//! client holds up no other; a failed handshake ends its connection
+//! uncounted (the client sees the TLS alert).
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -36,9 +43,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 /// The largest request body accepted, compressed or not: 64 MiB, 16 times
@@ -52,6 +60,15 @@ const SHUTDOWN_TIMEOUT_MS: u64 = 1000;
 
 /// How often [`Receiver::wait_for_spans`] looks at the span counter.
 const WAIT_POLL_INTERVAL_MS: u64 = 1;
+
+/// How long a TLS handshake may take before its connection is dropped:
+/// generous for loopback, and a bound on what a client that connects and
+/// says nothing costs.
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// Established TLS connections waiting for tonic to take them; a handful
+/// suffices, as tonic takes each as soon as it is offered.
+const TLS_ACCEPT_QUEUE: usize = 16;
 
 /// gRPC status codes used here (numbers from the gRPC specification).
 const GRPC_INVALID_ARGUMENT: i32 = 3;
@@ -111,17 +128,102 @@ pub struct ReceiverConfig {
     pub keep_requests: bool,
     /// Worker threads of the receiver's runtime (at least 1).
     pub io_threads: usize,
+    /// TLS for both servers; `None` serves plain TCP (h2c and HTTP/1.1).
+    pub tls: Option<ReceiverTls>,
 }
 
 impl Default for ReceiverConfig {
-    /// Free ports, nothing kept, one worker thread.
+    /// Free ports, nothing kept, one worker thread, no TLS.
     fn default() -> Self {
         Self {
             grpc_port: 0,
             http_port: 0,
             keep_requests: false,
             io_threads: 1,
+            tls: None,
         }
+    }
+}
+
+/// The receiver's TLS identity and, for mutual TLS, the CA its clients'
+/// certificates must chain to. All PEM text.
+///
+/// For the endpoints [`Receiver`] reports (`https://127.0.0.1:<port>`) to
+/// verify, the certificate must name the IP address 127.0.0.1; clients
+/// may also connect as `localhost` if it names that.
+#[derive(Clone)]
+pub struct ReceiverTls {
+    /// The server's certificate chain, its own certificate first.
+    pub cert_chain_pem: String,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: String,
+    /// CA certificates for client certificates. When set, every client
+    /// must present a certificate that chains to one of them (mutual TLS);
+    /// when not, none is asked for.
+    pub client_ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for ReceiverTls {
+    /// Leaves the private key out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverTls")
+            .field("cert_chain_pem", &self.cert_chain_pem)
+            .field("key_pem", &"<redacted>")
+            .field("client_ca_pem", &self.client_ca_pem)
+            .finish()
+    }
+}
+
+impl ReceiverTls {
+    /// A TLS acceptor offering the ALPN protocols `alpn`, on the ring
+    /// provider (named here, so the process-wide default provider is
+    /// neither needed nor touched).
+    fn acceptor(&self, alpn: &[&[u8]]) -> io::Result<TlsAcceptor> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let invalid = |what: &str, e: &dyn std::fmt::Display| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("TLS {what}: {e}"))
+        };
+        let certificates = |pem: &str, what: &str| {
+            let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(what, &e))?;
+            if certificates.is_empty() {
+                return Err(invalid(what, &"no certificate in the PEM text"));
+            }
+            Ok(certificates)
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain = certificates(&self.cert_chain_pem, "certificate chain")?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| invalid("private key", &e))?;
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("protocol versions", &e))?;
+        let builder = match &self.client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for certificate in certificates(pem, "client CA")? {
+                    roots
+                        .add(certificate)
+                        .map_err(|e| invalid("client CA", &e))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| invalid("client verifier", &e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid("certificate and key", &e))?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }
 
@@ -255,6 +357,8 @@ pub struct Receiver {
     shared: Arc<Shared>,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    /// Whether both servers speak TLS (their endpoints are `https://`).
+    tls: bool,
     shutdown: watch::Sender<bool>,
     runtime: Option<Runtime>,
 }
@@ -265,9 +369,19 @@ impl Receiver {
     ///
     /// # Errors
     ///
-    /// If the runtime cannot be built or a port cannot be bound (already in
-    /// use, for instance).
+    /// If the runtime cannot be built, a port cannot be bound (already in
+    /// use, for instance), or the TLS certificates or key are unusable
+    /// (`InvalidInput`).
     pub fn start(config: ReceiverConfig) -> io::Result<Receiver> {
+        // gRPC needs HTTP/2; the HTTP port serves both versions.
+        let acceptors = match &config.tls {
+            Some(tls) => Some((
+                tls.acceptor(&[b"h2"])?,
+                tls.acceptor(&[b"h2", b"http/1.1"])?,
+            )),
+            None => None,
+        };
+        let (grpc_tls, http_tls) = acceptors.unzip();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.io_threads.max(1))
             .thread_name("otlpx-receiver")
@@ -289,35 +403,42 @@ impl Receiver {
         let shared = Arc::new(Shared::new(config.keep_requests));
         let (shutdown, stopped) = watch::channel(false);
 
-        let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
-            // `serve_with_incoming_shutdown` ignores `Server::tcp_nodelay`:
-            // the incoming stream must set it.
-            .with_nodelay(Some(true));
         let service = GrpcService {
             shared: Arc::clone(&shared),
         };
-        let mut grpc_stopped = stopped.clone();
-        runtime.spawn(async move {
-            let signal = async move {
-                // An error means the sender is gone: stop as well.
-                let _ = grpc_stopped.wait_for(|stop| *stop).await;
-            };
-            // An error here is an accept loop failure, with nobody to report
-            // it to; the receiver then stops answering, which tests notice.
-            // Adaptive (BDP-estimated) flow-control windows, as grpc-go
-            // servers (the Collector) use by default: a fixed 64 KiB
-            // window would stall every large request on WINDOW_UPDATEs.
-            let _ = tonic::transport::Server::builder()
-                .http2_adaptive_window(Some(true))
-                .serve_with_incoming_shutdown(service, incoming, signal)
-                .await;
-        });
-        runtime.spawn(serve_http(http_listener, Arc::clone(&shared), stopped));
+        let tls = grpc_tls.is_some();
+        match grpc_tls {
+            None => {
+                let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
+                    // `serve_with_incoming_shutdown` ignores
+                    // `Server::tcp_nodelay`: the incoming stream must set it.
+                    .with_nodelay(Some(true));
+                runtime.spawn(serve_grpc(service, incoming, stopped.clone()));
+            }
+            Some(acceptor) => {
+                let (streams, incoming) = mpsc::channel(TLS_ACCEPT_QUEUE);
+                runtime.spawn(accept_tls(
+                    grpc_listener,
+                    acceptor,
+                    streams,
+                    stopped.clone(),
+                ));
+                let incoming = tokio_stream::wrappers::ReceiverStream::new(incoming);
+                runtime.spawn(serve_grpc(service, incoming, stopped.clone()));
+            }
+        }
+        runtime.spawn(serve_http(
+            http_listener,
+            http_tls,
+            Arc::clone(&shared),
+            stopped,
+        ));
 
         Ok(Receiver {
             shared,
             grpc_addr,
             http_addr,
+            tls,
             shutdown,
             runtime: Some(runtime),
         })
@@ -333,15 +454,19 @@ impl Receiver {
         self.http_addr
     }
 
-    /// The gRPC endpoint, `http://127.0.0.1:<port>`.
+    /// The gRPC endpoint, `http://127.0.0.1:<port>` (`https://` with TLS).
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", self.scheme(), self.grpc_addr)
     }
 
-    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:<port>` (without
-    /// `/v1/traces`).
+    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:<port>` (`https://`
+    /// with TLS; without `/v1/traces`).
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!("{}://{}", self.scheme(), self.http_addr)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
     }
 
     /// A snapshot of the counters.
@@ -413,6 +538,98 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Serves gRPC on the connections of `incoming` until `stopped` says stop.
+async fn serve_grpc<I, IO, IE>(
+    service: GrpcService,
+    incoming: I,
+    mut stopped: watch::Receiver<bool>,
+) where
+    I: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let signal = async move {
+        // An error means the sender is gone: stop as well.
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    // An error here is an accept loop failure, with nobody to report it
+    // to; the receiver then stops answering, which tests notice.
+    // Adaptive (BDP-estimated) flow-control windows, as grpc-go servers
+    // (the Collector) use by default: a fixed 64 KiB window would stall
+    // every large request on WINDOW_UPDATEs.
+    let _ = tonic::transport::Server::builder()
+        .http2_adaptive_window(Some(true))
+        .serve_with_incoming_shutdown(service, incoming, signal)
+        .await;
+}
+
+/// Accepts TCP connections until `stopped` says stop, sets `TCP_NODELAY`,
+/// and hands each to `streams` once its TLS handshake has succeeded (on a
+/// task of its own; see the module documentation).
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    streams: mpsc::Sender<io::Result<tokio_rustls::server::TlsStream<TcpStream>>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let Some(stream) = accept(&listener, &mut stopped).await else {
+            return;
+        };
+        let acceptor = acceptor.clone();
+        let streams = streams.clone();
+        tokio::spawn(async move {
+            if let Some(stream) = handshake(&acceptor, stream).await {
+                // An error means the server has stopped.
+                let _ = streams.send(Ok(stream)).await;
+            }
+        });
+    }
+}
+
+/// The next accepted connection, with `TCP_NODELAY` set; `None` once
+/// `stopped` says stop.
+async fn accept(listener: &TcpListener, stopped: &mut watch::Receiver<bool>) -> Option<TcpStream> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.wait_for(|stop| *stop) => return None,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                // Without it every response waits ~40 ms for a delayed ACK.
+                let _ = stream.set_nodelay(true);
+                return Some(stream);
+            }
+            Err(_) => {
+                // Out of file descriptors, or a connection reset before
+                // accept: back off a little and go on.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The server side of a TLS handshake; `None` if it failed or took longer
+/// than [`TLS_HANDSHAKE_TIMEOUT_MS`] (the connection is then dropped: an
+/// unknown CA, a missing client certificate, a client that is not TLS).
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let timeout = Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS);
+    tokio::time::timeout(timeout, acceptor.accept(stream))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Binds 127.0.0.1:`port`, non-blocking as tokio requires.
@@ -834,40 +1051,42 @@ type HttpResponse = http::Response<Full<Bytes>>;
 const PROTOBUF: &str = "application/x-protobuf";
 
 /// Accepts connections until `stopped` says stop, serving each with hyper
-/// (HTTP/1.1 or h2c, whichever the client speaks).
+/// (HTTP/1.1 or HTTP/2, whichever the client speaks), after a TLS
+/// handshake when `tls` is set.
 async fn serve_http(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stopped.wait_for(|stop| *stop) => return,
+        let Some(stream) = accept(&listener, &mut stopped).await else {
+            return;
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                // Out of file descriptors, or a connection reset before
-                // accept: back off a little and go on.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        // Without it every response waits ~40 ms for a delayed ACK.
-        let _ = stream.set_nodelay(true);
         let builder = builder.clone();
         let shared = Arc::clone(&shared);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let shared = Arc::clone(&shared);
                 async move { Ok::<_, Infallible>(handle_http(&shared, request).await) }
             });
             // Errors are the client's (reset, bad HTTP): the connection ends.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => {
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+                Some(acceptor) => {
+                    if let Some(stream) = handshake(&acceptor, stream).await {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+            }
         });
     }
 }
@@ -1718,5 +1937,40 @@ mod tests {
             .build()
             .expect("a runtime");
         runtime.block_on(async { drop(receiver(false)) });
+    }
+
+    #[test]
+    fn receiver_refuses_unusable_tls_material() {
+        let start = |tls: ReceiverTls| {
+            Receiver::start(ReceiverConfig {
+                tls: Some(tls),
+                ..ReceiverConfig::default()
+            })
+            .expect_err("unusable TLS material")
+        };
+        // Valid PEM, but DER that is no certificate, and no key at all.
+        let junk = "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n";
+        let e = start(ReceiverTls {
+            cert_chain_pem: "no PEM here".to_owned(),
+            key_pem: String::new(),
+            client_ca_pem: None,
+        });
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("certificate chain"), "{e}");
+        let e = start(ReceiverTls {
+            cert_chain_pem: junk.to_owned(),
+            key_pem: "no key".to_owned(),
+            client_ca_pem: None,
+        });
+        assert!(e.to_string().contains("private key"), "{e}");
+        let tls = ReceiverTls {
+            cert_chain_pem: junk.to_owned(),
+            key_pem: "secret".to_owned(),
+            client_ca_pem: None,
+        };
+        assert!(
+            !format!("{tls:?}").contains("secret"),
+            "the key is left out"
+        );
     }
 }

@@ -10,17 +10,26 @@
 //!
 //! The pool is N separately connected channels (N HTTP/2 connections),
 //! used in turn; clones of one channel would share its connection.
+//!
+//! With TLS (`https://`), the channels connect through the rustls connector
+//! of [`ClientTls`] (ALPN `h2`) instead of tonic's own TCP connector, with
+//! the same `TCP_NODELAY` and connect timeout; a failed handshake is a
+//! [`FailureKind::Tls`] failure.
 
+use super::tls::{TlsFailureSlot, tls_failure};
 use super::{
-    ExportError, ExportFuture, ExportRequest, ExportResponse, MAX_RESPONSE_BYTES, Transport,
-    USER_AGENT, decode_response, error_chain, excerpt, grpc_code_kind, http_status_kind, read_body,
+    ClientTls, ExportError, ExportFuture, ExportRequest, ExportResponse, MAX_RESPONSE_BYTES,
+    Transport, USER_AGENT, decode_response, error_chain, excerpt, grpc_code_kind, http_status_kind,
+    read_body,
 };
 use crate::config::Compression;
 use crate::telemetry::FailureKind;
 use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderValue, header};
+use hyper_util::client::legacy::connect::HttpConnector;
 use std::io::Read;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,11 +41,18 @@ pub(crate) struct GrpcTransport {
     channels: Vec<Channel>,
     next: AtomicUsize,
     headers: HeaderMap,
+    /// `host:port` of a TLS endpoint, for the message of a failed
+    /// handshake; `None` without TLS.
+    tls_peer: Option<Arc<str>>,
+    /// With TLS, each channel's [`TlsFailureSlot`], index for index;
+    /// empty without.
+    tls_slots: Vec<Arc<TlsFailureSlot>>,
 }
 
 impl GrpcTransport {
     /// `connections` lazily connected channels to `endpoint` (an `http://`
-    /// URI). Must be called inside the engine's runtime.
+    /// URI, or an `https://` one with `tls`). Must be called inside the
+    /// engine's runtime.
     ///
     /// # Errors
     ///
@@ -46,23 +62,56 @@ impl GrpcTransport {
         connections: usize,
         headers: HeaderMap,
         connect_timeout: Duration,
-        tls: Option<&super::ClientTls>,
+        tls: Option<&ClientTls>,
     ) -> Result<Self, String> {
-        let _ = tls;
-        let endpoint = Endpoint::from_shared(endpoint.to_owned())
-            .and_then(|e| e.user_agent(USER_AGENT))
+        let uri: http::Uri = endpoint.parse().map_err(|e| error_chain(&e))?;
+        let tls_peer = tls.map(|_| Arc::from(uri.authority().map_or("", |a| a.as_str())));
+        // With TLS, tonic sees `http://` and the `https` scheme only as the
+        // origin; `TlsConnector` (in `tls`) says why.
+        let (target, origin) = match tls {
+            Some(_) => {
+                let mut parts = uri.clone().into_parts();
+                parts.scheme = Some(http::uri::Scheme::HTTP);
+                let plain = http::Uri::from_parts(parts).map_err(|e| error_chain(&e))?;
+                (plain, Some(uri))
+            }
+            None => (uri, None),
+        };
+        let mut endpoint = Endpoint::from(target)
+            .user_agent(USER_AGENT)
             .map_err(|e| error_chain(&e))?
             .tcp_nodelay(true)
             .connect_timeout(connect_timeout)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10));
-        let channels = (0..connections.max(1))
-            .map(|_| endpoint.connect_lazy())
-            .collect();
+        if let Some(origin) = origin {
+            endpoint = endpoint.origin(origin);
+        }
+        let connections = connections.max(1);
+        let (channels, tls_slots) = match tls {
+            None => (
+                (0..connections).map(|_| endpoint.connect_lazy()).collect(),
+                Vec::new(),
+            ),
+            Some(tls) => (0..connections)
+                .map(|_| {
+                    // What tonic's own connector sets from the endpoint.
+                    let mut tcp = HttpConnector::new();
+                    tcp.enforce_http(false);
+                    tcp.set_nodelay(true);
+                    tcp.set_connect_timeout(Some(connect_timeout));
+                    let slot = Arc::new(TlsFailureSlot::default());
+                    let connector = tls.grpc_connector(tcp, connect_timeout, Arc::clone(&slot));
+                    (endpoint.connect_with_connector_lazy(connector), slot)
+                })
+                .unzip(),
+        };
         Ok(Self {
             channels,
             next: AtomicUsize::new(0),
             headers,
+            tls_peer,
+            tls_slots,
         })
     }
 }
@@ -73,14 +122,28 @@ impl Transport for GrpcTransport {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
         let mut channel = self.channels[i].clone();
         let http_request = build_request(&request, &self.headers);
+        let tls = self
+            .tls_peer
+            .clone()
+            .zip(self.tls_slots.get(i).map(Arc::clone));
         Box::pin(async move {
             let http_request = http_request?;
+            let failed = |e: &(dyn std::error::Error + 'static)| match &tls {
+                Some((peer, slot)) => {
+                    tls_failure(e, peer, Some(slot)).unwrap_or_else(|| unavailable(e))
+                }
+                None => unavailable(e),
+            };
             std::future::poll_fn(|cx| GrpcService::poll_ready(&mut channel, cx))
                 .await
-                .map_err(|e| unavailable(&e))?;
+                .map_err(|e| failed(&e))?;
             let response = GrpcService::call(&mut channel, http_request)
                 .await
-                .map_err(|e| unavailable(&e))?;
+                .map_err(|e| failed(&e))?;
+            if let Some((_, slot)) = &tls {
+                // An answer: the connection works (again).
+                slot.clear();
+            }
             read_response(response).await
         })
     }

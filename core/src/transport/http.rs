@@ -2,26 +2,44 @@
 //! keep-alive client (HTTP/1.1), answers read per the OTLP/HTTP
 //! specification: a 2xx carries an `Export*ServiceResponse` (partial
 //! success), an error status a `google.rpc.Status` when it can.
+//!
+//! With TLS (`https://`) the client connects through the rustls connector
+//! of [`ClientTls`] (ALPN `http/1.1`) around the same TCP connector; plain
+//! `http://` keeps a client without any TLS in it. A failed handshake is a
+//! [`FailureKind::Tls`] failure.
 
+use super::tls::{TlsConnector, tls_failure};
 use super::{
-    ExportError, ExportFuture, ExportRequest, RpcStatus, Transport, USER_AGENT, decode_response,
-    error_chain, excerpt, http_status_kind, read_body,
+    ClientTls, ExportError, ExportFuture, ExportRequest, RpcStatus, Transport, USER_AGENT,
+    decode_response, error_chain, excerpt, http_status_kind, read_body,
 };
 use crate::config::Compression;
 use crate::telemetry::FailureKind;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Uri, header};
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// OTLP/HTTP to one URL.
 pub(crate) struct HttpTransport {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     uri: Uri,
     headers: HeaderMap,
+}
+
+/// The pooled client, with TLS or without: two types, as hyper's client is
+/// generic over its connector.
+enum HttpClient {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Tls {
+        client: Client<TlsConnector, Full<Bytes>>,
+        /// `host:port`, for the message of a failed handshake.
+        peer: Arc<str>,
+    },
 }
 
 impl HttpTransport {
@@ -33,17 +51,27 @@ impl HttpTransport {
         connections: usize,
         headers: HeaderMap,
         connect_timeout: Duration,
-        tls: Option<&super::ClientTls>,
+        tls: Option<&ClientTls>,
     ) -> Self {
-        let _ = tls;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_max_idle_per_host(connections.max(1))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+            .pool_idle_timeout(Duration::from_secs(90));
+        let client = match tls {
+            None => HttpClient::Plain(builder.build(connector)),
+            Some(tls) => {
+                // The TLS connector hands it `https://` URLs.
+                connector.enforce_http(false);
+                HttpClient::Tls {
+                    client: builder.build(tls.http_connector(connector, connect_timeout)),
+                    peer: Arc::from(uri.authority().map_or("", |a| a.as_str())),
+                }
+            }
+        };
         Self {
             client,
             uri,
@@ -70,11 +98,18 @@ impl Transport for HttpTransport {
                 HeaderValue::from_static(request.compression.as_str()),
             );
         }
-        let response = self.client.request(http_request);
+        let (response, tls_peer): (ResponseFuture, _) = match &self.client {
+            HttpClient::Plain(client) => (client.request(http_request), None),
+            HttpClient::Tls { client, peer } => {
+                (client.request(http_request), Some(Arc::clone(peer)))
+            }
+        };
         Box::pin(async move {
-            let response = response
-                .await
-                .map_err(|e| ExportError::new(FailureKind::Unavailable, error_chain(&e)))?;
+            let response = response.await.map_err(|e| {
+                tls_peer
+                    .and_then(|peer| tls_failure(&e, &peer, None))
+                    .unwrap_or_else(|| ExportError::new(FailureKind::Unavailable, error_chain(&e)))
+            })?;
             let status = response.status();
             let body = read_body(response.into_body()).await?.to_bytes();
             if status.is_success() {
