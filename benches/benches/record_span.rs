@@ -12,17 +12,34 @@
 //! over, which is the work otlpx's figure includes (its span leaves `end`
 //! as finished OTLP bytes in a ring).
 //!
+//! `otlpx_admin_scraped/*` are `otlpx/*` with the engine's admin endpoint
+//! on and a scraper thread asking it for `/metrics` every 100 ms, 150
+//! times Prometheus' default rate (`GET` over HTTP/1.1 on a new connection
+//! each time, `Connection: close`), through every warm-up and measured
+//! sample. Read side by side with `otlpx/*`, the difference is what
+//! serving the metrics costs a recording thread: the endpoint reading the
+//! counters the recorders write, and its thread and the scraper's taking
+//! CPU time (with 2 recording threads on a 2-CPU machine, the figure
+//! includes that competition). Criterion builds a new engine for each
+//! sample, as for `otlpx/*`; the scraper keeps its pace across them and
+//! scrapes whichever engine is current. It counts its scrapes, and the
+//! bench panics unless they succeeded (at least one, at most one in ten
+//! failed): a failed scrape costs the engine nothing, and the figure would
+//! then claim a cost it never measured.
+//!
 //! Run: `cargo bench -p otlpx-bench --bench record_span`.
 
 use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
 use otlpx_bench::{
     SCOPE_NAME, SCOPE_VERSION, opentelemetry_provider, opentelemetry_provider_exporting,
-    otlpx_engine, record_opentelemetry, record_otlpx,
+    otlpx_engine, otlpx_engine_with_admin, record_opentelemetry, record_otlpx,
 };
 use std::hint::spin_loop;
-use std::sync::Barrier;
+use std::io::{self, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -140,8 +157,207 @@ fn assert_no_drops(engine: &otlpx::Engine) {
     assert_eq!(stats.dropped.total(), 0, "spans dropped: {stats:?}");
 }
 
-fn otlpx_iter(b: &mut Bencher<'_>, threads: usize) {
-    let engine = otlpx_engine();
+/// How often [`Scraper`] asks for `/metrics`: 150 times Prometheus'
+/// default 15 s, so that a cost too small to see at the real rate shows.
+const SCRAPE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Bound on each step of a scrape (connect, send, read the answer): a
+/// stuck endpoint makes a failed scrape, not a hung bench.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What [`Scraper`]'s thread and the bench share.
+#[derive(Default)]
+struct ScrapeState {
+    /// The current engine's admin endpoint; `None` between engines.
+    target: Option<SocketAddr>,
+    /// How many engines were handed over: 0 when criterion's filter left
+    /// the bench out.
+    targets: u64,
+    ok: u64,
+    failed: u64,
+    last_error: Option<String>,
+    stop: bool,
+}
+
+/// A thread that scrapes the current engine's `/metrics` every
+/// [`SCRAPE_INTERVAL`], counting the scrapes that succeeded and failed.
+///
+/// It holds the state's lock while it scrapes, so handing over a new
+/// engine (or none) waits for a scrape in flight: an engine is never
+/// dropped under a scrape, which would fail for a reason that is not the
+/// endpoint's. The bench only touches the lock between samples, outside
+/// the timing.
+struct Scraper {
+    state: Mutex<ScrapeState>,
+    changed: Condvar,
+}
+
+impl Scraper {
+    fn new() -> Self {
+        Self {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ScrapeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Scrapes every [`SCRAPE_INTERVAL`] until [`stop`](Self::stop). A
+    /// scrape that came due while there was no engine happens as soon as
+    /// the next one is handed over: the average rate holds, only the
+    /// phase moves.
+    fn run(&self) {
+        let mut body = Vec::with_capacity(64 << 10);
+        let mut last: Option<Instant> = None;
+        let mut state = self.lock();
+        while !state.stop {
+            let now = Instant::now();
+            let due = last.map_or(now, |l| l + SCRAPE_INTERVAL);
+            match state.target {
+                Some(addr) if now >= due => {
+                    last = Some(now);
+                    match scrape(addr, &mut body) {
+                        Ok(()) => state.ok += 1,
+                        Err(e) => {
+                            state.failed += 1;
+                            state.last_error = Some(e.to_string());
+                        }
+                    }
+                    self.changed.notify_all();
+                }
+                Some(_) => {
+                    state = self
+                        .changed
+                        .wait_timeout(state, due - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                None => {
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+    }
+
+    /// Hands over the engine whose endpoint is at `addr`.
+    fn set_target(&self, addr: SocketAddr) {
+        let mut state = self.lock();
+        state.target = Some(addr);
+        state.targets += 1;
+        self.changed.notify_all();
+    }
+
+    /// Takes the current engine back, once no scrape of it is in flight.
+    /// Until the first scrape was made it waits for that one too, so that
+    /// even a single short sample (`--test`) scrapes once.
+    fn clear_target(&self) {
+        let mut state = self.lock();
+        while state.ok + state.failed == 0 && !state.stop {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.target = None;
+    }
+
+    /// Stops the thread, after its scrape in flight.
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Calls [`Scraper::stop`] when dropped.
+struct StopOnDrop<'a>(&'a Scraper);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// Runs `bench` while a [`Scraper`] scrapes the engines it hands over;
+/// then reports the scrapes, and panics if the bench ran but they did not
+/// succeed (at least one, and at most one in ten failed).
+fn with_scraper(name: &str, bench: impl FnOnce(&Scraper)) {
+    let scraper = Scraper::new();
+    thread::scope(|s| {
+        let thread = thread::Builder::new()
+            .name("scraper".to_owned())
+            .spawn_scoped(s, || scraper.run())
+            .expect("the scraper thread starts");
+        // Stops the thread even if `bench` panics: the scope joins it.
+        let stop = StopOnDrop(&scraper);
+        bench(&scraper);
+        drop(stop);
+        thread.join().expect("the scraper does not panic");
+    });
+    let state = scraper.lock();
+    if state.targets == 0 {
+        return; // filtered out
+    }
+    let error = state.last_error.as_deref().unwrap_or("none");
+    eprintln!(
+        "record_span/{name}: {} scrapes of /metrics, {} failed (last error: {error})",
+        state.ok, state.failed
+    );
+    assert!(
+        state.ok > 0 && state.failed * 10 <= state.ok,
+        "record_span/{name}: {} of {} scrapes of /metrics failed (last error: {error}); \
+         the figure would not include the cost of scraping",
+        state.failed,
+        state.ok + state.failed,
+    );
+}
+
+/// One `GET /metrics` to `addr` over a new connection, its answer read into
+/// `body`. Succeeds on a 200 answer whose body has the engine's metrics.
+fn scrape(addr: SocketAddr, body: &mut Vec<u8>) -> io::Result<()> {
+    let mut stream = TcpStream::connect_timeout(&addr, SCRAPE_TIMEOUT)?;
+    stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
+    stream.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes())?;
+    body.clear();
+    stream.read_to_end(body)?;
+    let status_line = body.split(|&b| b == b'\n').next().unwrap_or_default();
+    let status_line = String::from_utf8_lossy(status_line);
+    if status_line.split(' ').nth(1) != Some("200") {
+        return Err(io::Error::other(format!(
+            "answer {:?}",
+            status_line.trim_end()
+        )));
+    }
+    let metric = b"otlpx_spans_recorded_total";
+    if !body.windows(metric.len()).any(|w| w == metric) {
+        return Err(io::Error::other(
+            "a 200 answer without otlpx_spans_recorded_total",
+        ));
+    }
+    Ok(())
+}
+
+/// `otlpx/*`, or with `scraper` `otlpx_admin_scraped/*`: the same engine
+/// with its admin endpoint on, handed to the scraper for this sample.
+fn otlpx_iter(b: &mut Bencher<'_>, threads: usize, scraper: Option<&Scraper>) {
+    let engine = match scraper {
+        Some(_) => otlpx_engine_with_admin(),
+        None => otlpx_engine(),
+    };
+    if let Some(scraper) = scraper {
+        let addr = engine
+            .admin_address()
+            .expect("an engine built with an admin address serves one");
+        scraper.set_target(addr);
+    }
     let tracer = engine.tracer(SCOPE_NAME, SCOPE_VERSION);
     let mut out = bytes::BytesMut::with_capacity(1 << 20);
     let record = || record_otlpx(&tracer);
@@ -154,6 +370,9 @@ fn otlpx_iter(b: &mut Bencher<'_>, threads: usize) {
         assert_no_drops(&engine);
         elapsed
     });
+    if let Some(scraper) = scraper {
+        scraper.clear_target();
+    }
     let stats = engine.stats();
     assert_no_drops(&engine);
     assert_eq!(stats.in_rings, 0, "{stats:?}");
@@ -182,7 +401,12 @@ fn record_span(c: &mut Criterion) {
 
     // One span per iteration.
     group.throughput(Throughput::Elements(1));
-    group.bench_function("otlpx/1thread", |b| otlpx_iter(b, 1));
+    group.bench_function("otlpx/1thread", |b| otlpx_iter(b, 1, None));
+    with_scraper("otlpx_admin_scraped/1thread", |scraper| {
+        group.bench_function("otlpx_admin_scraped/1thread", |b| {
+            otlpx_iter(b, 1, Some(scraper))
+        });
+    });
     group.bench_function("opentelemetry_sdk/1thread", |b| {
         opentelemetry_iter(b, 1, false)
     });
@@ -193,7 +417,12 @@ fn record_span(c: &mut Criterion) {
     // Per iteration each of the two threads records one span: the time is
     // per span per thread, the throughput is both threads together.
     group.throughput(Throughput::Elements(2));
-    group.bench_function("otlpx/2threads", |b| otlpx_iter(b, 2));
+    group.bench_function("otlpx/2threads", |b| otlpx_iter(b, 2, None));
+    with_scraper("otlpx_admin_scraped/2threads", |scraper| {
+        group.bench_function("otlpx_admin_scraped/2threads", |b| {
+            otlpx_iter(b, 2, Some(scraper))
+        });
+    });
     group.bench_function("opentelemetry_sdk/2threads", |b| {
         opentelemetry_iter(b, 2, false)
     });

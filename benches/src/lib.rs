@@ -132,3 +132,20 @@ pub fn opentelemetry_provider_exporting() -> opentelemetry_sdk::trace::SdkTracer
         .with_simple_exporter(DiscardingExporter)
         .build()
 }
+
+/// An otlpx engine configured like [`otlpx_engine`], serving its admin
+/// endpoint (`/metrics` and the rest) on a free port of 127.0.0.1; find it
+/// with [`otlpx::Engine::admin_address`].
+///
+/// # Panics
+///
+/// If the engine cannot be built (with these settings, only when the admin
+/// endpoint cannot bind).
+pub fn otlpx_engine_with_admin() -> otlpx::Engine {
+    otlpx::Engine::builder()
+        .service_name(SERVICE_NAME)
+        .ring_bytes_per_cpu(1 << 20)
+        .admin_address("127.0.0.1:0")
+        .build()
+        .expect("a valid engine configuration")
+}

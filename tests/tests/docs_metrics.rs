@@ -1,0 +1,352 @@
+//! The monitoring docs against the engine, so that they cannot drift apart:
+//! every metric that `docs/prometheus-alerts.yml` (in its rules' `expr`)
+//! and `docs/grafana-dashboard.json` (in its targets and template
+//! variables) query is one that `Stats::prometheus_text` renders, and
+//! every metric family it renders has a row in `docs/README.md`. A renamed
+//! or added metric fails here, not silently in someone's alerts.
+//!
+//! Also checks what a loader would refuse or a reader would miss: each
+//! rule has `alert`, `expr`, `for`, a severity and a summary and
+//! description; each dashboard target has an expression and the dashboard
+//! has its data source, `job` and `instance` variables. PromQL syntax is
+//! not checked here (no parser in the dependency tree); `promtool check
+//! rules` does that where Prometheus is installed.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// The suffixes of a histogram's series.
+const HISTOGRAM_SUFFIXES: [&str; 3] = ["_bucket", "_sum", "_count"];
+
+fn docs_file(name: &str) -> (PathBuf, String) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    (path, text)
+}
+
+/// Adds to `out` every metric-name token of `expr` (`otlpx_[a-z_]+`, not
+/// preceded by a character that would make it the tail of a longer name).
+/// A label value of that shape would count too; the docs have none.
+fn metric_names(expr: &str, out: &mut BTreeSet<String>) {
+    const PREFIX: &str = "otlpx_";
+    let bytes = expr.as_bytes();
+    let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+    let mut from = 0;
+    while let Some(at) = expr[from..].find(PREFIX) {
+        let start = from + at;
+        let mut end = start + PREFIX.len();
+        while end < bytes.len() && (bytes[end].is_ascii_lowercase() || bytes[end] == b'_') {
+            end += 1;
+        }
+        if end > start + PREFIX.len() && (start == 0 || !is_name_byte(bytes[start - 1])) {
+            out.insert(expr[start..end].to_owned());
+        }
+        from = end;
+    }
+}
+
+/// What the engine's Prometheus text declares and contains.
+struct Exposition {
+    /// Family name → type, from the `# TYPE` lines.
+    families: BTreeMap<String, String>,
+    /// Sample name → the sample lines' values, from the sample lines.
+    samples: BTreeMap<String, Vec<String>>,
+}
+
+impl Exposition {
+    fn parse(text: &str) -> Self {
+        let mut families = BTreeMap::new();
+        let mut samples: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut words = rest.split_whitespace();
+                if let (Some(name), Some(kind)) = (words.next(), words.next()) {
+                    families.insert(name.to_owned(), kind.to_owned());
+                }
+            } else if !line.is_empty() && !line.starts_with('#') {
+                let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+                // The value follows the labels (or the name); a timestamp
+                // may follow the value.
+                let after_labels = match line.rfind('}') {
+                    Some(close) => &line[close + 1..],
+                    None => &line[name_end..],
+                };
+                let value = after_labels.split_whitespace().next().unwrap_or("");
+                samples
+                    .entry(line[..name_end].to_owned())
+                    .or_default()
+                    .push(value.to_owned());
+            }
+        }
+        Self { families, samples }
+    }
+
+    fn is_histogram(&self, family: &str) -> bool {
+        matches!(
+            self.families.get(family).map(String::as_str),
+            Some("histogram" | "summary")
+        )
+    }
+
+    /// Whether a query naming `name` selects something the engine serves:
+    /// a sample name, a declared family that is not a histogram (a bare
+    /// histogram name selects nothing), or a histogram's
+    /// `_bucket`/`_sum`/`_count`.
+    fn serves(&self, name: &str) -> bool {
+        if self.samples.contains_key(name) {
+            return true;
+        }
+        if self.families.contains_key(name) {
+            return !self.is_histogram(name);
+        }
+        HISTOGRAM_SUFFIXES.iter().any(|suffix| {
+            name.strip_suffix(suffix)
+                .is_some_and(|family| self.is_histogram(family))
+        })
+    }
+}
+
+/// The engine's Prometheus text after one recorded span.
+fn engine_exposition() -> (String, Exposition) {
+    let engine = otlpx::Engine::builder()
+        .build()
+        .expect("a default engine builds");
+    engine.tracer("t", "").start("s").end();
+    let text = engine.stats().prometheus_text();
+    let exposition = Exposition::parse(&text);
+    (text, exposition)
+}
+
+/// The metric names in the alert rules' expressions, after checking each
+/// rule's shape.
+fn alert_metric_names() -> BTreeSet<String> {
+    let (path, text) = docs_file("prometheus-alerts.yml");
+    let docs = YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
+    assert_eq!(docs.len(), 1, "{}: one YAML document", path.display());
+    let groups = docs[0]["groups"]
+        .as_vec()
+        .unwrap_or_else(|| panic!("{}: no `groups:` list", path.display()));
+    assert!(!groups.is_empty(), "{}: no groups", path.display());
+    let str_of = |y: &Yaml, what: &str, rule: &str| -> String {
+        match y.as_str() {
+            Some(s) if !s.trim().is_empty() => s.to_owned(),
+            _ => panic!("{}: rule {rule}: `{what}` missing or empty", path.display()),
+        }
+    };
+    let mut names = BTreeSet::new();
+    let mut alerts = BTreeSet::new();
+    for group in groups {
+        let group_name = str_of(&group["name"], "name", "(group)");
+        let rules = group["rules"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{}: group {group_name}: no `rules:`", path.display()));
+        for rule in rules {
+            let alert = str_of(&rule["alert"], "alert", "(unnamed)");
+            assert!(
+                alerts.insert(alert.clone()),
+                "{}: alert {alert} defined twice",
+                path.display()
+            );
+            let expr = str_of(&rule["expr"], "expr", &alert);
+            let for_ = str_of(&rule["for"], "for", &alert);
+            let unit_at = for_.len().saturating_sub(1);
+            assert!(
+                for_[..unit_at].bytes().all(|b| b.is_ascii_digit())
+                    && unit_at > 0
+                    && matches!(&for_[unit_at..], "s" | "m" | "h" | "d"),
+                "{}: rule {alert}: `for: {for_}` is not a duration like 5m",
+                path.display()
+            );
+            let severity = str_of(&rule["labels"]["severity"], "labels.severity", &alert);
+            assert!(
+                matches!(severity.as_str(), "warning" | "critical"),
+                "{}: rule {alert}: severity {severity:?}",
+                path.display()
+            );
+            str_of(
+                &rule["annotations"]["summary"],
+                "annotations.summary",
+                &alert,
+            );
+            str_of(
+                &rule["annotations"]["description"],
+                "annotations.description",
+                &alert,
+            );
+            metric_names(&expr, &mut names);
+        }
+    }
+    names
+}
+
+/// Adds to `out` every string under a key `expr`, `query` or `definition`
+/// anywhere in `value`: target expressions and template-variable queries.
+fn dashboard_queries(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("expr" | "query" | "definition", Value::String(s)) => out.push(s.clone()),
+                    _ => dashboard_queries(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| dashboard_queries(v, out)),
+        _ => {}
+    }
+}
+
+/// The metric names in the dashboard's queries, after checking its shape.
+fn dashboard_metric_names() -> BTreeSet<String> {
+    let (path, text) = docs_file("grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()));
+    assert!(
+        dashboard["schemaVersion"].as_u64().is_some(),
+        "{}: no schemaVersion",
+        path.display()
+    );
+    let variables: BTreeSet<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}: no templating.list", path.display()))
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for wanted in ["DS_PROMETHEUS", "job", "instance"] {
+        assert!(
+            variables.contains(wanted),
+            "{}: no `{wanted}` variable (has {variables:?})",
+            path.display()
+        );
+    }
+    let panels = dashboard["panels"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}: no panels", path.display()));
+    let mut ids = BTreeSet::new();
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap_or("(untitled)");
+        let id = panel["id"].as_u64();
+        assert!(
+            id.is_some_and(|id| ids.insert(id)),
+            "{}: panel {title:?}: missing or repeated id",
+            path.display()
+        );
+        if panel["type"] == "row" {
+            continue;
+        }
+        let targets = panel["targets"].as_array().map_or(&[][..], Vec::as_slice);
+        assert!(
+            !targets.is_empty(),
+            "{}: panel {title:?} has no targets",
+            path.display()
+        );
+        for target in targets {
+            assert!(
+                target["expr"]
+                    .as_str()
+                    .is_some_and(|e| !e.trim().is_empty()),
+                "{}: panel {title:?}: a target without `expr`",
+                path.display()
+            );
+        }
+    }
+    let mut queries = Vec::new();
+    dashboard_queries(&dashboard, &mut queries);
+    let mut names = BTreeSet::new();
+    for query in &queries {
+        metric_names(query, &mut names);
+    }
+    names
+}
+
+/// Panics listing every name in `names` that the engine does not serve.
+fn assert_served(file: &str, names: &BTreeSet<String>, exposition: &Exposition, text: &str) {
+    assert!(!names.is_empty(), "{file}: no otlpx_ metric in any query");
+    let missing: Vec<&String> = names.iter().filter(|n| !exposition.serves(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/{file} queries metrics the engine does not serve: {missing:?}\n\
+         (a histogram is queried as <name>_bucket, _sum or _count)\n\
+         the engine's /metrics text:\n{text}"
+    );
+}
+
+#[test]
+fn alert_rules_query_only_served_metrics() {
+    let (text, exposition) = engine_exposition();
+    assert_served(
+        "prometheus-alerts.yml",
+        &alert_metric_names(),
+        &exposition,
+        &text,
+    );
+}
+
+#[test]
+fn dashboard_queries_only_served_metrics() {
+    let (text, exposition) = engine_exposition();
+    assert_served(
+        "grafana-dashboard.json",
+        &dashboard_metric_names(),
+        &exposition,
+        &text,
+    );
+}
+
+#[test]
+fn readme_documents_every_served_family() {
+    let (text, exposition) = engine_exposition();
+    assert!(
+        !exposition.families.is_empty(),
+        "the /metrics text declares no family (`# TYPE` lines):\n{text}"
+    );
+    // The one recorded span is there: the text renders this engine's
+    // counters, not a template.
+    let recorded = exposition.samples.get("otlpx_spans_recorded_total");
+    assert!(
+        recorded.is_some_and(|values| {
+            values.len() == 1 && values[0].parse::<f64>().is_ok_and(|v| v == 1.0)
+        }),
+        "otlpx_spans_recorded_total after one span: {recorded:?}\n{text}"
+    );
+    let (path, readme) = docs_file("README.md");
+    // A counter family may be declared with or without `_total`; the
+    // table names the series, with labels after `{`.
+    let documented = |family: &str| {
+        [family.to_owned(), format!("{family}_total")]
+            .iter()
+            .any(|name| {
+                readme.contains(&format!("`{name}`")) || readme.contains(&format!("`{name}{{"))
+            })
+    };
+    let undocumented: Vec<&String> = exposition
+        .families
+        .keys()
+        .filter(|family| family.starts_with("otlpx_") && !documented(family))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "{} has no row for {undocumented:?}",
+        path.display()
+    );
+}
+
+#[test]
+fn metric_names_finds_whole_names_only() {
+    let mut names = BTreeSet::new();
+    metric_names(
+        "sum(rate(otlpx_a_total{x=\"otlpx_\"}[5m])) / my_otlpx_b + otlpx_c_bucket",
+        &mut names,
+    );
+    let expected: BTreeSet<String> = ["otlpx_a_total", "otlpx_c_bucket"]
+        .map(str::to_owned)
+        .into();
+    assert_eq!(names, expected);
+}
