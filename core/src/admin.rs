@@ -318,18 +318,7 @@ fn stats_json(s: &Stats) -> String {
         s.recorded, s.exported
     );
     let d = &s.dropped;
-    json_object(
-        &mut o,
-        &[
-            ("ring_full", d.ring_full),
-            ("too_large", d.too_large),
-            ("invalid", d.invalid),
-            ("aborted", d.aborted),
-            ("rejected", d.rejected),
-            ("export_failed", d.export_failed),
-            ("shutdown", d.shutdown),
-        ],
-    );
+    json_object(&mut o, &d.by_reason());
     let _ = write!(
         o,
         ",\"in_flight\":{},\"in_rings\":{},\"drained_by_caller\":{},\"ring_bytes_used\":{},\"rings\":[",
@@ -355,18 +344,7 @@ fn stats_json(s: &Stats) -> String {
         e.requests
     );
     let f = &e.failures;
-    json_object(
-        &mut o,
-        &[
-            ("unavailable", f.unavailable),
-            ("timeout", f.timeout),
-            ("throttled", f.throttled),
-            ("rejected", f.rejected),
-            ("protocol", f.protocol),
-            ("other", f.other),
-            ("tls", f.tls),
-        ],
-    );
+    json_object(&mut o, &f.by_kind());
     let _ = write!(
         o,
         ",\"bytes_uncompressed\":{},\"bytes_sent\":{},\"last_success_unix_nanos\":{},\"last_failure_unix_nanos\":{}",

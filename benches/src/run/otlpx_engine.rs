@@ -89,22 +89,15 @@ impl OtlpxEngine {
         let d = s.dropped;
         OtlpxCounts {
             exported: s.exported,
-            dropped_by_reason: [
-                ("ring_full", d.ring_full),
-                ("too_large", d.too_large),
-                ("invalid", d.invalid),
-                ("aborted", d.aborted),
-                ("rejected", d.rejected),
-                ("export_failed", d.export_failed),
-                ("shutdown", d.shutdown),
+            dropped_by_reason: d
+                .by_reason()
+                .into_iter()
                 // Neither exported nor dropped: still in a ring or in flight
                 // when shutdown gave up. Counted so that recorded =
                 // exported + dropped holds in the report.
-                ("unsent_at_shutdown", s.in_rings + s.in_flight),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
+                .chain([("unsent_at_shutdown", s.in_rings + s.in_flight)])
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
         }
     }
 }

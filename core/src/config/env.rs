@@ -6,7 +6,7 @@
 //! but otlpx does not support (`http/json`, the Jaeger and X-Ray samplers)
 //! are reported as warnings and fall back, never ignored silently.
 
-use super::layer::{BatchLayer, LIMITS, Layer, Scope, Sourced};
+use super::layer::{BatchLayer, ExporterLayer, LIMITS, Layer, Scope, Sourced};
 use super::{Compression, ConfigError, Protocol, Source};
 use crate::sample::Sampler;
 use std::time::Duration;
@@ -84,18 +84,7 @@ impl Reader<'_, '_> {
             let pairs = key_values(&value).map_err(|reason| {
                 ConfigError::new(&source, "OTEL_RESOURCE_ATTRIBUTES", &value, reason)
             })?;
-            self.layer.resource = pairs
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        Sourced {
-                            value: v,
-                            source: source.clone(),
-                        },
-                    )
-                })
-                .collect();
+            self.layer.resource = tagged(pairs, &source);
         }
         for scope in Scope::ALL {
             self.read_exporter(scope)?;
@@ -128,35 +117,26 @@ impl Reader<'_, '_> {
 
     fn read_exporter(&mut self, scope: Scope) -> Result<(), ConfigError> {
         let var = |name: &str| format!("OTEL_EXPORTER_OTLP_{}{name}", scope.env_infix());
-        let mut e = std::mem::take(&mut self.layer.exporter[scope as usize]);
-        e.endpoint = self.parse(&var("ENDPOINT"), |v, _, _| Ok(Some(v.to_owned())))?;
-        e.protocol = self.parse(&var("PROTOCOL"), protocol)?;
-        e.compression = self.parse(&var("COMPRESSION"), |v, _, _| compression(v).map(Some))?;
-        e.timeout = self.ms(&var("TIMEOUT"))?;
-        e.certificate = self.parse(&var("CERTIFICATE"), |v, _, _| Ok(Some(v.into())))?;
-        e.client_key = self.parse(&var("CLIENT_KEY"), |v, _, _| Ok(Some(v.into())))?;
-        e.client_certificate =
-            self.parse(&var("CLIENT_CERTIFICATE"), |v, _, _| Ok(Some(v.into())))?;
-        e.insecure = self.parse(&var("INSECURE"), |v, w, s| Ok(Some(boolean(v, w, s))))?;
+        let path = |v: &str, _: &mut Vec<String>, _: &Source| Ok(Some(v.into()));
         let headers_var = var("HEADERS");
-        if let Some((value, source)) = self.get(&headers_var) {
+        let headers = match self.get(&headers_var) {
             // Never echo header values: they are often credentials.
-            let pairs = key_values(&value)
-                .map_err(|reason| ConfigError::new(&source, &headers_var, "***", reason))?;
-            e.headers = pairs
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        Sourced {
-                            value: v,
-                            source: source.clone(),
-                        },
-                    )
-                })
-                .collect();
-        }
-        self.layer.exporter[scope as usize] = e;
+            Some((value, source)) => key_values(&value)
+                .map(|pairs| tagged(pairs, &source))
+                .map_err(|reason| ConfigError::new(&source, &headers_var, "***", reason))?,
+            None => Vec::new(),
+        };
+        self.layer.exporter[scope as usize] = ExporterLayer {
+            endpoint: self.parse(&var("ENDPOINT"), |v, _, _| Ok(Some(v.to_owned())))?,
+            protocol: self.parse(&var("PROTOCOL"), protocol)?,
+            headers,
+            compression: self.parse(&var("COMPRESSION"), |v, _, _| compression(v).map(Some))?,
+            timeout: self.ms(&var("TIMEOUT"))?,
+            certificate: self.parse(&var("CERTIFICATE"), path)?,
+            client_certificate: self.parse(&var("CLIENT_CERTIFICATE"), path)?,
+            client_key: self.parse(&var("CLIENT_KEY"), path)?,
+            insecure: self.parse(&var("INSECURE"), |v, w, s| Ok(Some(boolean(v, w, s))))?,
+        };
         Ok(())
     }
 
@@ -168,6 +148,17 @@ impl Reader<'_, '_> {
             max_export_batch_size: self.count(&format!("{prefix}MAX_EXPORT_BATCH_SIZE"))?,
         })
     }
+}
+
+/// Each pair's value tagged with `source`.
+fn tagged(pairs: Vec<(String, String)>, source: &Source) -> Vec<(String, Sourced<String>)> {
+    pairs
+        .into_iter()
+        .map(|(k, value)| {
+            let source = source.clone();
+            (k, Sourced { value, source })
+        })
+        .collect()
 }
 
 /// A duration in whole milliseconds, as the specification writes them.

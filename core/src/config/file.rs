@@ -196,12 +196,13 @@ impl File<'_> {
                         self.exporter_scope(e.table()?, sub, layer, warnings)?;
                 }
                 "compression_level" if scope == Scope::Generic => {
-                    layer.compression_level = e.int()?.map(|v| v.map(|n| n as i32));
-                    if let Some(v) = &layer.compression_level
-                        && i32::try_from(e.item.as_integer().unwrap_or(0)).is_err()
-                    {
-                        return Err(e.invalid(&v.value.to_string(), "out of range"));
-                    }
+                    layer.compression_level = match e.int()? {
+                        Some(v) => match i32::try_from(v.value) {
+                            Ok(n) => Sourced::new(n, v.source),
+                            Err(_) => return Err(e.invalid(&e.text(), "out of range")),
+                        },
+                        None => None,
+                    };
                 }
                 "connections" if scope == Scope::Generic => layer.connections = e.count()?,
                 "max_in_flight" if scope == Scope::Generic => layer.max_in_flight = e.count()?,

@@ -82,7 +82,9 @@ pub(crate) struct ExporterLayer {
 impl ExporterLayer {
     /// Whether anything is set (for the "no effect" reports).
     pub(crate) fn first_set(&self) -> Option<&Source> {
-        None.or(self.endpoint.as_ref().map(|v| &v.source))
+        self.endpoint
+            .as_ref()
+            .map(|v| &v.source)
             .or(self.protocol.as_ref().map(|v| &v.source))
             .or(self.headers.first().map(|(_, v)| &v.source))
             .or(self.compression.as_ref().map(|v| &v.source))
@@ -105,7 +107,9 @@ pub(crate) struct BatchLayer {
 
 impl BatchLayer {
     pub(crate) fn first_set(&self) -> Option<&Source> {
-        None.or(self.schedule_delay.as_ref().map(|v| &v.source))
+        self.schedule_delay
+            .as_ref()
+            .map(|v| &v.source)
             .or(self.export_timeout.as_ref().map(|v| &v.source))
             .or(self.max_queue_size.as_ref().map(|v| &v.source))
             .or(self.max_export_batch_size.as_ref().map(|v| &v.source))

@@ -627,6 +627,8 @@ impl Resolver<'_> {
             });
             let (value, source) =
                 v.map_or((default, Source::Default), |v| (Some(v.value), v.source));
+            // `u32::MAX` is how the builder says "no limit" (see `Layer`).
+            let value = value.filter(|&n| n != u32::MAX);
             this.show(
                 format!("limits.{key}"),
                 value.map_or("none".to_owned(), |n| n.to_string()),

@@ -100,6 +100,20 @@ pub struct Dropped {
 }
 
 impl Dropped {
+    /// Each reason's name (as `/stats` and the Prometheus `reason` label
+    /// write it) and count, in declaration order.
+    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
+        [
+            ("ring_full", self.ring_full),
+            ("too_large", self.too_large),
+            ("invalid", self.invalid),
+            ("aborted", self.aborted),
+            ("rejected", self.rejected),
+            ("export_failed", self.export_failed),
+            ("shutdown", self.shutdown),
+        ]
+    }
+
     /// All drops.
     pub fn total(&self) -> u64 {
         self.ring_full
@@ -139,6 +153,20 @@ pub struct ExportFailures {
 }
 
 impl ExportFailures {
+    /// Each kind's name (as `/stats` and the Prometheus `kind` label write
+    /// it) and count, in declaration order.
+    pub fn by_kind(&self) -> [(&'static str, u64); 7] {
+        [
+            ("unavailable", self.unavailable),
+            ("timeout", self.timeout),
+            ("throttled", self.throttled),
+            ("rejected", self.rejected),
+            ("protocol", self.protocol),
+            ("other", self.other),
+            ("tls", self.tls),
+        ]
+    }
+
     /// All failed requests.
     pub fn total(&self) -> u64 {
         self.unavailable

@@ -120,15 +120,7 @@ impl Stats {
                 "Spans dropped, by reason.",
             ),
             "reason",
-            [
-                ("ring_full", d.ring_full),
-                ("too_large", d.too_large),
-                ("invalid", d.invalid),
-                ("aborted", d.aborted),
-                ("rejected", d.rejected),
-                ("export_failed", d.export_failed),
-                ("shutdown", d.shutdown),
-            ],
+            d.by_reason(),
         )?;
         single(
             out,
@@ -166,15 +158,7 @@ impl Stats {
                 "Export requests that failed, by kind.",
             ),
             "kind",
-            [
-                ("unavailable", f.unavailable),
-                ("timeout", f.timeout),
-                ("throttled", f.throttled),
-                ("rejected", f.rejected),
-                ("protocol", f.protocol),
-                ("other", f.other),
-                ("tls", f.tls),
-            ],
+            f.by_kind(),
         )?;
         single(
             out,
