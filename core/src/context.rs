@@ -4,6 +4,10 @@
 //! Ids come from a per-thread wyrand generator (one multiply, no lock, no
 //! syscall) seeded from the standard library's per-process random keys; an id
 //! is never all zeros, which W3C Trace Context reserves for "invalid".
+//!
+//! A forked child inherits its forking thread's generator state (and the
+//! standard library's keys): `crate::fork` calls [`reseed_after_fork`] in
+//! the child so that parent and child never draw the same ids.
 
 use std::cell::Cell;
 use std::fmt;
@@ -335,9 +339,66 @@ pub(crate) fn new_ids() -> (TraceId, SpanId) {
     })
 }
 
+/// Reseeds this thread's generator in a forked child (called from the
+/// `fork` module's child handler, on the thread that forked): from fresh OS
+/// entropy, the child's pid and the inherited state, so that the child's
+/// sequence is unrelated to the parent's, which goes on from that state.
+///
+/// Only allocation-free calls: `getrandom(2)` (non-blocking: before the
+/// kernel's pool is ready it fails, and the pid, the clock and the old
+/// state still make the seed differ from the parent's) and `getpid`.
+pub(crate) fn reseed_after_fork() {
+    let mut entropy = crate::fork::os_entropy();
+    // `std::process::id` is `getpid()`: never the parent's pid.
+    entropy ^= u64::from(std::process::id()).rotate_left(32);
+    // A clock reading too, for the case without OS entropy: two children
+    // of one parent can see each other's recycled pids. (Miri's isolation
+    // has no clock.)
+    #[cfg(not(miri))]
+    {
+        entropy ^= std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    }
+    let _ = RNG.try_with(|c| {
+        // Two rounds of wyrand mix the inputs into every bit; `| 1`: a
+        // seed is never 0 ("not seeded").
+        let (s, a) = wyrand(c.get() ^ entropy);
+        let (_, b) = wyrand(s ^ a.rotate_left(29));
+        c.set(b | 1);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a forked child would draw without a reseed is what its parent
+    /// draws next; after one, the two sequences share nothing (and two
+    /// reseeds from one state differ too).
+    #[test]
+    fn reseed_after_fork_breaks_the_inherited_sequence() {
+        let _ = new_ids(); // seeded
+        let at_fork = RNG.with(Cell::get);
+        let draw = || (0..8).map(|_| new_ids()).collect::<Vec<_>>();
+        let parent = draw();
+        RNG.with(|c| c.set(at_fork));
+        assert_eq!(draw(), parent, "same state, same sequence");
+        let mut children = Vec::new();
+        for _ in 0..2 {
+            RNG.with(|c| c.set(at_fork));
+            reseed_after_fork();
+            assert_ne!(RNG.with(Cell::get), at_fork);
+            children.push(draw());
+        }
+        for child in &children {
+            for (trace, span) in child {
+                assert!(trace.is_valid() && span.is_valid());
+                assert!(parent.iter().all(|(t, s)| t != trace && s != span));
+            }
+        }
+        assert_ne!(children[0], children[1]);
+    }
 
     #[test]
     fn ids_are_valid_and_distinct() {

@@ -24,7 +24,7 @@ use crate::ring::MAX_TAG;
 use crate::value::KeyValue;
 use bytes::{BufMut, BytesMut};
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// What a request says besides its spans: the resource, encoded once, and
 /// the registry of instrumentation scopes that span records' tags index.
@@ -88,6 +88,13 @@ impl Catalog {
     /// The registered scopes, read-locked (registration waits meanwhile).
     pub(crate) fn scopes(&self) -> RwLockReadGuard<'_, Scopes> {
         self.scopes.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The scopes, write-locked by the thread about to fork (see
+    /// `crate::fork`): a worker holding the read lock at `fork()` would
+    /// hold it forever in the child, and `register` there would deadlock.
+    pub(crate) fn lock_for_fork(&self) -> RwLockWriteGuard<'_, Scopes> {
+        self.scopes.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::config::layer::{ExporterLayer, Layer, Limit, Opt, Scope, Sourced};
 use crate::config::resolve::Resolved;
 use crate::config::{self, Compression, ConfigError, EffectiveConfig, Protocol, Sampler};
 use crate::config::{Source, SpanLimits};
-use crate::encode::{Catalog, ScopeBytes, resource_bytes};
+use crate::encode::{Catalog, ScopeBytes, Scopes, resource_bytes};
 use crate::proto;
 use crate::record::{Recorder, Tracer};
 use crate::ring::{CapacityError, Rings};
@@ -18,7 +18,7 @@ use crate::value::{KeyValue, Value};
 use bytes::BytesMut;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockWriteGuard};
 use std::time::Duration;
 #[cfg(feature = "export")]
 use {
@@ -512,10 +512,21 @@ impl EngineBuilder {
         #[cfg(feature = "export")]
         let ready_window = resolved.export.ready_window;
         #[cfg(feature = "export")]
-        let exporter = if disabled {
-            None
+        let export = if disabled {
+            ExportSlot::default()
         } else {
-            start_exporter(resolved.export, self.transport, &recorder, &catalog)?
+            let start = StartArgs {
+                config: resolved.export,
+                custom: self.transport,
+            };
+            match start_exporter(&start, &recorder, &catalog)? {
+                Some(exporter) => ExportSlot {
+                    exporter: Exporting::Yes(Arc::new(exporter)),
+                    start: Some(start),
+                    ..ExportSlot::default()
+                },
+                None => ExportSlot::default(),
+            }
         };
         #[cfg(not(feature = "export"))]
         if resolved.export.url.is_some() || resolved.export.admin_address.is_some() {
@@ -530,11 +541,10 @@ impl EngineBuilder {
                 batcher: Mutex::default(),
                 config: resolved.effective,
                 #[cfg(feature = "export")]
-                exporter,
-                #[cfg(feature = "export")]
-                admin: std::sync::OnceLock::new(),
+                export: Mutex::new(export),
             }),
         };
+        crate::fork::register(&engine.inner, disabled);
         #[cfg(feature = "export")]
         if let Some(addr) = admin {
             // Weak: the server lives inside `Inner`, and must not keep it
@@ -552,7 +562,7 @@ impl EngineBuilder {
             });
             let server = crate::admin::AdminServer::start(addr, ready_window, snapshot)
                 .map_err(|e| BuildError::Start(format!("admin endpoint on {addr}: {e}")))?;
-            let _ = engine.inner.admin.set(server);
+            engine.inner.slot().admin = Some(server);
         }
         Ok(engine)
     }
@@ -576,24 +586,78 @@ fn read_config_file(
     config::file::read(&text, path, warnings)
 }
 
-struct Inner {
+/// What an [`Engine`] handle points to; `crate::fork` keeps a registry of
+/// them.
+pub(crate) struct Inner {
     recorder: Arc<Recorder>,
     catalog: Arc<Catalog>,
     /// For `drain_traces` callers.
     batcher: Mutex<Batcher>,
     /// What the engine was built with.
     config: EffectiveConfig,
+    /// The export side. Held only to read or swap what is in it, never
+    /// while taking another lock, so the fork handlers can take it.
     #[cfg(feature = "export")]
-    exporter: Option<Exporter>,
-    #[cfg(feature = "export")]
-    admin: std::sync::OnceLock<crate::admin::AdminServer>,
+    export: Mutex<ExportSlot>,
+}
+
+/// The export side of an engine, replaceable in a forked child.
+#[cfg(feature = "export")]
+#[derive(Default)]
+struct ExportSlot {
+    exporter: Exporting,
+    /// What the exporter was started with, to start it again in a forked
+    /// child; set when it started.
+    start: Option<StartArgs>,
+    admin: Option<crate::admin::AdminServer>,
+    /// Why the exporter could not start again in a forked child.
+    fork_error: Option<String>,
+}
+
+/// Whether an engine exports.
+#[cfg(feature = "export")]
+#[derive(Default)]
+enum Exporting {
+    /// Built without an exporter (its caller drains), or, in a forked
+    /// child, the exporter could not start again.
+    #[default]
+    No,
+    /// Cloned out by whoever uses it, so that the slot's lock is held only
+    /// for the clone.
+    Yes(Arc<Exporter>),
+    /// Shut down in the parent before this process was forked from it: the
+    /// child's engine stays shut down.
+    ShutDownBeforeFork,
+}
+
+/// What `start_exporter` needs, kept to start again in a forked child.
+#[cfg(feature = "export")]
+struct StartArgs {
+    config: ExportConfig,
+    custom: Option<CustomTransport>,
 }
 
 impl Inner {
+    #[cfg(feature = "export")]
+    fn slot(&self) -> MutexGuard<'_, ExportSlot> {
+        self.export.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The running exporter, if any.
+    #[cfg(feature = "export")]
+    fn exporter(&self) -> Option<Arc<Exporter>> {
+        match &self.slot().exporter {
+            Exporting::Yes(e) => Some(Arc::clone(e)),
+            Exporting::No | Exporting::ShutDownBeforeFork => None,
+        }
+    }
+
     fn stats(&self) -> Stats {
         let r = &self.recorder;
         #[cfg(feature = "export")]
-        let export = self.exporter.as_ref().map(Exporter::counters);
+        let exporter = self.exporter();
+        #[cfg(feature = "export")]
+        let export = exporter.as_deref().map(Exporter::counters);
         #[cfg(not(feature = "export"))]
         let export = None;
         Stats::collect(
@@ -607,7 +671,109 @@ impl Inner {
     /// Built and not shut down.
     #[cfg(feature = "export")]
     fn running(&self) -> bool {
-        self.exporter.as_ref().is_none_or(|e| !e.stopped())
+        match &self.slot().exporter {
+            Exporting::Yes(e) => !e.stopped(),
+            Exporting::No => true,
+            Exporting::ShutDownBeforeFork => false,
+        }
+    }
+
+    /// Takes the locks a forked child needs (see `crate::fork`), in an
+    /// order no other path inverts: the export slot (whose holders take no
+    /// other lock), then the batcher before the scopes, as `frame_traces`
+    /// does.
+    pub(crate) fn lock_for_fork(&self) -> ForkLocks<'_> {
+        ForkLocks {
+            inner: self,
+            #[cfg(feature = "export")]
+            export: self.slot(),
+            batcher: self.batcher.lock().unwrap_or_else(PoisonError::into_inner),
+            scopes: self.catalog.lock_for_fork(),
+        }
+    }
+}
+
+/// An engine's locks, held by the forking thread across `fork()` so that
+/// no thread that will not exist in the child holds them there. Dropping
+/// it (in the parent) releases them.
+pub(crate) struct ForkLocks<'a> {
+    inner: &'a Inner,
+    #[cfg(feature = "export")]
+    export: MutexGuard<'a, ExportSlot>,
+    batcher: MutexGuard<'a, Batcher>,
+    scopes: RwLockWriteGuard<'a, Scopes>,
+}
+
+impl ForkLocks<'_> {
+    /// The engine's rings.
+    pub(crate) fn rings(&self) -> &Rings {
+        &self.inner.recorder.rings
+    }
+
+    /// In a forked child, once every engine's rings are reset: zeroes the
+    /// engine's other counters, starts its exporter again (unless it had
+    /// none or was shut down), leaking what the parent's threads owned,
+    /// and releases the locks.
+    pub(crate) fn restart_in_child(self) {
+        let Self {
+            inner,
+            #[cfg(feature = "export")]
+            export,
+            batcher,
+            scopes,
+        } = self;
+        // Relaxed: only this thread runs yet; threads the child starts
+        // see it through their spawn.
+        inner.recorder.dropped_invalid.store(0, Ordering::Relaxed);
+        // Nothing below needs them, and the new workers will.
+        drop((scopes, batcher));
+        #[cfg(feature = "export")]
+        restart_exporter(inner, export);
+    }
+}
+
+/// Starts the exporter of `inner` again in a forked child. The parent's
+/// exporter and admin server are leaked, never dropped: dropping them
+/// would join threads that do not exist here and take locks that dead
+/// threads may hold. The admin server goes on serving in the parent (the
+/// child keeps a copy of its socket, and never accepts on it).
+#[cfg(feature = "export")]
+fn restart_exporter(inner: &Inner, mut slot: MutexGuard<'_, ExportSlot>) {
+    if let Some(admin) = slot.admin.take() {
+        std::mem::forget(admin);
+    }
+    let shut_down = match std::mem::take(&mut slot.exporter) {
+        Exporting::No => return,
+        Exporting::ShutDownBeforeFork => true,
+        Exporting::Yes(old) => {
+            let stopped = old.stopped();
+            std::mem::forget(old);
+            stopped
+        }
+    };
+    if shut_down {
+        slot.exporter = Exporting::ShutDownBeforeFork;
+        return;
+    }
+    let Some(start) = &slot.start else {
+        return; // Set whenever an exporter started.
+    };
+    match start_exporter(start, &inner.recorder, &inner.catalog) {
+        Ok(Some(exporter)) => {
+            slot.exporter = Exporting::Yes(Arc::new(exporter));
+            slot.fork_error = None;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let message = format!(
+                "cannot start the exporter again after fork(): {e}; \
+                 spans stay in the rings, for `drain_traces`"
+            );
+            slot.fork_error = Some(message.clone());
+            // Not under the lock: a subscriber may read the engine.
+            drop(slot);
+            tracing::warn!(target: "otlpx", "otlpx: {message}");
+        }
     }
 }
 
@@ -616,7 +782,11 @@ impl Drop for Inner {
     /// The last handle gone: deliver what can be delivered within the
     /// export timeout, then stop.
     fn drop(&mut self) {
-        if let Some(exporter) = &self.exporter {
+        let slot = self
+            .export
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Exporting::Yes(exporter) = &slot.exporter {
             let _ = exporter.shutdown(exporter.timeout());
         }
     }
@@ -628,9 +798,27 @@ impl Drop for Inner {
 /// endpoint, its workers send them; without one, take them out as
 /// ready-to-send OTLP requests with [`drain_traces`](Self::drain_traces).
 /// Dropping the last handle of an exporting engine shuts it down.
+///
+/// # Fork safety
+///
+/// An engine built before `fork()` keeps working in the child, with nothing
+/// to call (for pre-fork servers: gunicorn, Puma, PHP-FPM, Apache). Handlers
+/// installed with `pthread_atfork` at the first build hold the engine's
+/// locks across the fork; in the child they empty the rings (the spans
+/// recorded before the fork are the parent's to export, never sent twice),
+/// reseed the forking thread's id generator, zero the counters, and start
+/// the exporter again: a new runtime, new workers, and a new connection
+/// pool built from the engine's configuration (a custom transport given
+/// to `EngineBuilder::transport` is reused as is). The parent is
+/// unaffected. In the child, the admin endpoint is not served (the parent
+/// goes on serving it), an engine shut down before the fork stays shut
+/// down, and an exporter that cannot start again leaves the engine
+/// recording for [`drain_traces`](Self::drain_traces), with the reason in
+/// `last_export_error`. `fork()` from a signal handler is not supported;
+/// `vfork` and `posix_spawn` need nothing.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -734,7 +922,7 @@ impl Engine {
     /// [`FlushError::NotExporting`]: crate::FlushError::NotExporting
     #[cfg(feature = "export")]
     pub fn flush(&self, timeout: Duration) -> Result<(), crate::FlushError> {
-        match &self.inner.exporter {
+        match self.inner.exporter() {
             Some(e) => e.workers.flush(Instant::now() + timeout),
             None => Err(crate::FlushError::NotExporting),
         }
@@ -755,17 +943,21 @@ impl Engine {
     /// did not complete in time (the engine is stopped all the same).
     #[cfg(feature = "export")]
     pub fn shutdown(&self, timeout: Duration) -> Result<(), crate::FlushError> {
-        match &self.inner.exporter {
+        match self.inner.exporter() {
             Some(e) => e.shutdown(timeout),
             None => Ok(()),
         }
     }
 
     /// The most recent export error, for diagnostics (counts by kind are in
-    /// [`stats`](Self::stats)).
+    /// [`stats`](Self::stats)); in a forked child whose exporter could not
+    /// start again, why.
     #[cfg(feature = "export")]
     pub fn last_export_error(&self) -> Option<String> {
-        self.inner.exporter.as_ref()?.workers.last_error()
+        match self.inner.exporter() {
+            Some(e) => e.workers.last_error(),
+            None => self.inner.slot().fork_error.clone(),
+        }
     }
 
     /// The core each worker thread is pinned to (`None`: not pinned, by
@@ -773,8 +965,7 @@ impl Engine {
     #[cfg(feature = "export")]
     pub fn worker_cores(&self) -> Vec<Option<usize>> {
         self.inner
-            .exporter
-            .as_ref()
+            .exporter()
             .map(|e| e.pinned.clone())
             .unwrap_or_default()
     }
@@ -794,8 +985,9 @@ impl Engine {
     #[cfg(feature = "export")]
     pub fn admin_address(&self) -> Option<std::net::SocketAddr> {
         self.inner
+            .slot()
             .admin
-            .get()
+            .as_ref()
             .map(crate::admin::AdminServer::local_addr)
     }
 
@@ -830,7 +1022,7 @@ impl Engine {
 
     fn frame_traces(&self, out: &mut BytesMut, max_spans: usize, release: bool) -> usize {
         #[cfg(feature = "export")]
-        if self.inner.exporter.is_some() {
+        if !matches!(self.inner.slot().exporter, Exporting::No) {
             out.clear();
             return 0;
         }
@@ -891,11 +1083,11 @@ fn refused(source: &Source, key: &str, value: &str, reason: impl Into<String>) -
 
 #[cfg(feature = "export")]
 fn start_exporter(
-    config: ExportConfig,
-    custom: Option<CustomTransport>,
+    start: &StartArgs,
     recorder: &Arc<Recorder>,
     catalog: &Arc<Catalog>,
 ) -> Result<Option<Exporter>, BuildError> {
+    let StartArgs { config, custom } = start;
     let uri = match &config.url {
         Some((url, source)) => Some(
             url.parse::<http::Uri>()
@@ -960,7 +1152,7 @@ fn start_exporter(
     let connect_timeout = config.timeout.min(Duration::from_secs(5));
     let make_transport = || -> Result<Arc<dyn Transport>, String> {
         if let Some(CustomTransport(t)) = custom {
-            return Ok(t);
+            return Ok(Arc::clone(t));
         }
         let uri = uri.expect("checked above");
         Ok(match config.protocol {

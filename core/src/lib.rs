@@ -60,6 +60,7 @@ pub mod config;
 mod context;
 mod encode;
 mod engine;
+mod fork;
 mod proto;
 pub mod record;
 pub mod ring;
@@ -78,7 +79,8 @@ pub use context::{
 };
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
 pub use record::{
-    Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind, Status, Tracer,
+    DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind, Status,
+    Tracer,
 };
 pub use telemetry::{
     Dropped, ExportFailures, ExportStats, FailureKind, HistogramSnapshot, RingStats, Stats,

@@ -270,6 +270,11 @@ impl Tracer {
         self.span(name).start()
     }
 
+    /// The attribute, event and link limits spans of this tracer obey.
+    pub fn span_limits(&self) -> &SpanLimits {
+        &self.recorder.limits
+    }
+
     /// Records a span finished elsewhere, in one call.
     ///
     /// # Errors
@@ -570,16 +575,32 @@ impl<'t> Span<'t> {
 
     /// Ends the span now and records it.
     pub fn end(mut self) {
-        self.finish(None);
+        // A drop is counted by the ring; a live span has nobody to report to.
+        let _ = self.finish(None);
     }
 
     /// Ends the span at an explicit time and records it.
     pub fn end_with_timestamp(mut self, end_time_unix_nano: u64) {
-        self.finish(Some(end_time_unix_nano));
+        // As in `end`.
+        let _ = self.finish(Some(end_time_unix_nano));
     }
 
-    fn finish(&mut self, end: Option<u64>) {
-        let Some(s) = self.scratch.take() else { return };
+    /// Ends the span (now, or at `end_time_unix_nano`) and says whether the
+    /// ring took it, for callers that report drops (the C ABI).
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::RingFull`] / [`RecordError::TooLarge`] when the ring
+    /// could not take the span; the drop is counted either way. An
+    /// unsampled span, or one of a disabled engine, ends with `Ok`.
+    pub fn end_checked(mut self, end_time_unix_nano: Option<u64>) -> Result<(), RecordError> {
+        self.finish(end_time_unix_nano)
+    }
+
+    fn finish(&mut self, end: Option<u64>) -> Result<(), RecordError> {
+        let Some(s) = self.scratch.take() else {
+            return Ok(());
+        };
         let recorder = &self.tracer.recorder;
         let head = SpanHead {
             trace_id: self.context.trace_id,
@@ -597,15 +618,86 @@ impl<'t> Span<'t> {
             dropped_events: s.dropped_events,
             dropped_links: s.dropped_links,
         };
-        // A drop is counted by the ring; a live span has nobody to report to.
-        let _ = self.tracer.write_span(&head, s.body.as_slice());
+        // A drop is counted by the ring.
+        let result = self.tracer.write_span(&head, s.body.as_slice());
         s.give_back();
+        result
+    }
+}
+
+impl<'t> Span<'t> {
+    /// Lets go of the tracer borrow: the span stays open, as a value to keep
+    /// in a table and [`attach`](DetachedSpan::attach) again later (the C
+    /// ABI's span handles work this way). Costs a move, nothing else.
+    pub fn detach(mut self) -> DetachedSpan {
+        DetachedSpan {
+            context: std::mem::replace(
+                &mut self.context,
+                SpanContext {
+                    trace_id: TraceId::INVALID,
+                    span_id: SpanId::INVALID,
+                    trace_flags: TraceFlags::NONE,
+                    is_remote: false,
+                    trace_state: TraceState::EMPTY,
+                },
+            ),
+            parent: self.parent,
+            kind: self.kind,
+            start: self.start,
+            status_code: self.status_code,
+            // Taken: `self` then drops as an ended span, recording nothing.
+            scratch: self.scratch.take(),
+        }
+    }
+}
+
+/// An open span that borrows no tracer; from [`Span::detach`].
+///
+/// It records nothing until attached and ended. Dropping it abandons the
+/// span: it is never recorded (it was never counted either).
+pub struct DetachedSpan {
+    context: SpanContext,
+    parent: Option<(SpanId, bool)>,
+    kind: SpanKind,
+    start: u64,
+    status_code: u8,
+    scratch: Option<Scratch>,
+}
+
+impl std::fmt::Debug for DetachedSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetachedSpan")
+            .field("context", &self.context)
+            .field("recording", &self.scratch.is_some())
+            .finish()
+    }
+}
+
+impl DetachedSpan {
+    /// The span's identity.
+    pub fn context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    /// A live span again, borrowing `tracer`: the tracer it was started
+    /// from (another one records it under that tracer's scope).
+    pub fn attach(self, tracer: &Tracer) -> Span<'_> {
+        Span {
+            tracer,
+            context: self.context,
+            parent: self.parent,
+            kind: self.kind,
+            start: self.start,
+            status_code: self.status_code,
+            scratch: self.scratch,
+        }
     }
 }
 
 impl Drop for Span<'_> {
     fn drop(&mut self) {
-        self.finish(None);
+        // As in `end`.
+        let _ = self.finish(None);
     }
 }
 

@@ -52,7 +52,18 @@
 //! [`Doorbell`] on each ring it drains ([`Ring::set_doorbell`]); a producer
 //! whose commit leaves the ring at least `wake_bytes` full rings it, which
 //! costs one compare per record and, only when the consumer is asleep, one
-//! `unpark`. Producers never wait on it.
+//! `unpark`. Producers never wait on it. A ring keeps the first doorbell hung
+//! on it; only `Ring::reset_after_fork` takes it down, so that the workers
+//! a forked child starts can hang theirs.
+//!
+//! # After fork()
+//!
+//! In a forked child only the forking thread runs: a record another thread
+//! was writing stays BUSY forever, and the consumer would stop at it. The
+//! child empties every ring before it starts new threads
+//! (`Ring::reset_after_fork`, called from `crate::fork`): it zeroes
+//! `[tail, head)`, so invariant 1 holds again with `tail = head`, and the
+//! records there stay the parent's to export.
 //!
 //! # Capacity
 //!
@@ -78,10 +89,10 @@
 
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
+use std::sync::Arc;
 // The doorbell is not part of the loom models (a missed wake only delays,
 // see `Doorbell::sleep`), so it uses std's atomics directly.
 use std::sync::atomic as std_atomic;
-use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -211,7 +222,11 @@ pub struct Ring {
     /// until one is set. Written by the consumer (`set_doorbell`,
     /// `set_wake_bytes`), read by every commit.
     wake_bytes: std_atomic::AtomicU64,
-    doorbell: OnceLock<Arc<Doorbell>>,
+    /// The consumer's doorbell: null, or a pointer from `Arc::into_raw`
+    /// whose reference the ring owns. Set once by `set_doorbell` (null to
+    /// non-null, never changed while producers may read it), taken down
+    /// only by `reset_after_fork` and `drop`, which no producer can race.
+    doorbell: std_atomic::AtomicPtr<Doorbell>,
 }
 
 /// How a sleeping consumer is woken when its rings fill. See the module
@@ -320,7 +335,7 @@ impl Ring {
             mem: Memory::zeroed(capacity_bytes),
             mask: capacity_bytes as u64 - 1,
             wake_bytes: std_atomic::AtomicU64::new(u64::MAX),
-            doorbell: OnceLock::new(),
+            doorbell: std_atomic::AtomicPtr::new(std::ptr::null_mut()),
         })
     }
 
@@ -328,12 +343,28 @@ impl Ring {
     /// least `wake_bytes` in use rings it. The first doorbell set stays;
     /// returns false if one was already set.
     pub fn set_doorbell(&self, doorbell: Arc<Doorbell>, wake_bytes: u64) -> bool {
-        if self.doorbell.set(doorbell).is_err() {
+        let raw = Arc::into_raw(doorbell).cast_mut();
+        // Release: pairs with the Acquire load in `try_write`, which then
+        // sees the `Doorbell` fully built. Relaxed on failure: nothing read.
+        if self
+            .doorbell
+            .compare_exchange(
+                std::ptr::null_mut(),
+                raw,
+                std_atomic::Ordering::Release,
+                std_atomic::Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            // SAFETY: `raw` came from `Arc::into_raw` just above and was not
+            // published: this gives its reference back.
+            drop(unsafe { Arc::from_raw(raw) });
             return false;
         }
-        // Relaxed: a producer that reads the new threshold finds the
-        // doorbell through the OnceLock's own synchronisation; one that
-        // reads the old value just does not ring yet.
+        // Relaxed: a producer that reads the new threshold and not yet the
+        // doorbell just does not ring this time; one that reads the old
+        // threshold does not ring yet. A missed ring only delays (see
+        // `Doorbell::sleep`).
         self.wake_bytes
             .store(wake_bytes.max(1), std_atomic::Ordering::Relaxed);
         true
@@ -456,13 +487,83 @@ impl Ring {
         // Release: pairs with the Acquire load in `Consumer::scan`; publishes
         // the payload and `meta`.
         self.mem.state(off).store(len32 | READY, Ordering::Release);
-        // Relaxed: a threshold, set once (see `set_doorbell`).
-        if pos + pad + stride - tail >= self.wake_bytes.load(std_atomic::Ordering::Relaxed)
-            && let Some(bell) = self.doorbell.get()
-        {
-            bell.ring();
+        // Relaxed: a threshold; a stale one rings once too many or too few
+        // (see `set_wake_bytes`).
+        if pos + pad + stride - tail >= self.wake_bytes.load(std_atomic::Ordering::Relaxed) {
+            // Acquire: pairs with the Release CAS in `set_doorbell` (what
+            // `OnceLock::get` cost here before: one Acquire load).
+            let bell = self.doorbell.load(std_atomic::Ordering::Acquire);
+            // SAFETY: non-null, `bell` came from `Arc::into_raw` in
+            // `set_doorbell`, and the ring keeps that reference until `drop`
+            // or `reset_after_fork`, neither of which can run while a
+            // producer uses `&self` (the latter's contract).
+            if let Some(bell) = unsafe { bell.as_ref() } {
+                bell.ring();
+            }
         }
         Ok(())
+    }
+
+    /// Empties the ring in a forked child, as if new: zeroes the bytes of
+    /// `[tail, head)` (records committed or half-written by the parent's
+    /// threads, which the parent exports), sets `tail = head`, frees the
+    /// consumer guard a dead consumer held, zeroes the counters, and takes
+    /// the doorbell down (the thread it wakes does not exist here) so that
+    /// a new consumer can hang its own.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may use the ring during the call, nor hold a
+    /// [`Consumer`] of it (in a forked child, before it starts threads:
+    /// every other thread of the parent is gone there). Threads started
+    /// afterwards see the reset through their spawn.
+    pub(crate) unsafe fn reset_after_fork(&self) {
+        // Relaxed (all loads and stores here): by the contract this thread
+        // is the ring's only user, and threads that use it later are
+        // spawned after this returns, which orders these writes first.
+        let relaxed = Ordering::Relaxed;
+        let head = self.producer.head.load(relaxed);
+        let tail = self.consumer.tail.load(relaxed);
+        let cap = self.mask + 1;
+        // Producers reserve at most `capacity` past a `tail` they read, and
+        // the consumer never releases past `head`.
+        debug_assert!(
+            tail <= head && head - tail <= cap,
+            "tail {tail} head {head}"
+        );
+        let n = head.saturating_sub(tail).min(cap) as usize;
+        let from = (tail & self.mask) as usize;
+        let first = n.min(cap as usize - from);
+        // Invariant 1 held for `[head, tail + capacity)`; these two zero the
+        // rest, so every byte is zero and it holds for `tail = head`.
+        self.mem.zero(from, first);
+        self.mem.zero(0, n - first);
+        self.consumer.tail.store(head, relaxed);
+        self.consumer.drained.store(0, relaxed);
+        self.consumer
+            .high_water
+            .store(0, std_atomic::Ordering::Relaxed);
+        let p = &*self.producer;
+        for counter in [
+            &p.committed,
+            &p.dropped_full,
+            &p.dropped_too_large,
+            &p.dropped_aborted,
+        ] {
+            counter.store(0, relaxed);
+        }
+        self.consuming.store(false, relaxed);
+        // Relaxed (both): as above.
+        self.wake_bytes
+            .store(u64::MAX, std_atomic::Ordering::Relaxed);
+        let bell = self
+            .doorbell
+            .swap(std::ptr::null_mut(), std_atomic::Ordering::Relaxed);
+        if !bell.is_null() {
+            // SAFETY: from `Arc::into_raw` in `set_doorbell`, owned by the
+            // ring, and no producer can be using it (the contract).
+            drop(unsafe { Arc::from_raw(bell) });
+        }
     }
 
     /// Takes the consumer side, if nobody holds it.
@@ -512,6 +613,17 @@ impl Ring {
             used_bytes,
             high_water_bytes: high_water.max(used_bytes),
             capacity_bytes: capacity,
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        let bell = *self.doorbell.get_mut();
+        if !bell.is_null() {
+            // SAFETY: from `Arc::into_raw` in `set_doorbell` and owned by the
+            // ring, which nobody else can use any more (`&mut self`).
+            drop(unsafe { Arc::from_raw(bell) });
         }
     }
 }
@@ -798,6 +910,18 @@ impl Rings {
     pub fn max_payload_bytes(&self) -> usize {
         self.rings[0].max_payload_bytes()
     }
+
+    /// Empties every ring in a forked child ([`Ring::reset_after_fork`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Ring::reset_after_fork`], for every ring of the set.
+    pub(crate) unsafe fn reset_after_fork(&self) {
+        for ring in self.iter() {
+            // SAFETY: the caller's contract covers every ring of the set.
+            unsafe { ring.reset_after_fork() }
+        }
+    }
 }
 
 /// The CPU this thread runs on: `sched_getcpu` (a few ns: glibc reads it
@@ -1040,6 +1164,107 @@ mod tests {
         drain(&ring, usize::MAX);
         let c = ring.counters();
         assert_eq!((c.used_bytes, c.high_water_bytes), (0, 672 - 112 + 224));
+    }
+
+    /// What a producer that died mid-write leaves: its range reserved and
+    /// its record BUSY, half its payload written.
+    fn abandon(ring: &Ring, len: usize) {
+        let head = ring.producer.head.load(Ordering::Relaxed);
+        let off = (head & ring.mask) as usize;
+        assert!(
+            off as u64 + stride_of(len) <= ring.mask + 1,
+            "no padding here"
+        );
+        ring.producer
+            .head
+            .store(head + stride_of(len), Ordering::Relaxed);
+        ring.mem
+            .state(off)
+            .store(len as u32 | BUSY, Ordering::Relaxed);
+        ring.mem
+            .with_payload_mut(off + HEADER_BYTES, len / 2, |b| b.fill(0xab));
+    }
+
+    /// Every byte of the ring's memory.
+    fn all_zero(ring: &Ring) -> bool {
+        let cap = ring.capacity_bytes();
+        ring.mem.state(0).load(Ordering::Relaxed) == 0
+            && ring.mem.meta(0).load(Ordering::Relaxed) == 0
+            && ring
+                .mem
+                .with_payload(HEADER_BYTES, cap - HEADER_BYTES, |b| {
+                    b.iter().all(|&x| x == 0)
+                })
+    }
+
+    #[test]
+    fn reset_after_fork_empties_the_ring_and_zeroes_its_bytes_and_counters() {
+        let ring = Ring::with_capacity(1024).unwrap();
+        // 8 strides of 112 and a drain: `tail` = 896, so what follows wraps.
+        write(&ring, 8);
+        drain(&ring, usize::MAX);
+        // At 896 a committed record; at 1008 padding, and at 1024 (offset
+        // 0) another; then a writer that died mid-write; then three more
+        // committed, which the consumer cannot reach past the BUSY one.
+        write(&ring, 2);
+        abandon(&ring, 100);
+        write(&ring, 3);
+        assert_eq!(
+            ring.try_write(RecordKind::Span, 1, 1000, |_| {}),
+            Err(WriteError::TooLarge)
+        );
+        assert_eq!(
+            ring.try_write(RecordKind::Span, 1, 500, |_| {}),
+            Err(WriteError::Full)
+        );
+        let stuck = ring.try_consume().unwrap();
+        assert_eq!(stuck.peek(usize::MAX, usize::MAX).len(), 2, "stops at BUSY");
+        // A consumer on a thread that is gone: its guard stays taken.
+        std::mem::forget(stuck);
+        assert!(ring.try_consume().is_none());
+        let bell = Arc::new(Doorbell::new(std::thread::current()));
+        assert!(ring.set_doorbell(Arc::clone(&bell), 64));
+        assert!(!ring.set_doorbell(Arc::clone(&bell), 64), "set once");
+        let c = ring.counters();
+        assert_eq!((c.committed, c.drained), (13, 8));
+        assert_eq!((c.dropped_full, c.dropped_too_large), (1, 1));
+        assert!(!all_zero(&ring));
+
+        // SAFETY: this test is the ring's only user.
+        unsafe { ring.reset_after_fork() };
+
+        assert!(all_zero(&ring), "invariant 1 over the whole ring");
+        assert_eq!(
+            ring.counters(),
+            RingCounters {
+                capacity_bytes: 1024,
+                ..RingCounters::default()
+            }
+        );
+        assert_eq!(
+            ring.wake_bytes.load(std_atomic::Ordering::Relaxed),
+            u64::MAX
+        );
+        assert_eq!(Arc::strong_count(&bell), 1, "the old doorbell let go");
+        assert!(ring.set_doorbell(bell, 64), "a new consumer hangs its own");
+        // New records go in, and the consumer sees only them.
+        for tag in 1..=9 {
+            ring.try_write(RecordKind::Span, tag, 100, |b| b.fill(tag as u8))
+                .unwrap();
+        }
+        let mut c = ring.try_consume().expect("the guard was freed");
+        let batch = c.peek(usize::MAX, usize::MAX);
+        let mut tags = Vec::new();
+        c.for_each(&batch, |r| {
+            assert!(r.payload.iter().all(|&b| b == r.tag as u8));
+            tags.push(r.tag);
+        });
+        c.release(batch);
+        drop(c);
+        assert_eq!(tags, (1..=9).collect::<Vec<_>>());
+        let c = ring.counters();
+        assert_eq!((c.committed, c.drained, c.used_bytes), (9, 9, 0));
+        assert!(all_zero(&ring));
     }
 
     #[test]

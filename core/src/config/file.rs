@@ -410,7 +410,10 @@ impl Entry<'_> {
     /// The value as written, for messages.
     fn text(&self) -> String {
         match self.item.as_value() {
-            Some(v) => v.to_string().trim().to_owned(),
+            // A string as its contents: messages quote values themselves.
+            Some(v) => v
+                .as_str()
+                .map_or_else(|| v.to_string().trim().to_owned(), str::to_owned),
             None => format!("<{}>", self.item.type_name()),
         }
     }
