@@ -1,0 +1,508 @@
+//! `otlpx_engine` and `otlpx_tracer`: the engine's lifecycle, its tracers
+//! and its statistics.
+//!
+//! An engine is thread-safe; so is each tracer, which the engine owns.
+//! Freeing an engine first drops its open spans (their handles go stale),
+//! then its tracers (their pointers go to tombstones), then the engine,
+//! which shuts it down if `otlpx_engine_shutdown` did not.
+
+use crate::convert::str_arg;
+use crate::handle::Handle;
+use crate::{fail, ffi_guard, otlpx_status};
+use otlpx::{Engine, FlushError, Tracer};
+use std::ffi::c_char;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// An otlpx engine (opaque): rings, workers and exporter. Create with
+/// `otlpx_engine_new`, free with `otlpx_engine_free`. Thread-safe.
+pub struct otlpx_engine {
+    _private: [u8; 0],
+}
+
+/// An instrumentation scope of an engine (opaque), from
+/// `otlpx_engine_tracer`. Owned by its engine: valid until
+/// `otlpx_engine_free`, after which calls through it return
+/// `OTLPX_STATUS_INVALID_HANDLE`. Thread-safe.
+pub struct otlpx_tracer {
+    _private: [u8; 0],
+}
+
+const ENGINE_MAGIC: u64 = 0x6f74_6c70_785f_656e;
+const TRACER_MAGIC: u64 = 0x6f74_6c70_785f_7472;
+/// Boxed: tracers point at the state, which must not move when `free`
+/// takes it out of the handle (and may be kept, see `otlpx_engine_free`).
+pub(crate) type EngineHandle = Handle<Box<EngineState>, ENGINE_MAGIC>;
+pub(crate) type TracerHandle = Handle<TracerState, TRACER_MAGIC>;
+
+/// What an engine handle holds.
+pub(crate) struct EngineState {
+    pub(crate) engine: Engine,
+    /// Identifies the engine's spans in the span table.
+    pub(crate) id: u64,
+    /// Set by `otlpx_engine_shutdown`: record calls are refused after it.
+    pub(crate) shut_down: AtomicBool,
+    /// Attribute values truncated to the value length limit.
+    pub(crate) values_truncated: AtomicU64,
+    /// Calls on this engine's tracers and live spans refused for bad input
+    /// (not calls with a stale span handle: their engine is unknown).
+    pub(crate) calls_refused: AtomicU64,
+    /// The engine's tracers, by (name, version), each made once.
+    tracers: Mutex<Vec<(String, String, TracerPtr)>>,
+}
+
+/// A tracer handle the engine owns.
+struct TracerPtr(*mut TracerHandle);
+// SAFETY: the pointer is only dereferenced through `Handle`'s checked
+// accessors, and a `TracerHandle` is `Sync`.
+unsafe impl Send for TracerPtr {}
+
+/// What a tracer handle holds.
+pub(crate) struct TracerState {
+    pub(crate) tracer: Tracer,
+    /// The owning engine's boxed state: alive while the tracer is (an
+    /// engine frees its tracers before its state, or keeps both).
+    pub(crate) engine: *const EngineState,
+}
+
+// SAFETY: `engine` points into the engine's handle, which outlives the
+// tracer state (freed first) and is itself `Sync`.
+unsafe impl Send for TracerState {}
+// SAFETY: as above; `Tracer` is `Sync`.
+unsafe impl Sync for TracerState {}
+
+impl TracerState {
+    pub(crate) fn engine(&self) -> &EngineState {
+        // SAFETY: see the field's doc: the engine state outlives this.
+        unsafe { &*self.engine }
+    }
+
+    /// Counts a refused call, and returns its status.
+    pub(crate) fn refuse(&self, status: otlpx_status) -> otlpx_status {
+        if !matches!(
+            status,
+            otlpx_status::RingFull | otlpx_status::TooLarge | otlpx_status::ShutDown
+        ) {
+            // Relaxed: a statistic.
+            self.engine().calls_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        status
+    }
+}
+
+/// The tracer behind `tracer`, refusing one whose engine shut down.
+///
+/// # Safety
+///
+/// `tracer` is NULL or from `otlpx_engine_tracer`, and its engine is not
+/// freed concurrently.
+pub(crate) unsafe fn live_tracer<'a>(
+    tracer: *const otlpx_tracer,
+) -> Result<&'a TracerState, otlpx_status> {
+    // SAFETY: forwarded from the caller.
+    let t = unsafe { TracerHandle::get(tracer.cast())? };
+    // Relaxed: a flag; spans recorded just as shutdown starts are kept in
+    // the rings and counted there, as the core documents.
+    if t.engine().shut_down.load(Ordering::Relaxed) {
+        return Err(otlpx_status::ShutDown);
+    }
+    Ok(t)
+}
+
+static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Builds an engine from `config`, which it consumes (frees) whether or
+/// not the build succeeds. NULL `config` means the defaults, that is the
+/// standard `OTEL_*` environment (and `OTLPX_CONFIG`).
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_NULL_POINTER` if `out` is NULL;
+/// `OTLPX_STATUS_INVALID_HANDLE` for a freed or consumed `config`;
+/// `OTLPX_STATUS_CONFIG` for an invalid value and `OTLPX_STATUS_START_FAILED`
+/// when the exporter cannot start, both explained by `otlpx_last_error`.
+///
+/// # Safety
+///
+/// `config` is NULL or from `otlpx_config_new`, used by no other thread;
+/// `out` points to a writable `otlpx_engine *`. Thread-safe otherwise.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_new(
+    config: *mut crate::config::otlpx_config,
+    out: *mut *mut otlpx_engine,
+) -> otlpx_status {
+    ffi_guard! {
+        // SAFETY: forwarded from the caller.
+        let builder = unsafe { crate::config::take(config)? };
+        if out.is_null() {
+            return Err(otlpx_status::NullPointer);
+        }
+        let engine = builder.build().map_err(|e| match e {
+            otlpx::BuildError::Config(e) => fail(otlpx_status::Config, c_names(&e)),
+            _ => fail(otlpx_status::StartFailed, e),
+        })?;
+        let state = EngineState {
+            engine,
+            // Relaxed: only uniqueness matters.
+            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
+            shut_down: AtomicBool::new(false),
+            values_truncated: AtomicU64::new(0),
+            calls_refused: AtomicU64::new(0),
+            tracers: Mutex::new(Vec::new()),
+        };
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { *out = EngineHandle::into_raw(Box::new(state)).cast() };
+        Ok(())
+    }
+}
+
+/// The setter a C caller used for each builder method, so that an error
+/// names the call the caller wrote.
+const C_SETTERS: [(&str, &str); 14] = [
+    ("service_name", "otlpx_config_set_service_name"),
+    ("endpoint", "otlpx_config_set_endpoint"),
+    ("admin_address", "otlpx_config_set_admin_address"),
+    ("header", "otlpx_config_add_header"),
+    ("resource_attribute", "otlpx_config_add_resource_attribute"),
+    ("protocol", "otlpx_config_set_protocol"),
+    ("compression", "otlpx_config_set_compression"),
+    ("export_timeout", "otlpx_config_set_export_timeout_ms"),
+    ("schedule_delay", "otlpx_config_set_schedule_delay_ms"),
+    ("max_batch_spans", "otlpx_config_set_max_batch_spans"),
+    ("ring_bytes_per_cpu", "otlpx_config_set_ring_bytes_per_cpu"),
+    ("disabled", "otlpx_config_set_disabled"),
+    ("sampler", "otlpx_config_set_sampler"),
+    ("config_toml", "otlpx_config_set_toml"),
+];
+
+/// A configuration error's message, naming the C setter for a value set
+/// through one (the core names its Rust builder method).
+fn c_names(e: &otlpx::config::ConfigError) -> String {
+    if let otlpx::config::Source::Builder { method } = &e.origin
+        && let Some((_, c)) = C_SETTERS.iter().find(|(m, _)| m == method)
+    {
+        return format!("{c}({:?}): {}", e.value, e.reason);
+    }
+    e.to_string()
+}
+
+/// Builds an engine from the standard `OTEL_*` environment alone: the same
+/// as `otlpx_engine_new(NULL, out)`.
+///
+/// # Errors
+///
+/// As `otlpx_engine_new`.
+///
+/// # Safety
+///
+/// `out` points to a writable `otlpx_engine *`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_from_env(out: *mut *mut otlpx_engine) -> otlpx_status {
+    // SAFETY: forwarded from the caller; NULL config is allowed.
+    unsafe { otlpx_engine_new(std::ptr::null_mut(), out) }
+}
+
+/// The engine state behind `engine`.
+///
+/// # Safety
+///
+/// `engine` is NULL or from `otlpx_engine_new`, not freed concurrently.
+unsafe fn state<'a>(engine: *const otlpx_engine) -> Result<&'a EngineState, otlpx_status> {
+    // SAFETY: forwarded from the caller.
+    unsafe { EngineHandle::get(engine.cast()) }.map(|b| &**b)
+}
+
+/// The tracer for instrumentation scope `name` (e.g. a library's name)
+/// and `version` (may be empty). The same name and version give the same
+/// tracer; it is owned by the engine and valid until `otlpx_engine_free`.
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_UTF8`,
+/// `OTLPX_STATUS_INVALID_HANDLE`.
+///
+/// # Safety
+///
+/// `engine` is from `otlpx_engine_new` and not freed concurrently; the
+/// strings are readable for their lengths (NULL if 0), borrowed for the
+/// call; `out` points to a writable `const otlpx_tracer *`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_tracer(
+    engine: *const otlpx_engine,
+    name: *const c_char,
+    name_len: usize,
+    version: *const c_char,
+    version_len: usize,
+    out: *mut *const otlpx_tracer,
+) -> otlpx_status {
+    ffi_guard! {
+        // SAFETY: forwarded from the caller.
+        let state = unsafe { state(engine)? };
+        // SAFETY: forwarded from the caller.
+        let (name, version) = unsafe { (str_arg(name, name_len)?, str_arg(version, version_len)?) };
+        if out.is_null() {
+            return Err(otlpx_status::NullPointer);
+        }
+        let mut tracers = state.tracers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ptr = match tracers.iter().find(|(n, v, _)| n == name && v == version) {
+            Some((_, _, p)) => p.0,
+            None => {
+                let p = TracerHandle::into_raw(TracerState {
+                    tracer: state.engine.tracer(name, version),
+                    engine: state,
+                });
+                tracers.push((name.to_owned(), version.to_owned(), TracerPtr(p)));
+                p
+            }
+        };
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { *out = ptr.cast_const().cast() };
+        Ok(())
+    }
+}
+
+fn flush_status(e: FlushError) -> otlpx_status {
+    match e {
+        FlushError::Timeout => fail(otlpx_status::Timeout, e),
+        FlushError::NotExporting => fail(otlpx_status::NotExporting, e),
+        _ => fail(otlpx_status::Timeout, e),
+    }
+}
+
+/// Sends everything recorded so far, waiting at most `timeout_ms`
+/// milliseconds. Blocks the calling thread (never call it on a hot path).
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_TIMEOUT` when spans were still in rings or in flight at
+/// the deadline; `OTLPX_STATUS_NOT_EXPORTING` for an engine without an
+/// exporter or after shutdown; `OTLPX_STATUS_NULL_POINTER`,
+/// `OTLPX_STATUS_INVALID_HANDLE`.
+///
+/// # Safety
+///
+/// `engine` is from `otlpx_engine_new` and not freed concurrently.
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_flush(
+    engine: *const otlpx_engine,
+    timeout_ms: u64,
+) -> otlpx_status {
+    ffi_guard! {
+        // SAFETY: forwarded from the caller.
+        let state = unsafe { state(engine)? };
+        state.engine.flush(Duration::from_millis(timeout_ms)).map_err(flush_status)
+    }
+}
+
+/// Flushes for at most `timeout_ms` milliseconds, then stops the workers.
+/// Spans recorded afterwards are refused with `OTLPX_STATUS_SHUT_DOWN`.
+/// A second call does nothing. Blocks the calling thread.
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_TIMEOUT` when the flush did not finish (the engine is
+/// stopped all the same); `OTLPX_STATUS_NULL_POINTER`,
+/// `OTLPX_STATUS_INVALID_HANDLE`.
+///
+/// # Safety
+///
+/// `engine` is from `otlpx_engine_new` and not freed concurrently.
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_shutdown(
+    engine: *const otlpx_engine,
+    timeout_ms: u64,
+) -> otlpx_status {
+    ffi_guard! {
+        // SAFETY: forwarded from the caller.
+        let state = unsafe { state(engine)? };
+        // Relaxed: see `live_tracer`.
+        state.shut_down.store(true, Ordering::Relaxed);
+        state.engine.shutdown(Duration::from_millis(timeout_ms)).map_err(flush_status)
+    }
+}
+
+/// How long `otlpx_engine_free` waits for a span another thread is using.
+const FREE_PATIENCE: Duration = Duration::from_secs(1);
+/// How long it then flushes an engine it must leak (see `otlpx_engine_free`).
+const STUCK_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Frees an engine: drops its open spans (their handles then return
+/// `OTLPX_STATUS_INVALID_HANDLE`), its tracers, and the engine, shutting
+/// it down first (with the export timeout) unless `otlpx_engine_shutdown`
+/// did. NULL is fine. Blocks while it shuts down.
+///
+/// The handle's memory is kept as a small tombstone, so that a late call
+/// or a second free returns `OTLPX_STATUS_INVALID_HANDLE` rather than
+/// touching freed memory.
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_INVALID_HANDLE` if it was already freed.
+///
+/// # Safety
+///
+/// `engine` is NULL or from `otlpx_engine_new`; no other call on this
+/// engine, its tracers or its spans may run concurrently.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_free(engine: *mut otlpx_engine) -> otlpx_status {
+    ffi_guard! {
+        // SAFETY: forwarded from the caller.
+        let Some(state) = (unsafe { EngineHandle::free(engine.cast())? }) else {
+            return Ok(());
+        };
+        let (spans, stuck) = crate::span::SPANS.drain_where(|o| o.engine_id == state.id, FREE_PATIENCE);
+        drop(spans);
+        let tracers = std::mem::take(
+            &mut *state.tracers.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (_, _, ptr) in tracers {
+            if stuck == 0 {
+                // SAFETY: from `TracerHandle::into_raw`; the caller promises
+                // no call on it runs concurrently, and no span refers to it
+                // any more (drained above).
+                drop(unsafe { TracerHandle::free(ptr.0) });
+            }
+            // Otherwise a span is still held by a thread (a caller bug, or
+            // a thread that died in a fork): its tracer is leaked, never
+            // freed under it.
+        }
+        if stuck == 0 {
+            drop(state);
+        } else {
+            // The leaked tracers point at the state: keep it, stopped.
+            let _ = state.engine.shutdown(STUCK_SHUTDOWN_TIMEOUT);
+            std::mem::forget(state);
+        }
+        Ok(())
+    }
+}
+
+/// An engine's counters, as `otlpx_engine_stats` writes them. Fields are
+/// only ever appended, so pass `sizeof(otlpx_stats)` as you compiled it.
+///
+/// `recorded == exported + dropped_* (all seven) + in_flight + in_rings`
+/// in every snapshot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct otlpx_stats {
+    /// Spans recorded (sampled ones).
+    pub recorded: u64,
+    /// Spans the receiver acknowledged.
+    pub exported: u64,
+    /// Spans sent and not yet answered.
+    pub in_flight: u64,
+    /// Spans in the rings, not yet taken out.
+    pub in_rings: u64,
+    /// Dropped: the ring was full.
+    pub dropped_ring_full: u64,
+    /// Dropped: larger than half a ring.
+    pub dropped_too_large: u64,
+    /// Dropped: all-zero ids.
+    pub dropped_invalid: u64,
+    /// Dropped: abandoned mid-write by a panic.
+    pub dropped_aborted: u64,
+    /// Dropped: the receiver rejected them (partial success).
+    pub dropped_rejected: u64,
+    /// Dropped: their request failed.
+    pub dropped_export_failed: u64,
+    /// Dropped: unanswered at shutdown.
+    pub dropped_shutdown: u64,
+    /// Export requests answered or failed.
+    pub export_requests: u64,
+    /// Export requests that failed (all kinds).
+    pub export_failures: u64,
+    /// Request bytes before compression.
+    pub export_bytes_uncompressed: u64,
+    /// Request bytes sent.
+    pub export_bytes_sent: u64,
+    /// Ring bytes in use, all CPUs.
+    pub ring_bytes_used: u64,
+    /// Ring bytes in all, all CPUs.
+    pub ring_bytes_capacity: u64,
+    /// Attribute values truncated to the value length limit.
+    pub values_truncated: u64,
+    /// Calls on this engine's tracers and open spans refused for bad input
+    /// (NULL, UTF-8, enum numbers, all-zero ids); the status said which.
+    /// A stale or busy span handle names no engine, so is not counted.
+    pub calls_refused: u64,
+}
+
+/// Writes the engine's counters to `out`: the first `out_size` bytes of an
+/// `otlpx_stats` (pass `sizeof(otlpx_stats)`), so a caller built against
+/// an older header still gets the fields it knows.
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`.
+///
+/// # Safety
+///
+/// `engine` is from `otlpx_engine_new` and not freed concurrently; `out`
+/// points to `out_size` writable bytes. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_stats(
+    engine: *const otlpx_engine,
+    out: *mut otlpx_stats,
+    out_size: usize,
+) -> otlpx_status {
+    ffi_guard! {
+        // SAFETY: forwarded from the caller.
+        let state = unsafe { state(engine)? };
+        if out.is_null() {
+            return Err(otlpx_status::NullPointer);
+        }
+        let s = state.engine.stats();
+        let d = &s.dropped;
+        let stats = otlpx_stats {
+            recorded: s.recorded,
+            exported: s.exported,
+            in_flight: s.in_flight,
+            in_rings: s.in_rings,
+            dropped_ring_full: d.ring_full,
+            dropped_too_large: d.too_large,
+            dropped_invalid: d.invalid,
+            dropped_aborted: d.aborted,
+            dropped_rejected: d.rejected,
+            dropped_export_failed: d.export_failed,
+            dropped_shutdown: d.shutdown,
+            export_requests: s.export.requests,
+            export_failures: s.export.failures.total(),
+            export_bytes_uncompressed: s.export.bytes_uncompressed,
+            export_bytes_sent: s.export.bytes_sent,
+            ring_bytes_used: s.ring_bytes_used,
+            ring_bytes_capacity: s.rings.iter().map(|r| r.capacity_bytes).sum(),
+            // Relaxed (both): statistics.
+            values_truncated: state.values_truncated.load(Ordering::Relaxed),
+            calls_refused: state.calls_refused.load(Ordering::Relaxed),
+        };
+        let n = out_size.min(size_of::<otlpx_stats>());
+        // SAFETY: `out` is non-NULL (checked) and the caller promises
+        // `out_size` writable bytes; `n <= out_size`, and a local cannot
+        // overlap the caller's buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::from_ref(&stats).cast::<u8>(),
+                out.cast::<u8>(),
+                n,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The core engine behind a C handle, for Rust benches and tests that
+/// drive the C ABI and need the core's view (e.g. `drain_traces`). Not part
+/// of the C ABI.
+///
+/// # Safety
+///
+/// `engine` is NULL or from `otlpx_engine_new`, and is not freed while the
+/// returned reference is in use.
+#[doc(hidden)]
+pub unsafe fn core_engine<'a>(engine: *const otlpx_engine) -> Option<&'a Engine> {
+    // SAFETY: forwarded from the caller.
+    unsafe { state(engine) }.ok().map(|s| &s.engine)
+}
