@@ -56,15 +56,20 @@ enum Cmd {
 /// The options of `otlpx-bench sink`.
 #[derive(Debug, Args)]
 struct SinkArgs {
-    /// The OTLP/gRPC port on 127.0.0.1.
+    /// The OTLP/gRPC port on 127.0.0.1 (0: any free port).
     #[arg(long, value_name = "P", default_value_t = 4317)]
     grpc_port: u16,
-    /// The OTLP/HTTP port on 127.0.0.1.
+    /// The OTLP/HTTP port on 127.0.0.1 (0: any free port).
     #[arg(long, value_name = "Q", default_value_t = 4318)]
     http_port: u16,
     /// Decode every trace request in full (checks them; costs CPU).
     #[arg(long)]
     keep: bool,
+    /// Decode every trace request and write each span to FILE as one JSON
+    /// line (ids in hex, attributes as {key: value}, scope, resource),
+    /// flushed after each request.
+    #[arg(long, value_name = "FILE")]
+    dump: Option<std::path::PathBuf>,
 }
 
 /// The options of `otlpx-bench config`.
@@ -103,19 +108,21 @@ fn main() -> ExitCode {
         Some(Cmd::Run(args)) => run::parent::main(&args),
         Some(Cmd::Child(args)) => run::child::main(&args),
         Some(Cmd::Config(args)) => config_main(&args),
-        Some(Cmd::Sink(args)) => {
-            otlpx_bench::receiver::sink_main(args.grpc_port, args.http_port, args.keep).map_err(
-                |e| {
-                    run::BenchError::with_source(
-                        format!(
-                            "running the sink on ports {} (gRPC) and {} (HTTP)",
-                            args.grpc_port, args.http_port
-                        ),
-                        e,
-                    )
-                },
+        Some(Cmd::Sink(args)) => otlpx_bench::receiver::sink_main(
+            args.grpc_port,
+            args.http_port,
+            args.keep,
+            args.dump.as_deref(),
+        )
+        .map_err(|e| {
+            run::BenchError::with_source(
+                format!(
+                    "running the sink on ports {} (gRPC) and {} (HTTP)",
+                    args.grpc_port, args.http_port
+                ),
+                e,
             )
-        }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

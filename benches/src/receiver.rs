@@ -1233,16 +1233,28 @@ fn error_response(status: http::StatusCode, code: i32, message: String) -> HttpR
 ///
 /// `keep` decodes every trace request with prost (a full validity check, at
 /// about 1.5 CPU-seconds per million spans) and discards it every second.
+/// `dump` decodes them too and writes every span to that file as one JSON
+/// line ([`span_json`]), flushed after each request; a port of 0 binds
+/// any free port (the first line names the ones bound).
 ///
 /// # Errors
 ///
-/// If the receiver cannot start (a port in use), Ctrl-C cannot be handled,
-/// or stdout cannot be written.
-pub fn sink_main(grpc_port: u16, http_port: u16, keep: bool) -> io::Result<()> {
+/// If the receiver cannot start (a port in use), the dump file cannot be
+/// created or written, Ctrl-C cannot be handled, or stdout cannot be
+/// written.
+pub fn sink_main(
+    grpc_port: u16,
+    http_port: u16,
+    keep: bool,
+    dump: Option<&std::path::Path>,
+) -> io::Result<()> {
+    let dump_file = dump
+        .map(|path| std::fs::File::create(path).map(io::BufWriter::new))
+        .transpose()?;
     let receiver = Receiver::start(ReceiverConfig {
         grpc_port,
         http_port,
-        keep_requests: keep,
+        keep_requests: keep || dump_file.is_some(),
         ..ReceiverConfig::default()
     })?;
     let mut out = io::stdout().lock();
@@ -1257,46 +1269,186 @@ pub fn sink_main(grpc_port: u16, http_port: u16, keep: bool) -> io::Result<()> {
     let Some(runtime) = receiver.runtime.as_ref() else {
         return Ok(());
     };
-    runtime.block_on(async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let start = Instant::now();
-        let mut ticks = tokio::time::interval(Duration::from_secs(1));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        let mut last = (Instant::now(), receiver.counts().spans);
-        loop {
-            tokio::select! {
-                signal = &mut ctrl_c => {
-                    signal?;
-                    break;
+    let stop_dumping = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let dumper =
+            dump_file.map(|file| scope.spawn(|| dump_requests(&receiver, file, &stop_dumping)));
+        let counting = runtime.block_on(async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(ctrl_c);
+            let start = Instant::now();
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            let mut last = (Instant::now(), receiver.counts().spans);
+            loop {
+                tokio::select! {
+                    signal = &mut ctrl_c => {
+                        signal?;
+                        break;
+                    }
+                    _ = ticks.tick() => {}
                 }
-                _ = ticks.tick() => {}
+                if keep && dump.is_none() {
+                    drop(receiver.take_requests());
+                    drop(receiver.take_request_meta());
+                }
+                let now = Instant::now();
+                let counts = receiver.counts();
+                let seconds = now.duration_since(last.0).as_secs_f64();
+                let rate = counts.spans.saturating_sub(last.1) as f64 / seconds.max(1e-9);
+                last = (now, counts.spans);
+                writeln!(
+                    out,
+                    "{:>5.0}s {} ({rate:.0} spans/s)",
+                    now.duration_since(start).as_secs_f64(),
+                    format_counts(&counts)
+                )?;
+                out.flush()?;
             }
-            if keep {
-                drop(receiver.take_requests());
-                drop(receiver.take_request_meta());
-            }
-            let now = Instant::now();
-            let counts = receiver.counts();
-            let seconds = now.duration_since(last.0).as_secs_f64();
-            let rate = counts.spans.saturating_sub(last.1) as f64 / seconds.max(1e-9);
-            last = (now, counts.spans);
-            writeln!(
-                out,
-                "{:>5.0}s {} ({rate:.0} spans/s)",
-                now.duration_since(start).as_secs_f64(),
-                format_counts(&counts)
-            )?;
-            out.flush()?;
+            Ok::<_, io::Error>(())
+        });
+        stop_dumping.store(true, Relaxed);
+        let dumped = dumper.map_or(Ok(()), |d| {
+            d.join()
+                .unwrap_or_else(|_| Err(io::Error::other("the dump thread panicked")))
+        });
+        counting.and(dumped)
+    })?;
+    writeln!(
+        out,
+        "otlpx-bench sink: stopped, {}",
+        format_counts(&receiver.counts())
+    )?;
+    out.flush()
+}
+
+/// How often the dump thread takes the kept requests.
+const DUMP_POLL_INTERVAL_MS: u64 = 2;
+
+/// The dump thread of [`sink_main`]: writes the kept requests' spans to
+/// `file` until `stop` is set (then once more, so nothing received is
+/// left out), flushing after each request.
+fn dump_requests(receiver: &Receiver, mut file: impl Write, stop: &AtomicBool) -> io::Result<()> {
+    loop {
+        let last = stop.load(Relaxed);
+        drop(receiver.take_request_meta());
+        for request in receiver.take_requests() {
+            write_request_json(&mut file, &request)?;
+            file.flush()?;
         }
-        writeln!(
-            out,
-            "otlpx-bench sink: stopped, {}",
-            format_counts(&receiver.counts())
-        )?;
-        out.flush()
+        if last {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(DUMP_POLL_INTERVAL_MS));
+    }
+}
+
+/// Writes every span of `request` as one JSON line ([`span_json`]).
+fn write_request_json(out: &mut impl Write, request: &ExportTraceServiceRequest) -> io::Result<()> {
+    for resource_spans in &request.resource_spans {
+        let resource = resource_spans
+            .resource
+            .as_ref()
+            .map_or(&[][..], |r| &r.attributes[..]);
+        for scope_spans in &resource_spans.scope_spans {
+            for span in &scope_spans.spans {
+                let line = span_json(span, scope_spans.scope.as_ref(), resource);
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One received span as JSON, for tests in other languages to compare
+/// with what they sent: ids as lowercase hex (`parent_span_id` empty for a
+/// root), `kind` and `status.code` as OTLP numbers them, times in
+/// nanoseconds, attributes as `{key: value}` (see [`any_value_json`]),
+/// with its scope and its resource's attributes.
+pub fn span_json(
+    span: &opentelemetry_proto::tonic::trace::v1::Span,
+    scope: Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>,
+    resource: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+) -> serde_json::Value {
+    use serde_json::json;
+    let status = span.status.as_ref();
+    json!({
+        "trace_id": hex(&span.trace_id),
+        "span_id": hex(&span.span_id),
+        "parent_span_id": hex(&span.parent_span_id),
+        "trace_state": span.trace_state,
+        "flags": span.flags,
+        "name": span.name,
+        "kind": span.kind,
+        "start_time_unix_nano": span.start_time_unix_nano,
+        "end_time_unix_nano": span.end_time_unix_nano,
+        "status": {
+            "code": status.map_or(0, |s| s.code),
+            "message": status.map_or("", |s| s.message.as_str()),
+        },
+        "attributes": attributes_json(&span.attributes),
+        "dropped_attributes_count": span.dropped_attributes_count,
+        "events": span.events.iter().map(|e| json!({
+            "name": e.name,
+            "time_unix_nano": e.time_unix_nano,
+            "attributes": attributes_json(&e.attributes),
+            "dropped_attributes_count": e.dropped_attributes_count,
+        })).collect::<Vec<_>>(),
+        "dropped_events_count": span.dropped_events_count,
+        "links": span.links.iter().map(|l| json!({
+            "trace_id": hex(&l.trace_id),
+            "span_id": hex(&l.span_id),
+            "trace_state": l.trace_state,
+            "flags": l.flags,
+            "attributes": attributes_json(&l.attributes),
+            "dropped_attributes_count": l.dropped_attributes_count,
+        })).collect::<Vec<_>>(),
+        "dropped_links_count": span.dropped_links_count,
+        "scope": {
+            "name": scope.map_or("", |s| s.name.as_str()),
+            "version": scope.map_or("", |s| s.version.as_str()),
+        },
+        "resource": attributes_json(resource),
     })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attributes_json(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> serde_json::Value {
+    serde_json::Value::Object(
+        kvs.iter()
+            .map(|kv| (kv.key.clone(), any_value_json(kv.value.as_ref())))
+            .collect(),
+    )
+}
+
+/// A value as JSON: strings, booleans, integers and doubles as
+/// themselves (a double always with a fraction or exponent, so it reads
+/// back as a float; NaN and infinities as `null`), arrays as arrays,
+/// key-value lists as objects, bytes as `{"bytes": "<hex>"}`, an empty
+/// value as `null`.
+fn any_value_json(
+    value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>,
+) -> serde_json::Value {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    use serde_json::Value as J;
+    match value.and_then(|v| v.value.as_ref()) {
+        None => J::Null,
+        Some(V::StringValue(s)) => J::from(s.as_str()),
+        Some(V::BoolValue(b)) => J::from(*b),
+        Some(V::IntValue(i)) => J::from(*i),
+        Some(V::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
+        Some(V::ArrayValue(a)) => {
+            J::Array(a.values.iter().map(|v| any_value_json(Some(v))).collect())
+        }
+        Some(V::KvlistValue(l)) => attributes_json(&l.values),
+        Some(V::BytesValue(b)) => serde_json::json!({ "bytes": hex(b) }),
+        Some(V::StringValueStrindex(i)) => serde_json::json!({ "strindex": i }),
+    }
 }
 
 /// One line of counts for the sink.
@@ -1435,6 +1587,139 @@ mod tests {
             headers.push(("Content-Encoding", encoding));
         }
         http(receiver.http_addr(), "POST", "/v1/traces", &headers, body)
+    }
+
+    #[test]
+    fn sink_dump_writes_every_span_as_one_json_line_per_request() {
+        use opentelemetry_proto::tonic::common::v1::{
+            AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
+        };
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::{Status, span};
+        let kv = |key: &str, value: Value| KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..KeyValue::default()
+        };
+        let full = Span {
+            trace_id: (1..=16).collect(),
+            span_id: vec![0xab; 8],
+            parent_span_id: vec![0, 1, 2, 3, 4, 5, 6, 7],
+            trace_state: "k=v".into(),
+            flags: 0x301,
+            name: "full".into(),
+            kind: 3,
+            start_time_unix_nano: 1_700_000_000_000_000_001,
+            end_time_unix_nano: 1_700_000_000_000_000_002,
+            attributes: vec![
+                kv("s", Value::StringValue("x".into())),
+                kv("b", Value::BoolValue(true)),
+                kv("i", Value::IntValue(i64::MIN)),
+                kv("d", Value::DoubleValue(2.0)),
+                kv("y", Value::BytesValue(vec![0, 255])),
+                kv(
+                    "a",
+                    Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(Value::IntValue(7)),
+                        }],
+                    }),
+                ),
+                kv(
+                    "m",
+                    Value::KvlistValue(KeyValueList {
+                        values: vec![kv("n", Value::DoubleValue(0.5))],
+                    }),
+                ),
+            ],
+            dropped_attributes_count: 1,
+            events: vec![span::Event {
+                time_unix_nano: 5,
+                name: "ev".into(),
+                attributes: vec![kv("e", Value::IntValue(1))],
+                dropped_attributes_count: 2,
+            }],
+            dropped_events_count: 3,
+            links: vec![span::Link {
+                trace_id: vec![9; 16],
+                span_id: vec![8; 8],
+                trace_state: "l=1".into(),
+                attributes: vec![kv("l", Value::StringValue("k".into()))],
+                dropped_attributes_count: 4,
+                flags: 1,
+            }],
+            dropped_links_count: 5,
+            status: Some(Status {
+                message: "bad".into(),
+                code: 2,
+            }),
+        };
+        let mut sent = request(&[1]);
+        let group = &mut sent.resource_spans[0];
+        group.resource = Some(Resource {
+            attributes: vec![kv("service.name", Value::StringValue("svc".into()))],
+            ..Resource::default()
+        });
+        group.scope_spans[0].scope = Some(InstrumentationScope {
+            name: "lib".into(),
+            version: "1.2".into(),
+            ..InstrumentationScope::default()
+        });
+        group.scope_spans[0].spans.push(full);
+
+        let receiver = receiver(true);
+        assert_eq!(
+            post_traces(&receiver, None, &sent.encode_to_vec()).status,
+            200
+        );
+        let mut file = Vec::new();
+        let stop = AtomicBool::new(true);
+        dump_requests(&receiver, &mut file, &stop).unwrap();
+        let lines: Vec<serde_json::Value> = std::str::from_utf8(&file)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "one line a span");
+        assert_eq!(lines[0]["name"], "0/0");
+        assert_eq!(lines[0]["parent_span_id"], "", "a root");
+        let want = serde_json::json!({
+            "trace_id": "0102030405060708090a0b0c0d0e0f10",
+            "span_id": "abababababababab",
+            "parent_span_id": "0001020304050607",
+            "trace_state": "k=v",
+            "flags": 0x301,
+            "name": "full",
+            "kind": 3,
+            "start_time_unix_nano": 1_700_000_000_000_000_001_u64,
+            "end_time_unix_nano": 1_700_000_000_000_000_002_u64,
+            "status": {"code": 2, "message": "bad"},
+            "attributes": {
+                "s": "x", "b": true, "i": i64::MIN, "d": 2.0,
+                "y": {"bytes": "00ff"}, "a": [7], "m": {"n": 0.5},
+            },
+            "dropped_attributes_count": 1,
+            "events": [{
+                "name": "ev", "time_unix_nano": 5,
+                "attributes": {"e": 1}, "dropped_attributes_count": 2,
+            }],
+            "dropped_events_count": 3,
+            "links": [{
+                "trace_id": "09090909090909090909090909090909",
+                "span_id": "0808080808080808",
+                "trace_state": "l=1", "flags": 1,
+                "attributes": {"l": "k"}, "dropped_attributes_count": 4,
+            }],
+            "dropped_links_count": 5,
+            "scope": {"name": "lib", "version": "1.2"},
+            "resource": {"service.name": "svc"},
+        });
+        assert_eq!(lines[1], want);
+        assert!(
+            String::from_utf8(file).unwrap().contains("\"d\":2.0"),
+            "a double reads back as a float"
+        );
+        assert!(receiver.take_requests().is_empty(), "taken by the dump");
     }
 
     #[test]
