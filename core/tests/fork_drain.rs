@@ -5,7 +5,8 @@
 //! not the ones it draws in the parent.
 //!
 //! One test in this file: forking a test binary while other tests run is
-//! asking for trouble.
+//! asking for trouble. Not under miri, which cannot call `fork`.
+#![cfg(not(miri))]
 
 use bytes::BytesMut;
 use otlpx::{Engine, SpanId};
