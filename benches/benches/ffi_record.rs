@@ -29,19 +29,16 @@ use opentelemetry::trace::TracerProvider as _;
 use otlpx_bench::{
     BOOL_ATTRIBUTE, F64_ATTRIBUTE, I64_ATTRIBUTES, SCOPE_NAME, SCOPE_VERSION, SPAN_NAME,
     STR_ATTRIBUTES, opentelemetry_provider_exporting, otlpx_engine, record_opentelemetry,
-    record_otlpx,
+    record_otlpx, time_in_chunks,
 };
 use otlpx_ffi::engine::{otlpx_engine, otlpx_tracer};
 use otlpx_ffi::otlpx_status;
 use otlpx_ffi::types::{otlpx_attribute, otlpx_finished_span, otlpx_str, otlpx_value_type};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// Spans per timed chunk: well inside a 1 MiB ring.
-const CHUNK: u64 = 500;
 
 fn s(text: &'static str) -> otlpx_str {
     otlpx_str {
@@ -117,22 +114,13 @@ fn c_engine() -> (*mut otlpx_engine, *const otlpx_tracer) {
     (engine, tracer)
 }
 
-/// Times `iters` calls of `record`, in chunks, draining `engine` between
-/// chunks outside the timing; asserts nothing was dropped.
-fn timed(iters: u64, engine: &otlpx::Engine, mut record: impl FnMut()) -> Duration {
+/// Times `iters` calls of `record` ([`time_in_chunks`]), draining
+/// `engine` between chunks outside the timing; asserts nothing was dropped.
+fn timed(iters: u64, engine: &otlpx::Engine, record: impl FnMut()) -> Duration {
     let mut out = bytes::BytesMut::new();
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(CHUNK);
-        let start = Instant::now();
-        for _ in 0..n {
-            record();
-        }
-        total += start.elapsed();
-        left -= n;
+    let total = time_in_chunks(iters, record, || {
         while engine.drain_traces(&mut out, 4096) > 0 {}
-    }
+    });
     let stats = engine.stats();
     assert_eq!(stats.dropped.total(), 0, "spans dropped: {stats:?}");
     total

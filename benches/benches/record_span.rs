@@ -32,8 +32,9 @@
 use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
 use otlpx_bench::{
-    SCOPE_NAME, SCOPE_VERSION, opentelemetry_provider, opentelemetry_provider_exporting,
-    otlpx_engine, otlpx_engine_with_admin, record_opentelemetry, record_otlpx,
+    CHUNK_SPANS, SCOPE_NAME, SCOPE_VERSION, opentelemetry_provider,
+    opentelemetry_provider_exporting, otlpx_engine, otlpx_engine_with_admin, record_opentelemetry,
+    record_otlpx, time_in_chunks,
 };
 use std::hint::spin_loop;
 use std::io::{self, Read as _, Write as _};
@@ -46,27 +47,8 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Spans a thread records per timed chunk. At ~400 bytes a span, two
-/// threads' chunks on one CPU take ~400 KiB: well inside a 1 MiB ring.
-const CHUNK: u64 = 500;
-
-/// Times `iters` calls of `record` on this thread, in chunks of [`CHUNK`],
-/// calling `between` after each chunk outside the timed region.
-fn one_thread(iters: u64, record: impl Fn(), mut between: impl FnMut()) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(CHUNK);
-        let start = Instant::now();
-        for _ in 0..n {
-            record();
-        }
-        total += start.elapsed();
-        left -= n;
-        between();
-    }
-    total
-}
+/// Spans a thread records per timed chunk (see [`CHUNK_SPANS`]).
+const CHUNK: u64 = CHUNK_SPANS;
 
 /// Two threads each call `record` `iters` times, concurrently, in rounds of
 /// [`CHUNK`] spans per thread; `between` runs after each round while both
@@ -364,7 +346,7 @@ fn otlpx_iter(b: &mut Bencher<'_>, threads: usize, scraper: Option<&Scraper>) {
     b.iter_custom(|iters| {
         let between = || drain_all(&engine, &mut out);
         let elapsed = match threads {
-            1 => one_thread(iters, record, between),
+            1 => time_in_chunks(iters, record, between),
             _ => two_threads(iters, &record, between),
         };
         assert_no_drops(&engine);
@@ -388,7 +370,7 @@ fn opentelemetry_iter(b: &mut Bencher<'_>, threads: usize, exporting: bool) {
     let tracer = provider.tracer(SCOPE_NAME);
     let record = || record_opentelemetry(&tracer);
     b.iter_custom(|iters| match threads {
-        1 => one_thread(iters, record, || {}),
+        1 => time_in_chunks(iters, record, || {}),
         _ => two_threads(iters, &record, || {}),
     });
 }

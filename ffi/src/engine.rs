@@ -39,8 +39,6 @@ pub(crate) type TracerHandle = Handle<TracerState, TRACER_MAGIC>;
 /// What an engine handle holds.
 pub(crate) struct EngineState {
     pub(crate) engine: Engine,
-    /// Identifies the engine's spans in the span table.
-    pub(crate) id: u64,
     /// Set by `otlpx_engine_shutdown`: record calls are refused after it.
     pub(crate) shut_down: AtomicBool,
     /// Attribute values truncated to the value length limit.
@@ -110,8 +108,6 @@ pub(crate) unsafe fn live_tracer<'a>(
     Ok(t)
 }
 
-static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
-
 /// Builds an engine from `config`, which it consumes (frees) whether or
 /// not the build succeeds. NULL `config` means the defaults, that is the
 /// standard `OTEL_*` environment (and `OTLPX_CONFIG`).
@@ -144,8 +140,6 @@ pub unsafe extern "C" fn otlpx_engine_new(
         })?;
         let state = EngineState {
             engine,
-            // Relaxed: only uniqueness matters.
-            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
             shut_down: AtomicBool::new(false),
             values_truncated: AtomicU64::new(0),
             calls_refused: AtomicU64::new(0),
@@ -353,7 +347,12 @@ pub unsafe extern "C" fn otlpx_engine_free(engine: *mut otlpx_engine) -> otlpx_s
         let Some(state) = (unsafe { EngineHandle::free(engine.cast())? }) else {
             return Ok(());
         };
-        let (spans, stuck) = crate::span::SPANS.drain_where(|o| o.engine_id == state.id, FREE_PATIENCE);
+        let (spans, stuck) = crate::span::SPANS.drain_where(
+            // The state is boxed: its address is the engine's identity, and
+            // the span's tracer (alive until the loop below) points at it.
+            |o| std::ptr::eq(o.tracer().engine(), &*state),
+            FREE_PATIENCE,
+        );
         drop(spans);
         let tracers = std::mem::take(
             &mut *state.tracers.lock().unwrap_or_else(std::sync::PoisonError::into_inner),

@@ -36,8 +36,6 @@ pub(crate) struct OpenSpan {
     /// `None` only while a call has it attached.
     span: Option<DetachedSpan>,
     tracer: *const TracerState,
-    /// The engine whose `otlpx_engine_free` drops this span.
-    pub(crate) engine_id: u64,
 }
 
 // SAFETY: `tracer` points into a tracer handle that outlives the span
@@ -48,7 +46,7 @@ unsafe impl Send for OpenSpan {}
 impl OpenSpan {
     /// The span's tracer, not borrowing `self` (the span is taken out and
     /// put back while the tracer is in use).
-    fn tracer<'t>(&self) -> &'t TracerState {
+    pub(crate) fn tracer<'t>(&self) -> &'t TracerState {
         // SAFETY: see the `Send` impl: the tracer outlives the span, and
         // the span's caller holds its slot for the borrow's length.
         unsafe { &*self.tracer }
@@ -172,7 +170,6 @@ pub unsafe extern "C" fn otlpx_span_begin(
             let open = OpenSpan {
                 span: Some(builder.start().detach()),
                 tracer: t,
-                engine_id: t.engine().id,
             };
             SPANS.insert(open).map_err(|(e, _)| handle_status(e))
         };
