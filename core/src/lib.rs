@@ -49,6 +49,9 @@
 //! [`config`] and [`telemetry`].
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// Under miri no fork handlers are installed (miri has no `fork()`), which
+// leaves the prepare/parent chain unused there.
+#![cfg_attr(miri, allow(dead_code))]
 
 #[cfg(feature = "export")]
 mod admin;
