@@ -24,16 +24,27 @@
 //! own task, bounded by [`TLS_HANDSHAKE_TIMEOUT_MS`], so a slow or silent
 //! client holds up no other; a failed handshake ends its connection
 //! uncounted (the client sees the TLS alert).
+//!
+//! For exporters' retry and failover paths the receiver misbehaves on
+//! command: a [`Fault`] refuses well-formed requests (optionally with a
+//! retry hint), answers them late, or kills the connection a request came
+//! on without answering it; [`Receiver::set_fault`] sets the fault for
+//! every request, and [`Receiver::push_faults`] scripts the next few. Every
+//! accepted connection, TLS or not, is a `KillableStream`, through which
+//! that fault ends its own connection and [`Receiver::shutdown`] ends them
+//! all before it returns, so that a new receiver can take the same ports at
+//! once.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+use std::future::{Future, ready};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, BufMut, Bytes};
 use http_body_util::{BodyExt, Full, Limited};
@@ -43,6 +54,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, watch};
@@ -66,14 +78,22 @@ const WAIT_POLL_INTERVAL_MS: u64 = 1;
 /// says nothing costs.
 pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
-/// Established TLS connections waiting for tonic to take them; a handful
-/// suffices, as tonic takes each as soon as it is offered.
-const TLS_ACCEPT_QUEUE: usize = 16;
+/// Accepted (with TLS, established) connections waiting for tonic to take
+/// them; a handful suffices, as tonic takes each as soon as it is offered.
+const GRPC_ACCEPT_QUEUE: usize = 16;
 
 /// gRPC status codes used here (numbers from the gRPC specification).
 const GRPC_INVALID_ARGUMENT: i32 = 3;
 const GRPC_NOT_FOUND: i32 = 5;
 const GRPC_UNIMPLEMENTED: i32 = 12;
+
+/// The `type_url` of a `google.rpc.RetryInfo` packed in a
+/// `google.protobuf.Any`.
+const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
+/// The last second an IMF-fixdate can name, 9999-12-31T23:59:59Z, in
+/// seconds since the Unix epoch (`httpdate` panics past it).
+const LAST_HTTP_DATE_SECS: u64 = 253_402_300_799;
 
 /// The three OTLP signals, with their gRPC and HTTP paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -232,7 +252,7 @@ impl ReceiverTls {
 /// Every request that reaches a known export path counts once, in
 /// `requests`, `metrics_requests` or `logs_requests` by its signal;
 /// `requests_malformed` and `requests_faulted` count subsets of them (of
-/// every signal).
+/// every signal), and `connections_dropped` a subset of `requests_faulted`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Trace export requests received.
@@ -255,18 +275,23 @@ pub struct Counts {
     pub metrics_requests: u64,
     /// Log export requests received.
     pub logs_requests: u64,
+    /// Requests answered by killing their connection
+    /// ([`Fault::DropConnection`]).
+    pub connections_dropped: u64,
 }
 
-/// How the receiver answers requests, for testing exporters' error paths.
+/// How the receiver answers a well-formed request, for testing exporters'
+/// error paths (see [`Receiver::set_fault`] and [`Receiver::push_faults`]).
 ///
-/// Malformed requests are refused whatever the fault.
+/// Malformed requests are refused whatever the fault. Every fault but
+/// `None` counts in [`Counts::requests_faulted`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Accept every request.
+    /// Accept the request.
     #[default]
     None,
-    /// Refuse every request with this error; its spans are not counted.
+    /// Refuse the request with this error; its spans are not counted.
     Status {
         /// The gRPC status code (`UNAVAILABLE` is 14).
         grpc_code: i32,
@@ -276,7 +301,7 @@ pub enum Fault {
         /// `google.rpc.Status`.
         message: String,
     },
-    /// Accept every request but answer with a partial success. The spans
+    /// Accept the request but answer with a partial success. The spans
     /// still count in [`Counts::spans`]; `rejected` (if positive) is added
     /// to [`Counts::spans_rejected`] for trace requests.
     PartialSuccess {
@@ -285,6 +310,53 @@ pub enum Fault {
         /// The `error_message` reported.
         message: String,
     },
+    /// Refuse the request as [`Fault::Status`] does, optionally telling
+    /// the client when to retry; its spans are not counted.
+    ///
+    /// Over gRPC the hint is a `google.rpc.RetryInfo` in the details of the
+    /// status (the `grpc-status-details-bin` metadata, a `google.rpc.Status`
+    /// in unpadded base64); over HTTP it is the `Retry-After` header (see
+    /// [`RetryHint`]), and the body's `google.rpc.Status` has no details.
+    Refuse {
+        /// The gRPC status code (`RESOURCE_EXHAUSTED` is 8, `UNAVAILABLE`
+        /// 14).
+        grpc_code: i32,
+        /// The HTTP status (429 or 503 for instance).
+        http_status: u16,
+        /// The error message, in the gRPC status or the HTTP body's
+        /// `google.rpc.Status`.
+        message: String,
+        /// When the client may retry; `None` sends no hint.
+        retry_after: Option<RetryHint>,
+    },
+    /// Accept as [`Fault::None`] does (the spans count at once), then
+    /// wait `delay` before answering: a client that gives up on the answer
+    /// has delivered the spans all the same, so its retry duplicates them
+    /// (OTLP's at-least-once). The wait holds up no other request but
+    /// those an HTTP/1.1 client queues behind it on its connection.
+    Slow {
+        /// How long to wait before answering.
+        delay: Duration,
+    },
+    /// Read the whole request, then kill the TCP connection it came on
+    /// without answering: the client sees the connection close (a
+    /// transport error), and no status of any kind. Its spans are not
+    /// counted; it counts in [`Counts::connections_dropped`].
+    ///
+    /// Only that connection is killed, plain or TLS alike; over HTTP/2 the
+    /// other requests it carries fail with it.
+    DropConnection,
+}
+
+/// When a client refused by [`Fault::Refuse`] may retry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryHint {
+    /// How long the client should wait before retrying. gRPC sends it
+    /// exactly; HTTP rounds it up to a whole second.
+    pub delay: Duration,
+    /// Whether HTTP's `Retry-After` is an IMF-fixdate (now + `delay`,
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`) rather than a number of seconds.
+    pub http_date: bool,
 }
 
 /// Which server a request came through.
@@ -409,17 +481,22 @@ impl Receiver {
         let tls = grpc_tls.is_some();
         match grpc_tls {
             None => {
-                let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
-                    // `serve_with_incoming_shutdown` ignores
-                    // `Server::tcp_nodelay`: the incoming stream must set it.
-                    .with_nodelay(Some(true));
+                let (streams, incoming) = mpsc::channel(GRPC_ACCEPT_QUEUE);
+                runtime.spawn(accept_grpc(
+                    grpc_listener,
+                    Arc::clone(&shared),
+                    streams,
+                    stopped.clone(),
+                ));
+                let incoming = tokio_stream::wrappers::ReceiverStream::new(incoming);
                 runtime.spawn(serve_grpc(service, incoming, stopped.clone()));
             }
             Some(acceptor) => {
-                let (streams, incoming) = mpsc::channel(TLS_ACCEPT_QUEUE);
-                runtime.spawn(accept_tls(
+                let (streams, incoming) = mpsc::channel(GRPC_ACCEPT_QUEUE);
+                runtime.spawn(accept_grpc_tls(
                     grpc_listener,
                     acceptor,
+                    Arc::clone(&shared),
                     streams,
                     stopped.clone(),
                 ));
@@ -494,13 +571,34 @@ impl Receiver {
         }
     }
 
-    /// Sets how the following requests are answered.
+    /// Sets how the following requests are answered: the base fault,
+    /// which applies whenever no fault scripted by
+    /// [`push_faults`](Self::push_faults) is left ([`Fault::None`] at
+    /// first). The script is left as it is.
     pub fn set_fault(&self, fault: Fault) {
         *self
             .shared
             .fault
             .write()
             .unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    /// Scripts the answer to the next `requests` well-formed requests (of
+    /// any signal, through either server): each is answered with `fault`.
+    /// Pushes queue up in order, after what is left of the script; once
+    /// the script is used up, the base fault ([`set_fault`](Self::set_fault))
+    /// applies again. Malformed requests are refused as always and use up
+    /// nothing.
+    pub fn push_faults(&self, requests: u64, fault: Fault) {
+        if requests > 0 {
+            self.shared.lock_script().push_back((requests, fault));
+        }
+    }
+
+    /// Empties the script of [`push_faults`](Self::push_faults): the base
+    /// fault applies from the next request on.
+    pub fn clear_faults(&self) {
+        self.shared.lock_script().clear();
     }
 
     /// The trace requests accepted since the last call, decoded, in arrival
@@ -516,6 +614,12 @@ impl Receiver {
     }
 
     /// Stops the servers and the runtime (what dropping the receiver does).
+    ///
+    /// Every open connection is shut down before this returns (clients see
+    /// it close at once), and so are both listeners, so that a new receiver
+    /// can bind the same ports right away. Called from inside another tokio
+    /// runtime, it cannot wait for its own runtime: the listeners then
+    /// close a moment later.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -523,6 +627,11 @@ impl Receiver {
     fn stop(&mut self) {
         // An error means no server is listening any more: nothing to stop.
         let _ = self.shutdown.send(true);
+        // From this thread, now: the runtime's own threads may take a while
+        // to drop the connections, or (shut down in the background) not be
+        // waited for at all.
+        self.shared.connections.kill_all();
+        // Dropping the runtime's tasks drops the listeners with them.
         if let Some(runtime) = self.runtime.take() {
             if tokio::runtime::Handle::try_current().is_ok() {
                 // Blocking inside another runtime would panic.
@@ -538,6 +647,21 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Two distinct ports on 127.0.0.1 that were free a moment ago, for tests
+/// that start a receiver later on known ports (its
+/// [`ReceiverConfig::grpc_port`] and [`ReceiverConfig::http_port`]). Both
+/// are bound at once, so they differ; nothing stops another process from
+/// taking one before the receiver does.
+///
+/// # Errors
+///
+/// If no port on 127.0.0.1 can be bound.
+pub fn unused_ports() -> io::Result<(u16, u16)> {
+    let first = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let second = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok((first.local_addr()?.port(), second.local_addr()?.port()))
 }
 
 /// Serves gRPC on the connections of `incoming` until `stopped` says stop.
@@ -571,19 +695,32 @@ async fn serve_grpc<I, IO, IE>(
         .await;
 }
 
-/// Accepts TCP connections until `stopped` says stop, sets `TCP_NODELAY`,
-/// and hands each to `streams` once its TLS handshake has succeeded (on a
-/// task of its own; see the module documentation).
-async fn accept_tls(
+/// Accepts TCP connections until `stopped` says stop and hands each to
+/// `streams` (see [`accept`]).
+async fn accept_grpc(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
-    streams: mpsc::Sender<io::Result<tokio_rustls::server::TlsStream<TcpStream>>>,
+    shared: Arc<Shared>,
+    streams: mpsc::Sender<io::Result<KillableStream>>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    loop {
-        let Some(stream) = accept(&listener, &mut stopped).await else {
-            return;
-        };
+    while let Some(stream) = accept(&listener, &shared.connections, &mut stopped).await {
+        if streams.send(Ok(stream)).await.is_err() {
+            return; // The server has stopped.
+        }
+    }
+}
+
+/// Accepts TCP connections until `stopped` says stop (see [`accept`]),
+/// and hands each to `streams` once its TLS handshake has succeeded (on a
+/// task of its own; see the module documentation).
+async fn accept_grpc_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    streams: mpsc::Sender<io::Result<TlsStream>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    while let Some(stream) = accept(&listener, &shared.connections, &mut stopped).await {
         let acceptor = acceptor.clone();
         let streams = streams.clone();
         tokio::spawn(async move {
@@ -595,22 +732,28 @@ async fn accept_tls(
     }
 }
 
-/// The next accepted connection, with `TCP_NODELAY` set; `None` once
-/// `stopped` says stop.
-async fn accept(listener: &TcpListener, stopped: &mut watch::Receiver<bool>) -> Option<TcpStream> {
+/// The next accepted connection, with `TCP_NODELAY` set and tracked by
+/// `connections`; `None` once `stopped` says stop.
+async fn accept(
+    listener: &TcpListener,
+    connections: &Connections,
+    stopped: &mut watch::Receiver<bool>,
+) -> Option<KillableStream> {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stopped.wait_for(|stop| *stop) => return None,
         };
-        match accepted {
-            Ok((stream, _)) => {
-                // Without it every response waits ~40 ms for a delayed ACK.
-                let _ = stream.set_nodelay(true);
-                return Some(stream);
-            }
+        let tracked = accepted.and_then(|(stream, _)| {
+            // Without it every response waits ~40 ms for a delayed ACK.
+            let _ = stream.set_nodelay(true);
+            connections.track(stream)
+        });
+        match tracked {
+            Ok(stream) => return Some(stream),
             Err(_) => {
-                // Out of file descriptors, or a connection reset before
+                // Out of file descriptors (to accept, or to duplicate the
+                // socket for its kill switch), or a connection reset before
                 // accept: back off a little and go on.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -618,18 +761,21 @@ async fn accept(listener: &TcpListener, stopped: &mut watch::Receiver<bool>) -> 
     }
 }
 
+/// A TLS connection as the servers accept it.
+type TlsStream = KillableStream<tokio_rustls::server::TlsStream<TcpStream>>;
+
 /// The server side of a TLS handshake; `None` if it failed or took longer
 /// than [`TLS_HANDSHAKE_TIMEOUT_MS`] (the connection is then dropped: an
 /// unknown CA, a missing client certificate, a client that is not TLS).
-async fn handshake(
-    acceptor: &TlsAcceptor,
-    stream: TcpStream,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+/// The connection keeps its kill switch, which works throughout.
+async fn handshake(acceptor: &TlsAcceptor, stream: KillableStream) -> Option<TlsStream> {
+    let KillableStream { stream, switch } = stream;
     let timeout = Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS);
-    tokio::time::timeout(timeout, acceptor.accept(stream))
+    let stream = tokio::time::timeout(timeout, acceptor.accept(stream))
         .await
         .ok()?
-        .ok()
+        .ok()?;
+    Some(KillableStream { stream, switch })
 }
 
 /// Binds 127.0.0.1:`port`, non-blocking as tokio requires.
@@ -637,6 +783,164 @@ fn bind_std(port: u16) -> io::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+// ---------------------------------------------------------------------------
+
+/// The receiver's open connections (both servers'), so that
+/// [`Receiver::shutdown`] can end them all at once.
+#[derive(Debug, Default)]
+struct Connections {
+    /// The switch of every connection accepted; a connection's entry dies
+    /// with its stream, and dead ones are pruned as new ones arrive.
+    open: Mutex<Vec<Weak<Switch>>>,
+}
+
+impl Connections {
+    /// Wraps an accepted stream so that it can be killed, and tracks it.
+    ///
+    /// # Errors
+    ///
+    /// If the socket cannot be duplicated (out of file descriptors).
+    fn track(&self, stream: TcpStream) -> io::Result<KillableStream> {
+        let stream = stream.into_std()?;
+        let switch = KillSwitch(Arc::new(Switch {
+            killed: AtomicBool::new(false),
+            socket: stream.try_clone()?,
+        }));
+        let stream = TcpStream::from_std(stream)?;
+        let mut open = self.lock();
+        open.retain(|switch| switch.strong_count() > 0);
+        open.push(Arc::downgrade(&switch.0));
+        Ok(KillableStream { stream, switch })
+    }
+
+    /// Kills every open connection.
+    fn kill_all(&self) {
+        for switch in self.lock().iter().filter_map(Weak::upgrade) {
+            KillSwitch(switch).kill();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Switch>>> {
+        // A panic while holding the lock leaves the vector valid.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What kills one connection from outside its stream: the request
+/// handlers find their connection's switch (hyper's in the service built
+/// for the connection, tonic's in the request extensions, as the
+/// [`Connected`](tonic::transport::server::Connected) information of a
+/// [`KillableStream`]).
+#[derive(Clone, Debug)]
+struct KillSwitch(Arc<Switch>);
+
+#[derive(Debug)]
+struct Switch {
+    /// Set once killed; never cleared.
+    killed: AtomicBool,
+    /// A second handle on the connection's socket (`try_clone`), to shut
+    /// it down while the server's task owns the stream.
+    socket: std::net::TcpStream,
+}
+
+impl KillSwitch {
+    /// Kills the connection: shuts its socket down both ways, so that the
+    /// peer sees it close at once and the task serving it wakes up, and
+    /// fails every later read or write of its stream, so that the task
+    /// drops the connection (with the request handlers it runs).
+    fn kill(&self) {
+        // Relaxed: the flag publishes nothing else, and a poll that misses
+        // it meets the shut-down socket (end of file, broken pipe), which
+        // ends the connection all the same.
+        self.0.killed.store(true, Relaxed);
+        // An error means the socket is closed already.
+        let _ = self.0.socket.shutdown(Shutdown::Both);
+    }
+
+    /// `Err(ConnectionReset)` once killed.
+    fn check(&self) -> io::Result<()> {
+        // Relaxed: see `kill`.
+        if self.0.killed.load(Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection killed by the receiver",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An accepted connection, a TCP stream or the TLS stream over it, that
+/// its [`KillSwitch`] can end: once killed, every read and write fails with
+/// `ConnectionReset` (the switch shuts the TCP socket itself down).
+#[derive(Debug)]
+struct KillableStream<S = TcpStream> {
+    stream: S,
+    switch: KillSwitch,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for KillableStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.switch.check()?;
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for KillableStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.switch.check()?;
+        Pin::new(&mut this.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.switch.check()?;
+        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.switch.check()?;
+        Pin::new(&mut this.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.switch.check()?;
+        Pin::new(&mut this.stream).poll_shutdown(cx)
+    }
+}
+
+/// What tonic puts in the extensions of every request of the connection,
+/// TLS or not.
+impl<S> tonic::transport::server::Connected for KillableStream<S> {
+    type ConnectInfo = KillSwitch;
+
+    fn connect_info(&self) -> KillSwitch {
+        self.switch.clone()
+    }
 }
 
 /// The counters behind [`Counts`]. Every access is `Relaxed`: they are
@@ -654,10 +958,11 @@ struct Counters {
     spans_rejected: AtomicU64,
     metrics_requests: AtomicU64,
     logs_requests: AtomicU64,
+    connections_dropped: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 9] {
+    fn all(&self) -> [&AtomicU64; 10] {
         [
             &self.requests,
             &self.spans,
@@ -668,6 +973,7 @@ impl Counters {
             &self.spans_rejected,
             &self.metrics_requests,
             &self.logs_requests,
+            &self.connections_dropped,
         ]
     }
 
@@ -682,6 +988,7 @@ impl Counters {
             spans_rejected,
             metrics_requests,
             logs_requests,
+            connections_dropped,
         ] = self.all().map(|counter| counter.load(Relaxed));
         Counts {
             requests,
@@ -693,6 +1000,7 @@ impl Counters {
             spans_rejected,
             metrics_requests,
             logs_requests,
+            connections_dropped,
         }
     }
 
@@ -743,12 +1051,23 @@ impl PendingMeta {
 enum Refusal {
     /// It could not be decoded.
     Malformed(String),
-    /// A [`Fault::Status`] refused it.
+    /// A [`Fault::Status`] or [`Fault::Refuse`] refused it.
     Fault {
         grpc_code: i32,
         http_status: u16,
         message: String,
+        retry_after: Option<RetryHint>,
     },
+}
+
+/// How a well-formed request is answered, as its fault says.
+enum Reply {
+    /// Accept it after `delay`, with this response message.
+    Accept { delay: Duration, response: Bytes },
+    /// Refuse it (a [`Refusal::Fault`]).
+    Refuse(Refusal),
+    /// Kill its connection without answering.
+    DropConnection,
 }
 
 /// The state both servers share.
@@ -757,7 +1076,12 @@ struct Shared {
     counters: Counters,
     keep: bool,
     kept: Mutex<Kept>,
+    /// The base fault, for requests the script leaves to it.
     fault: RwLock<Fault>,
+    /// Scripted faults, in order: how many requests each still answers
+    /// (never 0) and how.
+    script: Mutex<VecDeque<(u64, Fault)>>,
+    connections: Connections,
 }
 
 impl Shared {
@@ -767,12 +1091,19 @@ impl Shared {
             keep,
             kept: Mutex::default(),
             fault: RwLock::default(),
+            script: Mutex::default(),
+            connections: Connections::default(),
         }
     }
 
     fn lock_kept(&self) -> std::sync::MutexGuard<'_, Kept> {
         // A panic while holding the lock leaves the vectors valid.
         self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_script(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Fault)>> {
+        // A panic while holding the lock leaves the queue valid.
+        self.script.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts a request that reached `signal`'s export path.
@@ -792,29 +1123,32 @@ impl Shared {
     }
 
     /// Handles the decompressed message of a request already counted by
-    /// [`count_request`](Self::count_request): counts it, applies the
-    /// fault, keeps it in keep mode, and returns the encoded response
-    /// message.
-    fn export(
+    /// [`count_request`](Self::count_request), which came on `connection`:
+    /// counts it, applies its fault, keeps it in keep mode, and returns the
+    /// encoded response message. Never returns once it has killed the
+    /// connection.
+    async fn export(
         &self,
         signal: Signal,
         message: &Bytes,
         meta: Option<PendingMeta>,
+        connection: &KillSwitch,
     ) -> Result<Bytes, Refusal> {
         let counters = &self.counters;
         let len = message.len() as u64;
         Counters::add(&counters.bytes_decoded, len);
 
-        let parsed = self.parse(signal, message);
-        let spans = parsed.as_ref().map_or(0, |(spans, _)| *spans);
-        let outcome = parsed.and_then(|(spans, decoded)| {
-            self.answer(signal)
-                .map(|response| (spans, decoded, response))
-        });
+        // Malformed requests take no fault (and use up none of the script).
+        let outcome = self
+            .parse(signal, message)
+            .map(|(spans, decoded)| (spans, decoded, self.reply(signal)));
 
         if let Some(meta) = meta {
-            let mut kept = self.lock_kept();
-            kept.meta.push(RequestMeta {
+            let (spans, accepted) = match &outcome {
+                Ok((spans, _, reply)) => (*spans, matches!(reply, Reply::Accept { .. })),
+                Err(_) => (0, false),
+            };
+            self.lock_kept().meta.push(RequestMeta {
                 signal,
                 transport: meta.transport,
                 compression: meta.compression,
@@ -822,52 +1156,109 @@ impl Shared {
                 headers: meta.headers,
                 bytes_decoded: len,
                 spans,
-                accepted: outcome.is_ok(),
+                accepted,
             });
         }
-        let (spans, decoded, response) = outcome?;
+        let (spans, decoded, reply) = outcome?;
+        let (delay, response) = match reply {
+            Reply::Accept { delay, response } => (delay, response),
+            Reply::Refuse(refusal) => return Err(refusal),
+            Reply::DropConnection => {
+                Counters::add(&counters.connections_dropped, 1);
+                connection.kill();
+                // The connection's task drops this future with the
+                // connection.
+                return std::future::pending().await;
+            }
+        };
         if let Some(decoded) = decoded {
             self.lock_kept().requests.push(decoded);
         }
         // Last, after the request is kept: see `Counters`.
         Counters::add(&counters.spans, spans);
+        // Accepted and counted before a slow answer: a client that gives
+        // up waiting has delivered the spans all the same.
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         Ok(response)
     }
 
-    /// The answer the current fault gives to a well-formed request: the
-    /// encoded response message, or a refusal. Counts faulted requests.
-    fn answer(&self, signal: Signal) -> Result<Bytes, Refusal> {
+    /// The fault for the next well-formed request: the script's next, or
+    /// else the base fault.
+    fn next_fault(&self) -> Fault {
+        let mut script = self.lock_script();
+        let Some((left, fault)) = script.front_mut() else {
+            drop(script);
+            return self
+                .fault
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+        };
+        let fault = fault.clone();
+        *left -= 1;
+        if *left == 0 {
+            script.pop_front();
+        }
+        fault
+    }
+
+    /// How the next fault answers a well-formed request of `signal`.
+    /// Counts faulted requests, and the spans a partial success rejects.
+    fn reply(&self, signal: Signal) -> Reply {
         let counters = &self.counters;
-        let fault = self.fault.read().unwrap_or_else(PoisonError::into_inner);
-        if *fault != Fault::None {
+        let fault = self.next_fault();
+        if fault != Fault::None {
             Counters::add(&counters.requests_faulted, 1);
         }
-        match &*fault {
-            Fault::None => Ok(Bytes::new()),
+        let accept = |response| Reply::Accept {
+            delay: Duration::ZERO,
+            response,
+        };
+        match fault {
+            Fault::None => accept(Bytes::new()),
             Fault::Status {
                 grpc_code,
                 http_status,
                 message,
-            } => Err(Refusal::Fault {
-                grpc_code: *grpc_code,
-                http_status: *http_status,
-                message: message.clone(),
+            } => Reply::Refuse(Refusal::Fault {
+                grpc_code,
+                http_status,
+                message,
+                retry_after: None,
+            }),
+            Fault::Refuse {
+                grpc_code,
+                http_status,
+                message,
+                retry_after,
+            } => Reply::Refuse(Refusal::Fault {
+                grpc_code,
+                http_status,
+                message,
+                retry_after,
             }),
             Fault::PartialSuccess { rejected, message } => {
                 if signal == Signal::Traces {
                     // Negative counts make no sense: they count as 0.
-                    Counters::add(&counters.spans_rejected, (*rejected).max(0).unsigned_abs());
+                    Counters::add(&counters.spans_rejected, rejected.max(0).unsigned_abs());
                 }
                 // The partial-success messages of the three signals share
                 // their field numbers and types: one encoding answers all.
                 let response = ExportTraceServiceResponse {
                     partial_success: Some(ExportTracePartialSuccess {
-                        rejected_spans: *rejected,
-                        error_message: message.clone(),
+                        rejected_spans: rejected,
+                        error_message: message,
                     }),
                 };
-                Ok(Bytes::from(response.encode_to_vec()))
+                accept(Bytes::from(response.encode_to_vec()))
             }
+            Fault::Slow { delay } => Reply::Accept {
+                delay,
+                response: Bytes::new(),
+            },
+            Fault::DropConnection => Reply::DropConnection,
         }
     }
 
@@ -890,6 +1281,71 @@ impl Shared {
             None
         };
         Ok((spans, decoded))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Error details: the google.rpc messages, written by hand (no protoc)
+// ---------------------------------------------------------------------------
+
+/// `google.rpc.Status`: the body of OTLP/HTTP error responses, and the
+/// details of a gRPC status.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+impl RetryInfo {
+    /// A hint to retry after `delay`, packed for a status's details.
+    fn packed(delay: Duration) -> ProtoAny {
+        let info = RetryInfo {
+            retry_delay: Some(ProtoDuration::from(delay)),
+        };
+        ProtoAny {
+            type_url: RETRY_INFO_TYPE_URL.to_owned(),
+            value: info.encode_to_vec(),
+        }
+    }
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+impl From<Duration> for ProtoDuration {
+    fn from(duration: Duration) -> Self {
+        Self {
+            // Saturates some 292 billion years out.
+            seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
+            // Below 10^9: it fits.
+            nanos: duration.subsec_nanos() as i32,
+        }
     }
 }
 
@@ -961,6 +1417,12 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for GrpcService {
                 tonic::Status::unimplemented(format!("unknown method {}", request.uri().path()));
             return Box::pin(ready(Ok(status.into_http())));
         };
+        let Some(connection) = request.extensions().get::<KillSwitch>().cloned() else {
+            // Never: every stream served is a `KillableStream`, whose
+            // switch tonic puts in the extensions of its requests.
+            let status = tonic::Status::internal("the connection has no kill switch");
+            return Box::pin(ready(Ok(status.into_http())));
+        };
         let shared = Arc::clone(&self.shared);
         shared.count_request(signal);
         let meta = shared.keep.then(|| {
@@ -983,6 +1445,7 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for GrpcService {
                 shared: &shared,
                 signal,
                 meta,
+                connection: &connection,
                 reached: &reached,
             };
             let mut grpc = tonic::server::Grpc::new(RawCodec)
@@ -1011,40 +1474,63 @@ struct ExportCall<'a> {
     shared: &'a Shared,
     signal: Signal,
     meta: Option<PendingMeta>,
+    /// The switch of the connection the call came on.
+    connection: &'a KillSwitch,
     /// Set when tonic has decoded the request and called us.
     reached: &'a AtomicBool,
 }
 
-impl tonic::server::UnaryService<Bytes> for ExportCall<'_> {
-    type Response = Bytes;
-    type Future = Ready<Result<tonic::Response<Bytes>, tonic::Status>>;
+/// What an [`ExportCall`] returns: it may wait (a slow answer) or never
+/// end (a killed connection).
+type ExportFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<tonic::Response<Bytes>, tonic::Status>> + Send + 'a>>;
 
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+impl<'a> tonic::server::UnaryService<Bytes> for ExportCall<'a> {
+    type Response = Bytes;
+    type Future = ExportFuture<'a>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> ExportFuture<'a> {
         self.reached.store(true, Relaxed);
-        let message = request.into_inner();
-        let answer = match self.shared.export(self.signal, &message, self.meta.take()) {
-            Ok(response) => Ok(tonic::Response::new(response)),
-            Err(Refusal::Malformed(why)) => Err(tonic::Status::invalid_argument(why)),
-            Err(Refusal::Fault {
-                grpc_code, message, ..
-            }) => Err(tonic::Status::new(tonic::Code::from(grpc_code), message)),
-        };
-        ready(answer)
+        let (shared, signal, connection) = (self.shared, self.signal, self.connection);
+        let meta = self.meta.take();
+        Box::pin(async move {
+            let message = request.into_inner();
+            match shared.export(signal, &message, meta, connection).await {
+                Ok(response) => Ok(tonic::Response::new(response)),
+                Err(refusal) => Err(grpc_status(refusal)),
+            }
+        })
     }
+}
+
+/// The gRPC status that answers `refusal`. A retry hint goes in its
+/// details, which tonic sends as `grpc-status-details-bin` (a
+/// `google.rpc.Status` in base64 without padding).
+fn grpc_status(refusal: Refusal) -> tonic::Status {
+    let (grpc_code, message, retry_after) = match refusal {
+        Refusal::Malformed(why) => return tonic::Status::invalid_argument(why),
+        Refusal::Fault {
+            grpc_code,
+            message,
+            retry_after,
+            ..
+        } => (grpc_code, message, retry_after),
+    };
+    let code = tonic::Code::from(grpc_code);
+    let Some(hint) = retry_after else {
+        return tonic::Status::new(code, message);
+    };
+    let details = RpcStatus {
+        code: grpc_code,
+        message: message.clone(),
+        details: vec![RetryInfo::packed(hint.delay)],
+    };
+    tonic::Status::with_details(code, message, Bytes::from(details.encode_to_vec()))
 }
 
 // ---------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------
-
-/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
 
 type HttpResponse = http::Response<Full<Bytes>>;
 
@@ -1060,17 +1546,16 @@ async fn serve_http(
     mut stopped: watch::Receiver<bool>,
 ) {
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    loop {
-        let Some(stream) = accept(&listener, &mut stopped).await else {
-            return;
-        };
+    while let Some(stream) = accept(&listener, &shared.connections, &mut stopped).await {
         let builder = builder.clone();
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
+        let connection = stream.switch.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(handle_http(&shared, request).await) }
+                let connection = connection.clone();
+                async move { Ok::<_, Infallible>(handle_http(&shared, &connection, request).await) }
             });
             // Errors are the client's (reset, bad HTTP): the connection ends.
             match tls {
@@ -1091,8 +1576,12 @@ async fn serve_http(
     }
 }
 
-/// Answers one OTLP/HTTP request.
-async fn handle_http(shared: &Shared, request: http::Request<Incoming>) -> HttpResponse {
+/// Answers one OTLP/HTTP request, which came on `connection`.
+async fn handle_http(
+    shared: &Shared,
+    connection: &KillSwitch,
+    request: http::Request<Incoming>,
+) -> HttpResponse {
     let Some(signal) = Signal::from_http_path(request.uri().path()) else {
         let message = format!("unknown path {}", request.uri().path());
         return error_response(http::StatusCode::NOT_FOUND, GRPC_NOT_FOUND, message);
@@ -1109,7 +1598,7 @@ async fn handle_http(shared: &Shared, request: http::Request<Incoming>) -> HttpR
         return response;
     }
     shared.count_request(signal);
-    match read_http(shared, signal, request).await {
+    match read_http(shared, connection, signal, request).await {
         Ok(response) => http::Response::builder()
             .header(http::header::CONTENT_TYPE, PROTOBUF)
             .body(Full::new(response))
@@ -1123,18 +1612,50 @@ async fn handle_http(shared: &Shared, request: http::Request<Incoming>) -> HttpR
                 grpc_code,
                 http_status,
                 message,
+                retry_after,
             },
         )) => {
             let status = http::StatusCode::from_u16(http_status)
                 .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-            error_response(status, grpc_code, message)
+            let mut response = error_response(status, grpc_code, message);
+            if let Some(hint) = retry_after {
+                // Digits or an IMF-fixdate: always a valid header value.
+                if let Ok(value) = http::HeaderValue::try_from(retry_after_header(&hint)) {
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, value);
+                }
+            }
+            response
         }
     }
+}
+
+/// The `Retry-After` value of `hint`: its delay in seconds, or the
+/// IMF-fixdate that far from now, either rounded up to a whole second
+/// (so that a client never retries early).
+fn retry_after_header(hint: &RetryHint) -> String {
+    if !hint.http_date {
+        return whole_seconds_up(hint.delay).to_string();
+    }
+    // A clock before 1970 counts as 1970.
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = whole_seconds_up(now.saturating_add(hint.delay)).min(LAST_HTTP_DATE_SECS);
+    httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// `duration` in seconds, rounded up.
+fn whole_seconds_up(duration: Duration) -> u64 {
+    let fraction = u64::from(duration.subsec_nanos() > 0);
+    duration.as_secs().saturating_add(fraction)
 }
 
 /// Checks the headers, reads and decompresses the body and exports it.
 async fn read_http(
     shared: &Shared,
+    connection: &KillSwitch,
     signal: Signal,
     request: http::Request<Incoming>,
 ) -> Result<Bytes, (http::StatusCode, Refusal)> {
@@ -1183,7 +1704,8 @@ async fn read_http(
         )
     })?;
     shared
-        .export(signal, &message, meta)
+        .export(signal, &message, meta, connection)
+        .await
         .map_err(|refusal| (http::StatusCode::BAD_REQUEST, refusal))
 }
 
@@ -1214,9 +1736,14 @@ fn decompress(compression: Compression, body: Bytes) -> io::Result<Bytes> {
     Ok(Bytes::from(out))
 }
 
-/// An error response with a `google.rpc.Status` body.
+/// An error response with a `google.rpc.Status` body (without details).
 fn error_response(status: http::StatusCode, code: i32, message: String) -> HttpResponse {
-    let body = RpcStatus { code, message }.encode_to_vec();
+    let body = RpcStatus {
+        code,
+        message,
+        details: Vec::new(),
+    }
+    .encode_to_vec();
     http::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, PROTOBUF)
@@ -1542,20 +2069,7 @@ mod tests {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> HttpReply {
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).expect("write");
-        stream.write_all(body).expect("write");
-        let mut reply = Vec::new();
-        stream.read_to_end(&mut reply).expect("read");
+        let reply = http_bytes(addr, method, path, headers, body).expect("read");
         let split = reply
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -1576,6 +2090,32 @@ mod tests {
             headers,
             body: reply[split + 4..].to_vec(),
         }
+    }
+
+    /// Sends one HTTP/1.1 request by hand; the reply's bytes, read to the
+    /// end, or the error that ended the reading.
+    fn http_bytes(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.write_all(body).expect("write");
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply)?;
+        Ok(reply)
     }
 
     fn post_traces(receiver: &Receiver, encoding: Option<&str>, body: &[u8]) -> HttpReply {
@@ -1884,7 +2424,8 @@ mod tests {
             reply.rpc_status(),
             RpcStatus {
                 code: 14,
-                message: "try later".to_owned()
+                message: "try later".to_owned(),
+                details: vec![],
             }
         );
         let counts = receiver.counts();
@@ -2257,5 +2798,497 @@ mod tests {
             !format!("{tls:?}").contains("secret"),
             "the key is left out"
         );
+    }
+
+    // -----------------------------------------------------------------------
+    // Fault modes, the fault script, restarts
+    // -----------------------------------------------------------------------
+
+    /// A [`Fault::Refuse`] as `RESOURCE_EXHAUSTED` and 429.
+    fn refuse(message: &str, retry_after: Option<RetryHint>) -> Fault {
+        Fault::Refuse {
+            grpc_code: 8,
+            http_status: 429,
+            message: message.to_owned(),
+            retry_after,
+        }
+    }
+
+    fn test_runtime() -> Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// Sends one uncompressed gRPC request by hand, on a connection of its
+    /// own: the response's headers (where a refusal's status is), or the
+    /// transport error that came instead.
+    fn grpc_raw(
+        receiver: &Receiver,
+        path: &str,
+        message: &[u8],
+    ) -> Result<http::HeaderMap, tonic::transport::Error> {
+        use tonic::codegen::Service;
+        let length = u32::try_from(message.len()).expect("a small message");
+        let mut frame = vec![0];
+        frame.extend_from_slice(&length.to_be_bytes());
+        frame.extend_from_slice(message);
+        test_runtime().block_on(async {
+            let mut channel = tonic::transport::Endpoint::from_shared(receiver.grpc_endpoint())
+                .expect("a valid endpoint")
+                .connect()
+                .await
+                .expect("connect");
+            let request = http::Request::builder()
+                .method("POST")
+                .uri(format!("{}{path}", receiver.grpc_endpoint()))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(tonic::body::Body::new(Full::new(Bytes::from(frame))))
+                .expect("a request");
+            std::future::poll_fn(|cx| channel.poll_ready(cx))
+                .await
+                .expect("ready");
+            let response = channel.call(request).await?;
+            Ok(response.headers().clone())
+        })
+    }
+
+    /// A cleartext HTTP/2 connection to `addr` that has sent its preface
+    /// and read the server's first frame: accepted, served, and idle.
+    fn h2_connection(addr: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .expect("write");
+        let mut frame_header = [0u8; 9];
+        stream.read_exact(&mut frame_header).expect("a frame");
+        stream
+    }
+
+    /// Whether the server closes `stream` (end of file or a reset) before
+    /// it has been silent for `silence`; what it sends first is skipped.
+    fn closes_within(stream: &mut TcpStream, silence: Duration) -> bool {
+        stream.set_read_timeout(Some(silence)).expect("timeout");
+        let mut buffer = [0u8; 1024];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// How long a connection that should stay open is watched.
+    const STILL_OPEN: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn receiver_grpc_refuses_with_and_without_a_retry_hint() {
+        let receiver = receiver(false);
+        let traces = Signal::Traces.grpc_path();
+        let message = request(&[2]).encode_to_vec();
+        let export = || {
+            with_grpc_client(&receiver, async |mut client| {
+                grpc_export(&mut client, traces, message.clone()).await
+            })
+            .expect_err("refused")
+        };
+
+        receiver.set_fault(refuse("slow down!", None));
+        let status = export();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(status.message(), "slow down!");
+        assert!(status.details().is_empty(), "no hint, no details");
+
+        let delay = Duration::from_millis(1500);
+        let hint = RetryHint {
+            delay,
+            http_date: false,
+        };
+        receiver.set_fault(refuse("slow down!", Some(hint)));
+        let status = export();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(status.message(), "slow down!");
+
+        // On the wire: the usual status, and its details in base64 without
+        // padding.
+        let headers = grpc_raw(&receiver, traces, &message).expect("an answer");
+        assert_eq!(headers["grpc-status"], "8");
+        assert_eq!(headers["grpc-message"], "slow%20down!");
+        let encoded = headers["grpc-status-details-bin"].as_bytes();
+        let details = tonic::metadata::MetadataMap::from_headers(headers.clone())
+            .get_bin("grpc-status-details-bin")
+            .expect("details")
+            .to_bytes()
+            .expect("base64");
+        assert_ne!(details.len() % 3, 0, "padding would show");
+        assert_eq!(encoded.len(), (4 * details.len()).div_ceil(3), "no padding");
+        assert_eq!(status.details(), &details[..], "what tonic clients see");
+
+        let details = RpcStatus::decode(details).expect("a google.rpc.Status");
+        assert_eq!((details.code, details.message.as_str()), (8, "slow down!"));
+        let [detail] = &details.details[..] else {
+            panic!("one detail: {details:?}");
+        };
+        assert_eq!(detail.type_url, RETRY_INFO_TYPE_URL);
+        let info = RetryInfo::decode(&detail.value[..]).expect("a google.rpc.RetryInfo");
+        assert_eq!(
+            info.retry_delay,
+            Some(ProtoDuration {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+
+        let counts = receiver.counts();
+        assert_eq!(
+            (counts.requests, counts.requests_faulted, counts.spans),
+            (3, 3, 0)
+        );
+    }
+
+    #[test]
+    fn receiver_http_refuses_with_and_without_a_retry_hint() {
+        let receiver = receiver(false);
+        let body = request(&[2]).encode_to_vec();
+        let refused = |retry_after| {
+            receiver.set_fault(refuse("slow down", retry_after));
+            let reply = post_traces(&receiver, None, &body);
+            assert_eq!(reply.status, 429);
+            assert_eq!(
+                reply.rpc_status(),
+                RpcStatus {
+                    code: 8,
+                    message: "slow down".to_owned(),
+                    details: vec![],
+                }
+            );
+            reply
+        };
+        assert_eq!(refused(None).header("retry-after"), None);
+
+        let seconds = |millis| {
+            let delay = Duration::from_millis(millis);
+            let reply = refused(Some(RetryHint {
+                delay,
+                http_date: false,
+            }));
+            reply.header("retry-after").map(str::to_owned)
+        };
+        assert_eq!(seconds(1000).as_deref(), Some("1"));
+        assert_eq!(seconds(1200).as_deref(), Some("2"), "rounded up");
+
+        let delay = Duration::from_secs(3);
+        let before = SystemTime::now();
+        let reply = refused(Some(RetryHint {
+            delay,
+            http_date: true,
+        }));
+        let after = SystemTime::now();
+        let date = reply.header("retry-after").expect("a Retry-After");
+        let retry_at = httpdate::parse_http_date(date).expect("an HTTP date");
+        assert!(
+            retry_at >= before + delay - Duration::from_secs(1),
+            "{date}"
+        );
+        assert!(retry_at <= after + delay + Duration::from_secs(2), "{date}");
+
+        let counts = receiver.counts();
+        assert_eq!(
+            (counts.requests, counts.requests_faulted, counts.spans),
+            (4, 4, 0)
+        );
+    }
+
+    #[test]
+    fn receiver_retry_after_rounds_up_to_a_whole_second() {
+        let seconds = |delay| {
+            retry_after_header(&RetryHint {
+                delay,
+                http_date: false,
+            })
+        };
+        assert_eq!(seconds(Duration::ZERO), "0");
+        assert_eq!(seconds(Duration::from_nanos(1)), "1");
+        assert_eq!(seconds(Duration::from_secs(1)), "1");
+        assert_eq!(seconds(Duration::from_millis(1200)), "2");
+        assert_eq!(seconds(Duration::MAX), u64::MAX.to_string());
+
+        let date = |delay| {
+            retry_after_header(&RetryHint {
+                delay,
+                http_date: true,
+            })
+        };
+        let now = SystemTime::now();
+        let retry_at =
+            httpdate::parse_http_date(&date(Duration::from_millis(500))).expect("an HTTP date");
+        assert!(retry_at > now, "never early");
+        assert_eq!(
+            date(Duration::MAX),
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "the last date, not a panic"
+        );
+    }
+
+    #[test]
+    fn receiver_grpc_answers_slowly_without_holding_up_other_requests() {
+        let receiver = receiver(false);
+        let traces = Signal::Traces.grpc_path();
+        let message = request(&[2]).encode_to_vec();
+        let delay = Duration::from_secs(1);
+        receiver.push_faults(1, Fault::Slow { delay });
+        // Both on one connection; the second once the first is in.
+        let (slow, fast) = with_grpc_client(&receiver, async |client| {
+            let start = Instant::now();
+            let (mut first, mut second) = (client.clone(), client);
+            let slow = async {
+                let answer = grpc_export(&mut first, traces, message.clone()).await;
+                (answer, start.elapsed())
+            };
+            let fast = async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let answer = grpc_export(&mut second, traces, message.clone()).await;
+                (answer, start.elapsed())
+            };
+            tokio::join!(slow, fast)
+        });
+        assert!(slow.1 >= delay, "{:?}", slow.1);
+        assert!(fast.1 < slow.1, "held up: {:?} {:?}", fast.1, slow.1);
+        assert_eq!(slow.0.ok(), Some(Bytes::new()));
+        assert_eq!(fast.0.ok(), Some(Bytes::new()));
+        let counts = receiver.counts();
+        assert_eq!(
+            (counts.requests, counts.requests_faulted, counts.spans),
+            (2, 1, 4)
+        );
+    }
+
+    #[test]
+    fn receiver_http_answers_slowly() {
+        let receiver = receiver(false);
+        let delay = Duration::from_millis(1000);
+        receiver.set_fault(Fault::Slow { delay });
+        let start = Instant::now();
+        let reply = std::thread::scope(|s| {
+            let posted = s.spawn(|| post_traces(&receiver, None, &request(&[3]).encode_to_vec()));
+            // Counted before the answer goes.
+            assert!(receiver.wait_for_spans(3, delay / 2));
+            assert!(start.elapsed() < delay);
+            posted.join().unwrap()
+        });
+        assert!(start.elapsed() >= delay, "{:?}", start.elapsed());
+        assert_eq!(reply.status, 200);
+        let counts = receiver.counts();
+        assert_eq!(
+            (counts.requests, counts.requests_faulted, counts.spans),
+            (1, 1, 3)
+        );
+    }
+
+    #[test]
+    fn receiver_grpc_drops_the_connection_without_a_status() {
+        let receiver = receiver(false);
+        let traces = Signal::Traces.grpc_path();
+        let message = request(&[2]).encode_to_vec();
+        let mut bystander = h2_connection(receiver.grpc_addr());
+
+        receiver.push_faults(1, Fault::DropConnection);
+        let answer = grpc_raw(&receiver, traces, &message);
+        assert!(answer.is_err(), "no status, a transport error: {answer:?}");
+        assert!(
+            !closes_within(&mut bystander, STILL_OPEN),
+            "only that connection is killed"
+        );
+        let answer = with_grpc_client(&receiver, async |mut client| {
+            grpc_export(&mut client, traces, message.clone()).await
+        });
+        assert_eq!(
+            answer.ok(),
+            Some(Bytes::new()),
+            "a new connection is served"
+        );
+
+        let counts = receiver.counts();
+        assert_eq!(
+            (
+                counts.requests,
+                counts.requests_faulted,
+                counts.connections_dropped,
+                counts.spans
+            ),
+            (2, 1, 1, 2)
+        );
+    }
+
+    #[test]
+    fn receiver_http_drops_the_connection_without_an_answer() {
+        let receiver = receiver(true);
+        let body = request(&[2]).encode_to_vec();
+        let mut bystander = TcpStream::connect(receiver.http_addr()).expect("connect");
+
+        receiver.push_faults(1, Fault::DropConnection);
+        let headers = [("Content-Type", PROTOBUF)];
+        let reply = http_bytes(receiver.http_addr(), "POST", "/v1/traces", &headers, &body);
+        let answered = reply.as_ref().is_ok_and(|bytes| !bytes.is_empty());
+        assert!(!answered, "no answer at all: {reply:?}");
+        assert!(
+            !closes_within(&mut bystander, STILL_OPEN),
+            "only that connection is killed"
+        );
+        assert_eq!(post_traces(&receiver, None, &body).status, 200);
+
+        let counts = receiver.counts();
+        assert_eq!(
+            (
+                counts.requests,
+                counts.requests_faulted,
+                counts.connections_dropped,
+                counts.spans
+            ),
+            (2, 1, 1, 2)
+        );
+        assert_eq!(
+            receiver.take_requests().len(),
+            1,
+            "the dropped one is not kept"
+        );
+        let accepted: Vec<_> = receiver
+            .take_request_meta()
+            .iter()
+            .map(|meta| meta.accepted)
+            .collect();
+        assert_eq!(accepted, [false, true]);
+    }
+
+    #[test]
+    fn receiver_scripted_faults_apply_in_order_then_the_base_fault() {
+        let receiver = receiver(false);
+        let body = request(&[1]).encode_to_vec();
+        let traces = Signal::Traces.grpc_path();
+        receiver.set_fault(Fault::PartialSuccess {
+            rejected: 1,
+            message: "base".to_owned(),
+        });
+        receiver.push_faults(0, Fault::DropConnection);
+        receiver.push_faults(2, refuse("scripted", None));
+        receiver.push_faults(
+            1,
+            Fault::Slow {
+                delay: Duration::from_millis(50),
+            },
+        );
+
+        // Any signal, either server, in arrival order.
+        assert_eq!(post_traces(&receiver, None, &body).status, 429);
+        let truncated = &body[..body.len() - 1];
+        assert_eq!(
+            post_traces(&receiver, None, truncated).status,
+            400,
+            "malformed: refused as always, using up nothing"
+        );
+        let (refused, slow) = with_grpc_client(&receiver, async |mut client| {
+            let refused = grpc_export(&mut client, traces, body.clone()).await;
+            let slow = grpc_export(&mut client, Signal::Metrics.grpc_path(), vec![]).await;
+            (refused, slow)
+        });
+        assert_eq!(
+            refused.map_err(|status| status.code()),
+            Err(tonic::Code::ResourceExhausted)
+        );
+        assert_eq!(slow.ok(), Some(Bytes::new()));
+        let reply = post_traces(&receiver, None, &body);
+        assert_eq!(reply.status, 200);
+        let response = ExportTraceServiceResponse::decode(&reply.body[..]).expect("a response");
+        let base = response.partial_success.map(|p| p.error_message);
+        assert_eq!(base.as_deref(), Some("base"), "the script is used up");
+        let counts = receiver.counts();
+        assert_eq!((counts.requests_faulted, counts.requests_malformed), (4, 1));
+
+        // `set_fault` leaves the script alone; `clear_faults` empties it.
+        receiver.push_faults(1, refuse("scripted", None));
+        receiver.set_fault(Fault::None);
+        assert_eq!(post_traces(&receiver, None, &body).status, 429);
+        receiver.push_faults(3, refuse("scripted", None));
+        receiver.clear_faults();
+        assert_eq!(post_traces(&receiver, None, &body).status, 200);
+        assert_eq!(receiver.counts().requests_faulted, 5);
+    }
+
+    #[test]
+    fn receiver_restarts_on_the_same_ports() {
+        let receiver = receiver(false);
+        let (grpc_port, http_port) = (receiver.grpc_addr().port(), receiver.http_addr().port());
+        let traces = Signal::Traces.grpc_path();
+        let message = request(&[1]).encode_to_vec();
+        let runtime = test_runtime();
+        let mut client = runtime.block_on(async {
+            let channel = tonic::transport::Endpoint::from_shared(receiver.grpc_endpoint())
+                .expect("a valid endpoint")
+                .connect()
+                .await
+                .expect("connect");
+            tonic::client::Grpc::new(channel)
+        });
+        let mut export = || runtime.block_on(grpc_export(&mut client, traces, message.clone()));
+        export().expect("exported");
+        let mut idle_grpc = h2_connection(receiver.grpc_addr());
+        let mut idle_http = TcpStream::connect(receiver.http_addr()).expect("connect");
+
+        let start = Instant::now();
+        receiver.shutdown();
+        assert!(
+            closes_within(&mut idle_grpc, WAIT),
+            "the gRPC connection ends"
+        );
+        assert!(
+            closes_within(&mut idle_http, WAIT),
+            "the HTTP connection ends"
+        );
+        assert!(start.elapsed() < WAIT / 4, "at once: {:?}", start.elapsed());
+        assert!(export().is_err(), "the receiver is gone");
+
+        let receiver = Receiver::start(ReceiverConfig {
+            grpc_port,
+            http_port,
+            ..ReceiverConfig::default()
+        })
+        .expect("the same ports, at once");
+        assert_eq!(
+            (receiver.grpc_addr().port(), receiver.http_addr().port()),
+            (grpc_port, http_port)
+        );
+        export().expect("the same client, reconnected");
+        assert_eq!(post_traces(&receiver, None, &message).status, 200);
+        assert_eq!(receiver.counts().spans, 2);
+    }
+
+    #[test]
+    fn unused_ports_are_distinct_and_free() {
+        let (grpc_port, http_port) = unused_ports().expect("two free ports");
+        assert_ne!(grpc_port, http_port);
+        assert!(grpc_port != 0 && http_port != 0);
+        let receiver = Receiver::start(ReceiverConfig {
+            grpc_port,
+            http_port,
+            ..ReceiverConfig::default()
+        })
+        .expect("both ports free");
+        assert_eq!(
+            (receiver.grpc_addr().port(), receiver.http_addr().port()),
+            (grpc_port, http_port)
+        );
+        assert_eq!(post_traces(&receiver, None, &[]).status, 200);
     }
 }
