@@ -340,8 +340,8 @@ fn stats_json(s: &Stats) -> String {
     let e = &s.export;
     let _ = write!(
         o,
-        "],\"export\":{{\"requests\":{},\"failures\":",
-        e.requests
+        "],\"export\":{{\"requests\":{},\"retries\":{},\"failures\":",
+        e.requests, e.retries
     );
     let f = &e.failures;
     json_object(&mut o, &f.by_kind());

@@ -241,9 +241,35 @@ impl EngineBuilder {
         self
     }
 
-    /// How long a request may wait for its answer (default 10 s).
+    /// How long one attempt of a request may wait for its answer (default
+    /// 10 s; `OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub fn export_timeout(mut self, timeout: Duration) -> Self {
         self.generic().timeout = by("export_timeout", timeout);
+        self
+    }
+
+    /// How long a request may take from its first attempt to its last,
+    /// retries and their waits included (default 30 s;
+    /// `OTEL_BSP_EXPORT_TIMEOUT`). No attempt starts after it.
+    pub fn batch_export_timeout(mut self, timeout: Duration) -> Self {
+        self.layer.bsp.export_timeout = by("batch_export_timeout", timeout);
+        self
+    }
+
+    /// Whether failed requests are retried as the OTLP specification says
+    /// (default yes): which failures are retried, and how long the waits
+    /// are, is documented in `otlpx::transport::retry`.
+    pub fn retry(mut self, enabled: bool) -> Self {
+        self.layer.retry_enabled = by("retry", enabled);
+        self
+    }
+
+    /// The backoff between retries when the receiver names no delay: the
+    /// wait before retry `n` is uniformly random up to `min(max, initial ×
+    /// 2^n)` (defaults 1 s and 5 s).
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.layer.retry_initial_backoff = by("retry_backoff", initial);
+        self.layer.retry_max_backoff = by("retry_backoff", max);
         self
     }
 
@@ -1137,6 +1163,8 @@ fn start_exporter(
         compression: config.compression,
         compression_level: config.compression_level,
         timeout: config.timeout,
+        deadline: config.deadline,
+        retry: config.retry,
         max_in_flight: config.max_in_flight,
     };
     crate::compress::Compressor::new(config.compression, config.compression_level)

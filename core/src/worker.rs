@@ -52,12 +52,13 @@
 use crate::batch::{Batcher, Pending, Policy};
 use crate::compress::Compressor;
 use crate::config::Compression;
+use crate::config::RetryPolicy;
 use crate::encode::Catalog;
 use crate::record::Recorder;
 use crate::ring::{Doorbell, Ring};
 use crate::telemetry::limiter::{DIAGNOSTIC_INTERVAL, RateLimiter};
 use crate::telemetry::{ExportCounters, FailureKind, KINDS, Settled};
-use crate::transport::{ExportRequest, Signal, Transport};
+use crate::transport::{ExportError, ExportRequest, Signal, Transport};
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -87,7 +88,11 @@ pub(crate) struct WorkerSettings {
     pub(crate) policy: Policy,
     pub(crate) compression: Compression,
     pub(crate) compression_level: Option<i32>,
+    /// Bound on one attempt.
     pub(crate) timeout: Duration,
+    /// Bound on all attempts of a request, from its first.
+    pub(crate) deadline: Duration,
+    pub(crate) retry: RetryPolicy,
     pub(crate) max_in_flight: usize,
 }
 
@@ -168,6 +173,8 @@ struct Shared {
     failure_log: [RateLimiter; KINDS],
     /// Rate limit of the partial-success WARN diagnostic.
     rejected_log: RateLimiter,
+    /// Rate limits of the retry WARN diagnostics: one per failure kind.
+    retry_log: [RateLimiter; KINDS],
 }
 
 impl Shared {
@@ -185,7 +192,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner) = Some(message);
     }
 
-    /// Logs a failed request of `spans` spans, rate-limited per kind.
+    /// Logs a request of `spans` spans given up, rate-limited per kind.
     fn warn_failed(&self, kind: FailureKind, spans: u64, error: &str) {
         let Some(suppressed) = self
             .failure_log
@@ -199,9 +206,83 @@ impl Shared {
             spans,
             error,
             suppressed,
-            "otlpx: an export request failed and its spans were dropped \
+            "otlpx: an export request failed for good (not retryable, or \
+             out of time) and its spans were dropped \
              (`suppressed`: how many like it were held back since the last)"
         );
+    }
+
+    /// Logs an attempt that failed and will be retried after `wait`,
+    /// rate-limited per kind.
+    fn warn_retrying(&self, kind: FailureKind, spans: u64, error: &str, wait: Duration) {
+        let Some(suppressed) = self
+            .retry_log
+            .get(kind as usize)
+            .and_then(RateLimiter::admit)
+        else {
+            return;
+        };
+        tracing::warn!(
+            ?kind,
+            spans,
+            error,
+            ?wait,
+            suppressed,
+            "otlpx: an export attempt failed; retrying after `wait` \
+             (`suppressed`: how many like it were held back since the last)"
+        );
+    }
+
+    /// Sends `request` until it is answered, fails for good, or its
+    /// deadline would pass before the next attempt (see
+    /// [`crate::transport::retry`]); every attempt sends the same bytes.
+    async fn deliver(&self, request: ExportRequest) -> Settled {
+        let settings = &self.settings;
+        let deadline = Instant::now() + settings.deadline;
+        let spans = request.items as u64;
+        let mut retries = 0;
+        loop {
+            let attempt = Instant::now();
+            let timeout = settings
+                .timeout
+                .min(deadline.saturating_duration_since(attempt));
+            let outcome =
+                tokio::time::timeout(timeout, self.transport.export(request.clone())).await;
+            // Before settling: a flush that sees the request settled sees
+            // its duration too.
+            self.counters.answered_after(attempt.elapsed());
+            let e = match outcome {
+                Ok(Ok(response)) => {
+                    if response.rejected > 0 {
+                        self.warn_rejected(response.rejected, spans, &response.message);
+                    }
+                    return Settled::Ok {
+                        rejected: response.rejected,
+                    };
+                }
+                Ok(Err(e)) => e,
+                Err(_) => ExportError::new(
+                    FailureKind::Timeout,
+                    format!("no answer within {timeout:?}"),
+                ),
+            };
+            self.counters.attempt_failed(e.kind);
+            self.note_error(e.to_string());
+            let random = u64::from_le_bytes(crate::SpanId::random().0);
+            // The next attempt must start before the deadline.
+            let wait = settings
+                .retry
+                .delay(e.retry, retries, random)
+                .filter(|&wait| Instant::now() + wait < deadline);
+            let Some(wait) = wait else {
+                self.warn_failed(e.kind, spans, &e.message);
+                return Settled::Failed;
+            };
+            self.warn_retrying(e.kind, spans, &e.message, wait);
+            self.counters.retried();
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
     }
 
     /// Logs a partial success, rate-limited.
@@ -223,6 +304,7 @@ impl Shared {
     fn take_suppressed(&self) -> u64 {
         self.failure_log
             .iter()
+            .chain(&self.retry_log)
             .chain([&self.rejected_log])
             .map(RateLimiter::take_suppressed)
             .sum()
@@ -288,6 +370,7 @@ impl Workers {
             last_error: Mutex::new(None),
             failure_log: std::array::from_fn(|_| RateLimiter::new(DIAGNOSTIC_INTERVAL)),
             rejected_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
+            retry_log: std::array::from_fn(|_| RateLimiter::new(DIAGNOSTIC_INTERVAL)),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(workers);
@@ -638,47 +721,16 @@ impl Worker {
             if let Err(e) = self.compressor.compress(&self.frame, &mut out) {
                 shared.warn_failed(FailureKind::Other, spans as u64, &e);
                 shared.note_error(e);
-                in_flight.settle(Settled::Failed(FailureKind::Other));
+                shared.counters.attempt_failed(FailureKind::Other);
+                in_flight.settle(Settled::Failed);
                 return true;
             }
             Bytes::from(out)
         };
         shared.counters.sent(spans, uncompressed, body.len());
         let request = ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
-        let timeout = shared.settings.timeout;
-        let started = Instant::now();
-        let export = {
-            let _entered = shared.runtime.enter();
-            shared.transport.export(request)
-        };
         shared.runtime.spawn(async move {
-            let outcome = tokio::time::timeout(timeout, export).await;
-            let shared = &in_flight.shared;
-            // Before settling: a flush that sees the request settled sees
-            // its duration too.
-            shared.counters.answered_after(started.elapsed());
-            let spans = in_flight.spans;
-            let how = match outcome {
-                Ok(Ok(response)) => {
-                    if response.rejected > 0 {
-                        shared.warn_rejected(response.rejected, spans, &response.message);
-                    }
-                    Settled::Ok {
-                        rejected: response.rejected,
-                    }
-                }
-                Ok(Err(e)) => {
-                    shared.warn_failed(e.kind, spans, &e.message);
-                    shared.note_error(e.to_string());
-                    Settled::Failed(e.kind)
-                }
-                Err(_) => {
-                    let message = format!("no answer within {timeout:?}");
-                    shared.warn_failed(FailureKind::Timeout, spans, &message);
-                    shared.note_error(message);
-                    Settled::Failed(FailureKind::Timeout)
-                }
-            };
+            let how = in_flight.shared.deliver(request).await;
             in_flight.settle(how);
         });
         true

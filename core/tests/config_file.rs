@@ -55,6 +55,11 @@ ring_bytes_per_cpu = 65536
 [admin]
 address = "127.0.0.1:0"
 ready_window_ms = 5000
+
+[retry]
+enabled = true
+initial_backoff_ms = 250
+max_backoff_ms = 4000
 "#;
 
 fn toml(text: &str) -> EngineBuilder {
@@ -134,6 +139,9 @@ fn every_section_with_its_line() {
         ("admin.enabled", "true", "address ="),
         ("admin.address", "127.0.0.1:0", "address ="),
         ("admin.ready_window_ms", "5000", "ready_window_ms"),
+        ("retry.enabled", "true", "enabled = true"),
+        ("retry.initial_backoff_ms", "250", "initial_backoff_ms"),
+        ("retry.max_backoff_ms", "4000", "max_backoff_ms"),
     ] {
         assert_eq!(
             at(&c, key),
@@ -181,6 +189,7 @@ fn unknown_keys_and_sections_are_named_with_their_line() {
             2,
         ),
         ("[admin]\nport = 9464\n", "admin.port", 2),
+        ("[retry]\nmax_attempts = 5\n", "retry.max_attempts", 2),
         ("colour = \"blue\"\n", "colour", 1),
     ] {
         let e = toml(text).build().unwrap_err().to_string();
@@ -259,6 +268,24 @@ fn bad_values_name_file_line_key_and_value() {
             2,
             "admin.address",
             "IP address",
+        ),
+        (
+            "[retry]\ninitial_backoff_ms = 0\n",
+            2,
+            "retry.initial_backoff_ms",
+            "more than zero",
+        ),
+        (
+            "[retry]\ninitial_backoff_ms = 900\nmax_backoff_ms = 800\n",
+            3,
+            "retry.max_backoff_ms",
+            "at least retry.initial_backoff_ms (900)",
+        ),
+        (
+            "[retry]\nenabled = \"no\"\n",
+            2,
+            "retry.enabled",
+            "true or false",
         ),
     ] {
         let e = toml(text).build().unwrap_err().to_string();

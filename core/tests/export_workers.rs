@@ -1,12 +1,16 @@
 //! The export side with a stand-in transport: every span recorded by
 //! several threads arrives exactly once, through each compression; answers
-//! and failures are counted by kind; batches respect size and age; a full
+//! and failures are counted by kind; retries resend the same bytes and
+//! stop at the batch export timeout; batches respect size and age; a full
 //! ring wakes a sleeping worker; shutdown keeps its deadline against a
-//! receiver that never answers. (Pinning and idling: `export_idle.rs`.)
+//! receiver that never answers. (Pinning and idling: `export_idle.rs`;
+//! retries against a real receiver: `tests/tests/e2e_retry.rs`.)
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
-use otlpx::transport::{ExportError, ExportFuture, ExportRequest, ExportResponse, Transport};
+use otlpx::transport::{
+    ExportError, ExportFuture, ExportRequest, ExportResponse, Retry, Transport,
+};
 use otlpx::{BuildError, Compression, Engine, FailureKind, FlushError};
 use prost::Message;
 use std::collections::HashSet;
@@ -20,6 +24,8 @@ enum Answer {
     Accept,
     Partial(u64),
     Fail(FailureKind),
+    /// Fail the first `n` requests with `retry`, then accept.
+    FailFirst(usize, Retry),
     Never,
 }
 
@@ -67,11 +73,19 @@ impl Capture {
 
 impl Transport for Capture {
     fn export(&self, request: ExportRequest) -> ExportFuture {
-        self.requests.lock().unwrap().push(request);
+        let seen = {
+            let mut requests = self.requests.lock().unwrap();
+            requests.push(request);
+            requests.len()
+        };
         let answer = self.answer.clone();
         Box::pin(async move {
             match answer {
                 Answer::Accept => Ok(ExportResponse::accepted()),
+                Answer::FailFirst(n, retry) if seen <= n => {
+                    Err(ExportError::new(FailureKind::Throttled, "not now").with_retry(retry))
+                }
+                Answer::FailFirst(..) => Ok(ExportResponse::accepted()),
                 Answer::Partial(n) => Ok(ExportResponse::partial(n, "too old")),
                 Answer::Fail(kind) => Err(ExportError::new(kind, "refused")),
                 Answer::Never => std::future::pending().await,
@@ -188,7 +202,12 @@ fn partial_success_and_failures_are_counted_by_kind() {
         FailureKind::Throttled,
     ] {
         let capture = Capture::new(Answer::Fail(kind));
-        let engine = engine_with(&capture).max_batch_spans(10).build().unwrap();
+        // Retries off: each request fails once (retries are tested below).
+        let engine = engine_with(&capture)
+            .max_batch_spans(10)
+            .retry(false)
+            .build()
+            .unwrap();
         record(&engine, 1, 30);
         engine.flush(Duration::from_secs(10)).unwrap();
         let s = engine.stats();
@@ -237,16 +256,86 @@ fn shutdown_keeps_its_deadline_when_the_receiver_never_answers() {
 }
 
 #[test]
-fn a_request_that_times_out_is_counted_as_a_timeout() {
+fn attempts_that_time_out_are_retried_until_the_batch_export_timeout() {
     let capture = Capture::new(Answer::Never);
     let engine = engine_with(&capture)
         .export_timeout(Duration::from_millis(100))
+        .batch_export_timeout(Duration::from_millis(1000))
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
         .build()
         .unwrap();
     record(&engine, 1, 5);
+    let start = Instant::now();
     engine.flush(Duration::from_secs(10)).unwrap();
+    let took = start.elapsed();
     let s = engine.stats();
-    assert_eq!((s.dropped.export_failed, s.export.failures.timeout), (5, 1));
+    let e = &s.export;
+    assert_eq!((s.dropped.export_failed, e.requests), (5, 1));
+    // Every attempt timed out; all but the last were retried.
+    assert!(e.retries >= 5, "{e:?}");
+    assert_eq!(e.failures.timeout, e.retries + 1, "{e:?}");
+    assert_eq!(capture.requests().len() as u64, e.retries + 1);
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+}
+
+#[test]
+fn retries_resend_the_same_bytes_after_the_asked_delay_or_backoff() {
+    let asked = Duration::from_millis(300);
+    for (retry, at_least) in [
+        (Retry::After(asked), asked),
+        (Retry::Backoff, Duration::ZERO),
+    ] {
+        let capture = Capture::new(Answer::FailFirst(3, retry));
+        let engine = engine_with(&capture)
+            .compression(Compression::Zstd)
+            .retry_backoff(Duration::from_millis(20), Duration::from_millis(40))
+            .build()
+            .unwrap();
+        record(&engine, 1, 7);
+        let start = Instant::now();
+        engine.flush(Duration::from_secs(10)).unwrap();
+        let took = start.elapsed();
+        let s = engine.stats();
+        assert_eq!((s.exported, s.dropped.total()), (7, 0), "{retry:?}");
+        let e = &s.export;
+        assert_eq!((e.requests, e.retries), (1, 3), "{retry:?}");
+        assert_eq!((e.failures.throttled, e.failures.total()), (3, 3));
+        assert!(took >= at_least * 3, "{retry:?}: {took:?}");
+        // Four attempts, one body: the very same buffer, never re-encoded.
+        let sent = capture.requests();
+        assert_eq!(sent.len(), 4);
+        assert!(
+            sent.iter()
+                .all(|r| r.body.as_ptr() == sent[0].body.as_ptr() && r.body == sent[0].body)
+        );
+        assert_eq!(capture.decoded()[0].1, 7);
+    }
+}
+
+#[test]
+fn final_errors_and_retries_turned_off_are_not_retried() {
+    for (retry, enabled) in [(Retry::Never, true), (Retry::Backoff, false)] {
+        let capture = Capture::new(Answer::FailFirst(1, retry));
+        let engine = engine_with(&capture).retry(enabled).build().unwrap();
+        record(&engine, 1, 4);
+        engine.flush(Duration::from_secs(10)).unwrap();
+        let s = engine.stats();
+        assert_eq!((s.exported, s.dropped.export_failed), (0, 4), "{retry:?}");
+        assert_eq!((s.export.retries, s.export.failures.throttled), (0, 1));
+        assert_eq!(capture.requests().len(), 1);
+    }
+}
+
+#[test]
+fn a_delay_past_the_batch_export_timeout_gives_up_at_once() {
+    let capture = Capture::new(Answer::FailFirst(1, Retry::After(Duration::from_secs(60))));
+    let engine = engine_with(&capture).build().unwrap();
+    record(&engine, 1, 3);
+    let start = Instant::now();
+    engine.flush(Duration::from_secs(10)).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let s = engine.stats();
+    assert_eq!((s.dropped.export_failed, s.export.retries), (3, 0));
 }
 
 #[test]

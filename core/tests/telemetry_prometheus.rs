@@ -152,7 +152,7 @@ fn check_time(scrape: &Scrape, name: &str, unix_nanos: u64) {
 }
 
 /// Every family the text must carry, each with its `# HELP`.
-const FAMILIES: [&str; 19] = [
+const FAMILIES: [&str; 20] = [
     "otlpx_spans_recorded_total",
     "otlpx_spans_exported_total",
     "otlpx_spans_dropped_total",
@@ -160,6 +160,7 @@ const FAMILIES: [&str; 19] = [
     "otlpx_spans_in_rings",
     "otlpx_spans_drained_by_caller_total",
     "otlpx_export_requests_total",
+    "otlpx_export_retries_total",
     "otlpx_export_failures_total",
     "otlpx_export_uncompressed_bytes_total",
     "otlpx_export_sent_bytes_total",
@@ -206,6 +207,7 @@ fn check_text_matches(s: &Stats) -> Scrape {
     assert_eq!(g("otlpx_spans_in_rings"), s.in_rings);
     let e = &s.export;
     assert_eq!(c("otlpx_export_requests_total"), e.requests);
+    assert_eq!(c("otlpx_export_retries_total"), e.retries);
     let f = &e.failures;
     for ((_, kind), n) in KINDS.iter().zip([
         f.unavailable,
@@ -291,6 +293,8 @@ fn prometheus_text_matches_stats_after_answers_of_every_kind() {
         .rings(2)
         .ring_bytes_per_cpu(64 << 10)
         .max_batch_spans(1)
+        // One attempt per request: the script's answers map to requests.
+        .retry(false)
         .transport(transport)
         .build()
         .unwrap();
@@ -490,6 +494,8 @@ fn a_flood_of_failures_logs_one_warning_per_kind_and_no_header_value() {
         .rings(1)
         .max_batch_spans(1)
         .header("x-api-key", secret)
+        // One attempt per request: the script's answers map to requests.
+        .retry(false)
         .transport(transport)
         .build()
         .unwrap();

@@ -450,7 +450,8 @@ typedef struct {
    */
   uint64_t dropped_rejected;
   /**
-   * Dropped: their request failed.
+   * Dropped: their request failed for good (a final error, or still
+   * failing at the batch export timeout).
    */
   uint64_t dropped_export_failed;
   /**
@@ -458,11 +459,11 @@ typedef struct {
    */
   uint64_t dropped_shutdown;
   /**
-   * Export requests answered or failed.
+   * Export requests sent (each once, however often retried).
    */
   uint64_t export_requests;
   /**
-   * Export requests that failed (all kinds).
+   * Export attempts that failed (all kinds; retried or not).
    */
   uint64_t export_failures;
   /**
@@ -491,6 +492,10 @@ typedef struct {
    * A stale or busy span handle names no engine, so is not counted.
    */
   uint64_t calls_refused;
+  /**
+   * Export attempts that sent a failed request again.
+   */
+  uint64_t export_retries;
 } otlpx_stats;
 
 /**

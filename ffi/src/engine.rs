@@ -405,13 +405,14 @@ pub struct otlpx_stats {
     pub dropped_aborted: u64,
     /// Dropped: the receiver rejected them (partial success).
     pub dropped_rejected: u64,
-    /// Dropped: their request failed.
+    /// Dropped: their request failed for good (a final error, or still
+    /// failing at the batch export timeout).
     pub dropped_export_failed: u64,
     /// Dropped: unanswered at shutdown.
     pub dropped_shutdown: u64,
-    /// Export requests answered or failed.
+    /// Export requests sent (each once, however often retried).
     pub export_requests: u64,
-    /// Export requests that failed (all kinds).
+    /// Export attempts that failed (all kinds; retried or not).
     pub export_failures: u64,
     /// Request bytes before compression.
     pub export_bytes_uncompressed: u64,
@@ -427,6 +428,8 @@ pub struct otlpx_stats {
     /// (NULL, UTF-8, enum numbers, all-zero ids); the status said which.
     /// A stale or busy span handle names no engine, so is not counted.
     pub calls_refused: u64,
+    /// Export attempts that sent a failed request again.
+    pub export_retries: u64,
 }
 
 /// Writes the engine's counters to `out`: the first `out_size` bytes of an
@@ -476,6 +479,7 @@ pub unsafe extern "C" fn otlpx_engine_stats(
             // Relaxed (both): statistics.
             values_truncated: state.values_truncated.load(Ordering::Relaxed),
             calls_refused: state.calls_refused.load(Ordering::Relaxed),
+            export_retries: s.export.retries,
         };
         let n = out_size.min(size_of::<otlpx_stats>());
         // SAFETY: `out` is non-NULL (checked) and the caller promises

@@ -139,6 +139,10 @@ fn c_program(exe: &Path) -> Command {
             cmd.env_remove(&key);
         }
     }
+    // cargo test puts target/<profile> on LD_LIBRARY_PATH, ahead of each
+    // program's rpath: a stale libotlpx_ffi.so there (from an earlier
+    // `cargo build`) would be loaded instead of this build's.
+    cmd.env_remove("LD_LIBRARY_PATH");
     cmd.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
     cmd

@@ -162,8 +162,8 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
     }
     assert_eq!(
         v("otlpx_export_duration_seconds_count"),
-        e.requests,
-        "every request answered"
+        e.requests + e.retries,
+        "every attempt answered"
     );
     for (i, r) in s.rings.iter().enumerate() {
         let ring = i.to_string();
@@ -222,6 +222,7 @@ fn stats_json(s: &Stats) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "export": {
             "requests": e.requests,
+            "retries": e.retries,
             "failures": {
                 "unavailable": f.unavailable,
                 "timeout": f.timeout,
@@ -275,6 +276,9 @@ fn admin_endpoint_serves_metrics_stats_health_and_readiness() {
         .ready_window(Duration::from_secs(600))
         .max_batch_spans(10)
         .export_timeout(Duration::from_secs(5))
+        // Retried while the receiver is down, but not for long.
+        .batch_export_timeout(Duration::from_secs(1))
+        .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
         .rings(2)
         .build()
         .unwrap();
@@ -296,7 +300,11 @@ fn admin_endpoint_serves_metrics_stats_health_and_readiness() {
     // Ten spans a request, or fewer if the schedule delay ran out while
     // they were recorded.
     assert!(s.export.requests >= 5, "{s:?}");
-    assert_eq!(s.export.failures.unavailable, s.export.requests);
+    // Every attempt failed: refused, or (the last one, cut short by the
+    // batch export timeout) timed out.
+    let f = &s.export.failures;
+    assert_eq!(f.total(), s.export.requests + s.export.retries, "{f:?}");
+    assert_eq!(f.unavailable + f.timeout, f.total(), "{f:?}");
     assert!(s.export.last_failure_unix_nanos > 0);
     assert_eq!(s.export.last_success_unix_nanos, 0);
     let ready = get(admin, "/ready");

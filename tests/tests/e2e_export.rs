@@ -288,6 +288,9 @@ fn a_receiver_that_is_down_is_counted_and_shutdown_keeps_its_deadline() {
             .endpoint(format!("http://127.0.0.1:{}", closed_port()))
             .protocol(protocol)
             .max_batch_spans(100)
+            // Retried (no answer is retryable), but not for long.
+            .batch_export_timeout(Duration::from_secs(2))
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
             .build()
             .unwrap();
         let tracer = engine.tracer("down", "");
@@ -301,7 +304,14 @@ fn a_receiver_that_is_down_is_counted_and_shutdown_keeps_its_deadline() {
             (0, 1000),
             "{protocol:?}"
         );
-        assert_eq!(s.export.failures.unavailable, 10, "{protocol:?}");
+        let e = &s.export;
+        assert_eq!(e.requests, 10, "{protocol:?}");
+        assert!(e.retries >= 10, "{protocol:?}: {e:?}");
+        // Every attempt failed: refused, or (the last one, cut short by
+        // the batch export timeout) timed out.
+        let f = &e.failures;
+        assert_eq!(f.total(), 10 + e.retries, "{protocol:?}: {f:?}");
+        assert_eq!(f.unavailable + f.timeout, f.total(), "{protocol:?}: {f:?}");
         let error = engine.last_export_error().unwrap();
         assert!(!error.is_empty(), "{protocol:?}");
 

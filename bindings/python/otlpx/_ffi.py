@@ -246,6 +246,7 @@ STATS_FIELDS = (
     "ring_bytes_capacity",
     "values_truncated",
     "calls_refused",
+    "export_retries",
 )
 
 

@@ -109,6 +109,7 @@ impl File<'_> {
                 "limits" => self.limits(e.table()?, layer)?,
                 "workers" => self.workers(e.table()?, layer)?,
                 "admin" => self.admin(e.table()?, layer)?,
+                "retry" => self.retry(e.table()?, layer)?,
                 _ => return Err(e.unknown(&SECTIONS)),
             }
         }
@@ -357,11 +358,26 @@ impl File<'_> {
         }
         Ok(())
     }
+
+    /// `[retry]`.
+    fn retry(&self, t: &dyn TableLike, layer: &mut Layer) -> Result<(), ConfigError> {
+        for e in self.entries(t, "retry") {
+            match e.key.as_str() {
+                "retry.enabled" => layer.retry_enabled = e.boolean()?,
+                "retry.initial_backoff_ms" => layer.retry_initial_backoff = e.ms()?,
+                "retry.max_backoff_ms" => layer.retry_max_backoff = e.ms()?,
+                _ => {
+                    return Err(e.unknown(&["enabled", "initial_backoff_ms", "max_backoff_ms"]));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The top-level section names, for "unknown key" errors.
-const SECTIONS: [&str; 8] = [
-    "disabled", "resource", "exporter", "batch", "sampling", "limits", "workers", "admin",
+const SECTIONS: [&str; 9] = [
+    "disabled", "resource", "exporter", "batch", "sampling", "limits", "workers", "admin", "retry",
 ];
 
 /// Keys of `[exporter]`; the first nine also of `[exporter.<signal>]`.

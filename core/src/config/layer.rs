@@ -214,4 +214,7 @@ pub(crate) struct Layer {
     pub(crate) admin_enabled: Opt<bool>,
     pub(crate) admin_address: Opt<String>,
     pub(crate) ready_window: Opt<Duration>,
+    pub(crate) retry_enabled: Opt<bool>,
+    pub(crate) retry_initial_backoff: Opt<Duration>,
+    pub(crate) retry_max_backoff: Opt<Duration>,
 }

@@ -228,6 +228,28 @@ pub const CONNECTIONS_DEFAULT: usize = 2;
 /// Default bound on requests in flight, all workers together.
 pub const MAX_IN_FLIGHT_DEFAULT: usize = 8;
 
+/// Default wait bound before the first retry (full jitter: 0 to this).
+pub const RETRY_INITIAL_BACKOFF_MS_DEFAULT: u64 = 1_000;
+
+/// Default cap on the backoff bound: 1, 2, 4, 5, 5 … s. Within the 30 s
+/// default batch export timeout that is about ten attempts on average, so
+/// a receiver restarting for a few seconds is ridden out without a retry
+/// storm.
+pub const RETRY_MAX_BACKOFF_MS_DEFAULT: u64 = 5_000;
+
+/// How the engine retries failed requests (the rules are in
+/// `transport::retry`).
+#[cfg_attr(not(feature = "export"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RetryPolicy {
+    /// Whether to retry at all.
+    pub(crate) enabled: bool,
+    /// The backoff bound before the first retry.
+    pub(crate) initial: std::time::Duration,
+    /// The cap on the backoff bound.
+    pub(crate) max: std::time::Duration,
+}
+
 /// The export settings of the traces pipeline, resolved and validated.
 /// (Without the `export` feature only the endpoint and admin address are
 /// read: to refuse them.)
@@ -241,7 +263,11 @@ pub(crate) struct ExportConfig {
     pub(crate) compression: Compression,
     pub(crate) compression_level: Option<i32>,
     pub(crate) headers: Vec<(String, String)>,
+    /// Bound on one attempt (`OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub(crate) timeout: std::time::Duration,
+    /// Bound on all attempts of one request (`OTEL_BSP_EXPORT_TIMEOUT`).
+    pub(crate) deadline: std::time::Duration,
+    pub(crate) retry: RetryPolicy,
     pub(crate) connections: usize,
     pub(crate) max_in_flight: usize,
     /// `None`: one worker per 8 CPUs, at least one.

@@ -312,6 +312,7 @@ impl Resolver<'_> {
             ms,
         );
         positive(&bsp_timeout, "batch.export_timeout_ms")?;
+        let retry = self.retry()?;
         let tls = self.tls()?;
         let connections = self.value(
             "exporter.connections",
@@ -389,7 +390,9 @@ impl Resolver<'_> {
             compression,
             compression_level,
             headers,
-            timeout: timeout.value.min(bsp_timeout.value),
+            timeout: timeout.value,
+            deadline: bsp_timeout.value,
+            retry,
             connections: connections.value,
             max_in_flight: max_in_flight.value,
             workers: workers.map(|w| w.value),
@@ -401,6 +404,40 @@ impl Resolver<'_> {
             tls,
             admin_address,
             ready_window: ready_window.value,
+        })
+    }
+
+    /// `[retry]`: on or off, and the backoff bounds (initial ≤ max).
+    fn retry(&mut self) -> Result<RetryPolicy, ConfigError> {
+        let enabled = self.value("retry.enabled", |l| &l.retry_enabled, true, bool::to_string);
+        let initial = self.value(
+            "retry.initial_backoff_ms",
+            |l| &l.retry_initial_backoff,
+            Duration::from_millis(RETRY_INITIAL_BACKOFF_MS_DEFAULT),
+            ms,
+        );
+        positive(&initial, "retry.initial_backoff_ms")?;
+        let max = self.value(
+            "retry.max_backoff_ms",
+            |l| &l.retry_max_backoff,
+            Duration::from_millis(RETRY_MAX_BACKOFF_MS_DEFAULT),
+            ms,
+        );
+        if max.value < initial.value {
+            return Err(ConfigError::new(
+                &max.source,
+                key_of(&max.source, "retry.max_backoff_ms"),
+                ms(&max.value),
+                format!(
+                    "must be at least retry.initial_backoff_ms ({})",
+                    ms(&initial.value)
+                ),
+            ));
+        }
+        Ok(RetryPolicy {
+            enabled: enabled.value,
+            initial: initial.value,
+            max: max.value,
         })
     }
 

@@ -92,8 +92,8 @@ pub struct Dropped {
     /// The receiver accepted the request but rejected these spans (OTLP
     /// partial success).
     pub rejected: u64,
-    /// Their request failed (see [`ExportStats::failures`] for why); retries
-    /// are not attempted yet.
+    /// Their request failed for good: a final error, or still failing
+    /// when its deadline came (see [`ExportStats::failures`] for why).
     pub export_failed: u64,
     /// Their request was still unanswered when shutdown's deadline passed.
     pub shutdown: u64,
@@ -183,18 +183,22 @@ impl ExportFailures {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExportStats {
-    /// Requests sent.
+    /// Requests sent (each counted once, however often it was retried).
     pub requests: u64,
-    /// Requests that failed, by kind.
+    /// Attempts that sent a failed request again (see
+    /// [`crate::transport::retry`]).
+    pub retries: u64,
+    /// Attempts that failed, by kind: a request retried twice before it
+    /// went through counts two failures.
     pub failures: ExportFailures,
-    /// Request bytes as framed, before compression.
+    /// Request bytes as framed, before compression (once per request).
     pub bytes_uncompressed: u64,
     /// Request bytes sent (after compression; gRPC's 5-byte message prefix
-    /// not counted).
+    /// not counted; once per request, retries not counted again).
     pub bytes_sent: u64,
-    /// How long requests took, from handing them to the transport to their
-    /// answer or failure (timeouts included, abandoned ones not), in
-    /// nanoseconds; bounds [`EXPORT_DURATION_BOUNDS_NANOS`].
+    /// How long attempts took, from handing the request to the transport
+    /// to its answer or failure (timeouts included, abandoned ones not),
+    /// in nanoseconds; bounds [`EXPORT_DURATION_BOUNDS_NANOS`].
     pub duration_nanos: HistogramSnapshot,
     /// Spans per request sent; bounds [`BATCH_SPANS_BOUNDS`].
     pub batch_spans: HistogramSnapshot,
@@ -214,6 +218,7 @@ impl Default for ExportStats {
     fn default() -> Self {
         Self {
             requests: 0,
+            retries: 0,
             failures: ExportFailures::default(),
             bytes_uncompressed: 0,
             bytes_sent: 0,
@@ -312,6 +317,7 @@ pub(crate) struct ExportCounters {
     failed: AtomicU64,
     shutdown: AtomicU64,
     requests: AtomicU64,
+    retries: AtomicU64,
     failures: [AtomicU64; KINDS],
     bytes_uncompressed: AtomicU64,
     bytes_sent: AtomicU64,
@@ -331,6 +337,7 @@ impl Default for ExportCounters {
             failed: AtomicU64::new(0),
             shutdown: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             failures: Default::default(),
             bytes_uncompressed: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
@@ -357,8 +364,8 @@ pub(crate) fn unix_nanos_now() -> u64 {
 pub(crate) enum Settled {
     /// Answered with success: `rejected` of `spans` refused (partial success).
     Ok { rejected: u64 },
-    /// Failed.
-    Failed(FailureKind),
+    /// Failed for good (its attempts counted by `attempt_failed`).
+    Failed,
     /// Abandoned unanswered at shutdown.
     Shutdown,
 }
@@ -385,6 +392,22 @@ impl ExportCounters {
             .record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
     }
 
+    /// An attempt to send a request failed (the request may be retried).
+    #[cfg(feature = "export")]
+    pub(crate) fn attempt_failed(&self, kind: FailureKind) {
+        // Relaxed (both): statistics; `fetch_max` as in `settle`.
+        self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
+        self.last_failure
+            .fetch_max(unix_nanos_now(), Ordering::Relaxed);
+    }
+
+    /// A failed request is being sent again.
+    #[cfg(feature = "export")]
+    pub(crate) fn retried(&self) {
+        // Relaxed: a statistic.
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Spans abandoned at shutdown so far.
     #[cfg(feature = "export")]
     pub(crate) fn abandoned(&self) -> u64 {
@@ -407,11 +430,8 @@ impl ExportCounters {
                 self.last_success
                     .fetch_max(unix_nanos_now(), Ordering::Relaxed);
             }
-            Settled::Failed(kind) => {
-                // Relaxed (both): statistics beside the span count, as above.
-                self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
-                self.last_failure
-                    .fetch_max(unix_nanos_now(), Ordering::Relaxed);
+            Settled::Failed => {
+                // Its failed attempts are counted by `attempt_failed`.
                 self.failed.fetch_add(spans, Ordering::Release);
             }
             Settled::Shutdown => {
@@ -431,6 +451,7 @@ impl ExportCounters {
         s.export = ExportStats {
             // Relaxed: statistics.
             requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
             failures: ExportFailures {
                 unavailable: f(FailureKind::Unavailable),
                 timeout: f(FailureKind::Timeout),

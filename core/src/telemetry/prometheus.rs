@@ -80,7 +80,7 @@ impl Stats {
     /// `otlpx_spans_exported_total`, `otlpx_spans_dropped_total{reason}`,
     /// `otlpx_spans_in_flight`, `otlpx_spans_in_rings`,
     /// `otlpx_spans_drained_by_caller_total`, `otlpx_export_requests_total`,
-    /// `otlpx_export_failures_total{kind}`,
+    /// `otlpx_export_retries_total`, `otlpx_export_failures_total{kind}`,
     /// `otlpx_export_uncompressed_bytes_total`,
     /// `otlpx_export_sent_bytes_total`, the histograms
     /// `otlpx_export_duration_seconds`, `otlpx_export_batch_spans` and
@@ -147,15 +147,22 @@ impl Stats {
             out,
             "otlpx_export_requests_total",
             "counter",
-            "Export requests sent.",
+            "Export requests sent (each once, however often retried).",
             e.requests,
+        )?;
+        single(
+            out,
+            "otlpx_export_retries_total",
+            "counter",
+            "Export attempts that sent a failed request again.",
+            e.retries,
         )?;
         labelled(
             out,
             (
                 "otlpx_export_failures_total",
                 "counter",
-                "Export requests that failed, by kind.",
+                "Export attempts that failed, by kind.",
             ),
             "kind",
             f.by_kind(),
@@ -304,7 +311,7 @@ mod tests {
                 _ => panic!("unexpected line {line:?}"),
             }
         }
-        assert_eq!(typed.len(), 19, "{text}");
+        assert_eq!(typed.len(), 20, "{text}");
         assert!(text.contains("otlpx_spans_recorded_total 7\n"));
         assert!(text.contains("otlpx_export_duration_seconds_bucket{le=\"0.0001\"} 1\n"));
         assert!(text.contains("otlpx_export_duration_seconds_bucket{le=\"+Inf\"} 1\n"));

@@ -18,9 +18,8 @@
 
 use super::tls::{TlsFailureSlot, tls_failure};
 use super::{
-    ClientTls, ExportError, ExportFuture, ExportRequest, ExportResponse, MAX_RESPONSE_BYTES,
-    Transport, USER_AGENT, decode_response, error_chain, excerpt, grpc_code_kind, http_status_kind,
-    read_body,
+    ClientTls, ExportError, ExportFuture, ExportRequest, ExportResponse, MAX_RESPONSE_BYTES, Retry,
+    Transport, USER_AGENT, decode_response, error_chain, excerpt, grpc_code_kind, read_body, retry,
 };
 use crate::config::Compression;
 use crate::telemetry::FailureKind;
@@ -231,11 +230,11 @@ async fn read_response(
     let (parts, body) = response.into_parts();
     if parts.status != http::StatusCode::OK {
         // Not a gRPC answer (a proxy's, say): classify by HTTP status.
-        let mut e = ExportError::new(
-            http_status_kind(parts.status.as_u16()),
+        let e = super::http_error(
+            parts.status.as_u16(),
+            &parts.headers,
             format!("HTTP {} instead of a gRPC answer", parts.status),
         );
-        e.http_status = Some(parts.status.as_u16());
         return Err(e);
     }
     if let Some(e) = status_error(&parts.headers)? {
@@ -280,10 +279,23 @@ fn status_error(headers: &HeaderMap) -> Result<Option<ExportError>, ExportError>
         .get("grpc-message")
         .map(|m| percent_decode(m.as_bytes()))
         .unwrap_or_default();
+    let retry_info = headers
+        .get("grpc-status-details-bin")
+        .and_then(|details| retry::grpc_retry_info(details.as_bytes()));
+    let retry = if !retry::grpc_code_retryable(code, retry_info.is_some()) {
+        Retry::Never
+    } else {
+        match retry_info {
+            // A zero delay would retry at once, again and again: back off.
+            Some(delay) if !delay.is_zero() => Retry::After(delay),
+            _ => Retry::Backoff,
+        }
+    };
     let mut e = ExportError::new(
         grpc_code_kind(code),
         format!("gRPC status {code}: {message}"),
-    );
+    )
+    .with_retry(retry);
     e.grpc_code = Some(code);
     Ok(Some(e))
 }

@@ -11,7 +11,7 @@
 use super::tls::{TlsConnector, tls_failure};
 use super::{
     ClientTls, ExportError, ExportFuture, ExportRequest, RpcStatus, Transport, USER_AGENT,
-    decode_response, error_chain, excerpt, http_status_kind, read_body,
+    decode_response, error_chain, excerpt, read_body,
 };
 use crate::config::Compression;
 use crate::telemetry::FailureKind;
@@ -111,6 +111,7 @@ impl Transport for HttpTransport {
                     .unwrap_or_else(|| ExportError::new(FailureKind::Unavailable, error_chain(&e)))
             })?;
             let status = response.status();
+            let headers = response.headers().clone();
             let body = read_body(response.into_body()).await?.to_bytes();
             if status.is_success() {
                 // A success whose body says nothing we can read still
@@ -121,12 +122,11 @@ impl Transport for HttpTransport {
                 Ok(s) if !s.message.is_empty() => s.message,
                 _ => excerpt(&body),
             };
-            let mut e = ExportError::new(
-                http_status_kind(status.as_u16()),
+            Err(super::http_error(
+                status.as_u16(),
+                &headers,
                 format!("HTTP {status}: {detail}"),
-            );
-            e.http_status = Some(status.as_u16());
-            Err(e)
+            ))
         })
     }
 }

@@ -16,10 +16,12 @@
 
 mod grpc;
 mod http;
+pub mod retry;
 mod tls;
 
 pub(crate) use self::grpc::GrpcTransport;
 pub(crate) use self::http::HttpTransport;
+pub use self::retry::Retry;
 pub(crate) use self::tls::ClientTls;
 
 use crate::config::Compression;
@@ -119,17 +121,34 @@ pub struct ExportError {
     pub grpc_code: Option<i32>,
     /// The HTTP status, when the receiver sent one.
     pub http_status: Option<u16>,
+    /// Whether, and when, the request may be sent again.
+    pub retry: Retry,
 }
 
 impl ExportError {
-    /// An error of `kind`.
+    /// An error of `kind`, retryable after backoff if it is
+    /// [`Unavailable`](FailureKind::Unavailable) or
+    /// [`Timeout`](FailureKind::Timeout) (no answer: the receiver may not
+    /// have seen the request), final otherwise; see
+    /// [`with_retry`](Self::with_retry).
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        let retry = match kind {
+            FailureKind::Unavailable | FailureKind::Timeout => Retry::Backoff,
+            _ => Retry::Never,
+        };
         Self {
             kind,
             message: message.into(),
             grpc_code: None,
             http_status: None,
+            retry,
         }
+    }
+
+    /// The same error with `retry` as its retry decision.
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
     }
 }
 
@@ -201,7 +220,8 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 /// The failure kind of a gRPC status code (see [`ExportFailures`] for the
-/// grouping; retry decisions, which need the code itself, come later).
+/// grouping; whether to retry is decided by the code itself, in
+/// [`retry`]).
 ///
 /// [`ExportFailures`]: crate::ExportFailures
 fn grpc_code_kind(code: i32) -> FailureKind {
@@ -229,6 +249,27 @@ fn http_status_kind(status: u16) -> FailureKind {
         400..=499 => FailureKind::Rejected,
         _ => FailureKind::Other,
     }
+}
+
+/// The error of an HTTP answer with a status that is not a success:
+/// retryable (after `Retry-After`, when the answer has one) for the
+/// statuses the specification lists.
+fn http_error(status: u16, headers: &::http::HeaderMap, message: String) -> ExportError {
+    let retry = if !retry::http_status_retryable(status) {
+        Retry::Never
+    } else {
+        let asked = headers
+            .get(::http::header::RETRY_AFTER)
+            .and_then(|v| retry::http_retry_after(v.as_bytes(), std::time::SystemTime::now()));
+        match asked {
+            // "Retry-After: 0" would retry at once, again and again.
+            Some(delay) if !delay.is_zero() => Retry::After(delay),
+            _ => Retry::Backoff,
+        }
+    };
+    let mut e = ExportError::new(http_status_kind(status), message).with_retry(retry);
+    e.http_status = Some(status);
+    e
 }
 
 /// Reads an answer body, at most [`MAX_RESPONSE_BYTES`] of it.
