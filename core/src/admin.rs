@@ -340,8 +340,8 @@ fn stats_json(s: &Stats) -> String {
     let e = &s.export;
     let _ = write!(
         o,
-        "],\"export\":{{\"requests\":{},\"retries\":{},\"failures\":",
-        e.requests, e.retries
+        "],\"export\":{{\"requests\":{},\"retries\":{},\"in_flight_bytes\":{},\"in_flight_bytes_high_water\":{},\"failures\":",
+        e.requests, e.retries, e.in_flight_bytes, e.in_flight_bytes_high_water
     );
     let f = &e.failures;
     json_object(&mut o, &f.by_kind());
@@ -452,7 +452,7 @@ mod tests {
         let json = stats_json(&s);
         for needle in [
             "{\"recorded\":1,\"exported\":2,\"dropped\":{\"ring_full\":0,",
-            "\"shutdown\":7},\"in_flight\":3,\"in_rings\":4,\"drained_by_caller\":5,",
+            "\"shutdown\":7,\"evicted\":0},\"in_flight\":3,\"in_rings\":4,\"drained_by_caller\":5,",
             "\"ring_bytes_used\":6,\"rings\":[{\"used_bytes\":0,\"high_water_bytes\":0,\"capacity_bytes\":0},{",
             "\"tls\":8},\"bytes_uncompressed\":0,",
             "\"batch_spans\":{\"bounds\":[1,2,4,",

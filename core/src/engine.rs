@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::config::layer::{ExporterLayer, Layer, Limit, Opt, Scope, Sourced};
 use crate::config::resolve::Resolved;
 use crate::config::{self, Compression, ConfigError, EffectiveConfig, Protocol, Sampler};
-use crate::config::{Source, SpanLimits};
+use crate::config::{Overflow, Source, SpanLimits};
 use crate::encode::{Catalog, ScopeBytes, Scopes, resource_bytes};
 use crate::proto;
 use crate::record::{Recorder, Tracer};
@@ -284,6 +284,21 @@ impl EngineBuilder {
     /// they are all out, spans wait in the rings.
     pub fn max_in_flight(mut self, requests: usize) -> Self {
         self.layer.max_in_flight = by("max_in_flight", requests);
+        self
+    }
+
+    /// Bound on the bytes (compressed, as sent) of requests in flight:
+    /// waiting for an answer or for a retry (default 16 MiB). A request
+    /// starts while fewer bytes are in flight.
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.layer.max_in_flight_bytes = by("max_in_flight_bytes", bytes);
+        self
+    }
+
+    /// What happens when the in-flight bounds are reached and more spans
+    /// wait (default [`Overflow::DropOldest`]).
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.layer.overflow = by("overflow", overflow);
         self
     }
 
@@ -1166,6 +1181,8 @@ fn start_exporter(
         deadline: config.deadline,
         retry: config.retry,
         max_in_flight: config.max_in_flight,
+        max_in_flight_bytes: config.max_in_flight_bytes,
+        overflow: config.overflow,
     };
     crate::compress::Compressor::new(config.compression, config.compression_level)
         .map_err(|reason| BuildError::Start(format!("compression: {reason}")))?;

@@ -76,7 +76,7 @@ mod value;
 #[cfg(feature = "export")]
 mod worker;
 
-pub use config::{Compression, Protocol, SpanLimits};
+pub use config::{Compression, Overflow, Protocol, SpanLimits};
 pub use context::{
     SpanContext, SpanId, TraceFlags, TraceId, TraceState, Traceparent, TraceparentError,
 };

@@ -22,13 +22,20 @@
 //!
 //! # In flight
 //!
-//! A [`Gate`] bounds requests in flight across all workers. A worker takes a
-//! slot before it takes spans from its rings, so spans are only ever in a
-//! ring or in a request that is on its way; while the gate is closed the
-//! rings are the queue, and a full ring drops (counted) rather than block a
-//! producer. Every request is settled exactly once in [`ExportCounters`]:
-//! answered, failed, or abandoned at shutdown (its task dropped).
-//!
+//! A [`Gate`] bounds requests in flight across all workers, by count and
+//! by bytes. A worker takes a slot before it takes spans from its rings,
+//! so spans are only ever in a ring or in a request that is on its way
+//! (sent, or waiting to be sent again: [`crate::transport::retry`]); while
+//! the gate is closed the rings are the queue, and a full ring drops
+//! (counted) rather than block a producer. A request waiting for a retry
+//! keeps its slot; under [`Overflow::DropOldest`], a worker that finds the
+//! gate closed while one of its rings is half full (so would soon drop new
+//! spans) evicts the oldest such request, one at a time, so that in an
+//! outage longer than the rings can absorb the newest spans are the ones
+//! kept. Every request is settled exactly once in
+//! [`ExportCounters`]: answered, failed, evicted, or abandoned at shutdown
+//! (its task dropped).
+
 //! # Flush and stop
 //!
 //! `flush` bumps an epoch and wakes everyone; a worker that sees a new epoch
@@ -52,7 +59,7 @@
 use crate::batch::{Batcher, Pending, Policy};
 use crate::compress::Compressor;
 use crate::config::Compression;
-use crate::config::RetryPolicy;
+use crate::config::{Overflow, RetryPolicy};
 use crate::encode::Catalog;
 use crate::record::Recorder;
 use crate::ring::{Doorbell, Ring};
@@ -60,10 +67,12 @@ use crate::telemetry::limiter::{DIAGNOSTIC_INTERVAL, RateLimiter};
 use crate::telemetry::{ExportCounters, FailureKind, KINDS, Settled};
 use crate::transport::{ExportError, ExportRequest, Signal, Transport};
 use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// How long shutdown waits, past its deadline if need be, for the I/O
 /// runtime to drop (and so count) the requests it abandons. Dropping a task
@@ -94,6 +103,8 @@ pub(crate) struct WorkerSettings {
     pub(crate) deadline: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) max_in_flight: usize,
+    pub(crate) max_in_flight_bytes: usize,
+    pub(crate) overflow: Overflow,
 }
 
 /// Why a flush did not complete.
@@ -108,15 +119,29 @@ pub enum FlushError {
     NotExporting,
 }
 
-/// Bounds requests in flight; also where flush waits.
+/// Bounds requests in flight, by count and by bytes; also where flush
+/// waits, and where the oldest request waiting for a retry is evicted to
+/// make room (see [`Overflow`]).
 struct Gate {
     state: Mutex<GateState>,
     changed: Condvar,
     max: usize,
+    /// Bound on the bytes of requests in flight: a request may start while
+    /// fewer are, so they stay under this plus one request.
+    max_bytes: usize,
 }
 
 struct GateState {
     in_flight: usize,
+    /// Bytes (as sent, compressed) of the requests in flight.
+    bytes: usize,
+    /// Requests waiting to be retried, oldest first: each wakes when its
+    /// `Notify` fires and, finding itself gone from here, settles as
+    /// evicted.
+    retrying: VecDeque<Arc<Notify>>,
+    /// Requests evicted that have not left yet: at most one eviction is
+    /// under way, so a worker waiting for room evicts one request at a time.
+    evicting: usize,
 }
 
 impl Gate {
@@ -124,13 +149,22 @@ impl Gate {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a slot, waiting while `max` requests are in flight, until
-    /// `give_up()` (checked at least every few ms) says to stop waiting.
-    fn enter(&self, give_up: impl Fn() -> bool) -> bool {
+    /// Takes a slot, waiting while `max` requests or `max_bytes` bytes are
+    /// in flight, until `give_up()` (checked at least every few ms) says
+    /// to stop waiting. While waiting, if `evict()` says so, evicts the
+    /// oldest request waiting to be retried.
+    fn enter(&self, give_up: impl Fn() -> bool, evict: impl Fn() -> bool) -> bool {
         let mut st = self.lock();
-        while st.in_flight >= self.max {
+        while st.in_flight >= self.max || st.bytes >= self.max_bytes {
             if give_up() {
                 return false;
+            }
+            if st.evicting == 0
+                && evict()
+                && let Some(victim) = st.retrying.pop_front()
+            {
+                st.evicting += 1;
+                victim.notify_one();
             }
             st = self
                 .changed
@@ -142,9 +176,40 @@ impl Gate {
         true
     }
 
-    fn leave(&self) {
-        self.lock().in_flight -= 1;
+    /// Counts `bytes` more in flight (once a request's size is known).
+    fn add_bytes(&self, bytes: usize) {
+        self.lock().bytes += bytes;
+    }
+
+    fn leave(&self, bytes: usize, evicted: bool) {
+        let mut st = self.lock();
+        st.in_flight -= 1;
+        st.bytes -= bytes;
+        if evicted {
+            st.evicting -= 1;
+        }
+        drop(st);
         self.changed.notify_all();
+    }
+
+    /// Waits `wait` before a retry, evictable meanwhile; false if the
+    /// request was evicted (before or during the wait).
+    async fn wait_to_retry(&self, wait: Duration) -> bool {
+        let wake = Arc::new(Notify::new());
+        self.lock().retrying.push_back(Arc::clone(&wake));
+        // Either way: woken early (evicted) or not.
+        let _ = tokio::time::timeout(wait, wake.notified()).await;
+        // Decided under the lock: an eviction that raced the end of the
+        // wait has already taken the request off the queue, and counts on
+        // it leaving.
+        let mut st = self.lock();
+        match st.retrying.iter().position(|w| Arc::ptr_eq(w, &wake)) {
+            Some(i) => {
+                st.retrying.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Wakes waiters to re-check their conditions.
@@ -175,6 +240,8 @@ struct Shared {
     rejected_log: RateLimiter,
     /// Rate limits of the retry WARN diagnostics: one per failure kind.
     retry_log: [RateLimiter; KINDS],
+    /// Rate limit of the eviction WARN diagnostic.
+    evicted_log: RateLimiter,
 }
 
 impl Shared {
@@ -208,6 +275,20 @@ impl Shared {
             suppressed,
             "otlpx: an export request failed for good (not retryable, or \
              out of time) and its spans were dropped \
+             (`suppressed`: how many like it were held back since the last)"
+        );
+    }
+
+    /// Logs a request evicted while it waited for a retry, rate-limited.
+    fn warn_evicted(&self, spans: u64) {
+        let Some(suppressed) = self.evicted_log.admit() else {
+            return;
+        };
+        tracing::warn!(
+            spans,
+            suppressed,
+            "otlpx: the in-flight budget was full and newer spans were \
+             waiting: the oldest request waiting for a retry was dropped \
              (`suppressed`: how many like it were held back since the last)"
         );
     }
@@ -279,8 +360,11 @@ impl Shared {
                 return Settled::Failed;
             };
             self.warn_retrying(e.kind, spans, &e.message, wait);
+            if !self.gate.wait_to_retry(wait).await {
+                self.warn_evicted(spans);
+                return Settled::Evicted;
+            }
             self.counters.retried();
-            tokio::time::sleep(wait).await;
             retries += 1;
         }
     }
@@ -305,7 +389,7 @@ impl Shared {
         self.failure_log
             .iter()
             .chain(&self.retry_log)
-            .chain([&self.rejected_log])
+            .chain([&self.rejected_log, &self.evicted_log])
             .map(RateLimiter::take_suppressed)
             .sum()
     }
@@ -354,9 +438,15 @@ impl Workers {
         let workers = settings.workers.clamp(1, recorder.rings.len());
         let shared = Arc::new(Shared {
             gate: Gate {
-                state: Mutex::new(GateState { in_flight: 0 }),
+                state: Mutex::new(GateState {
+                    in_flight: 0,
+                    bytes: 0,
+                    retrying: VecDeque::new(),
+                    evicting: 0,
+                }),
                 changed: Condvar::new(),
                 max: settings.max_in_flight.max(1),
+                max_bytes: settings.max_in_flight_bytes.max(1),
             },
             runtime: runtime.handle().clone(),
             recorder,
@@ -371,6 +461,7 @@ impl Workers {
             failure_log: std::array::from_fn(|_| RateLimiter::new(DIAGNOSTIC_INTERVAL)),
             rejected_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
             retry_log: std::array::from_fn(|_| RateLimiter::new(DIAGNOSTIC_INTERVAL)),
+            evicted_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(workers);
@@ -521,17 +612,20 @@ impl Workers {
 }
 
 /// Settles a request exactly once: with its outcome, or as abandoned if the
-/// task is dropped first. Also frees its gate slot.
+/// task is dropped first. Also frees its gate slot and bytes.
 struct InFlight {
     shared: Arc<Shared>,
     spans: u64,
+    bytes: usize,
     settled: bool,
+    evicted: bool,
 }
 
 impl InFlight {
     fn settle(mut self, how: Settled) {
         self.shared.counters.settle(self.spans, how);
         self.settled = true;
+        self.evicted = matches!(how, Settled::Evicted);
     }
 }
 
@@ -540,7 +634,10 @@ impl Drop for InFlight {
         if !self.settled {
             self.shared.counters.settle(self.spans, Settled::Shutdown);
         }
-        self.shared.gate.leave();
+        self.shared
+            .counters
+            .in_flight_bytes_changed(-(self.bytes as i64));
+        self.shared.gate.leave(self.bytes, self.evicted);
     }
 }
 
@@ -687,21 +784,32 @@ impl Worker {
         // Take the slot before the spans: spans are in a ring or on their
         // way, never held by a waiting worker. A stopping worker waits for
         // nothing.
+        let policy = shared.settings.policy;
+        let rings = || shared.rings_of(self.index, self.workers);
+        // Drop oldest: with no room, and a ring half full (it would soon
+        // drop new spans), the oldest request waiting for a retry goes.
+        // Below that the rings hold the spans: an outage they can absorb
+        // loses nothing.
+        let evict = || {
+            shared.settings.overflow == Overflow::DropOldest
+                && rings()
+                    .any(|ring| 2 * ring.counters().used_bytes >= ring.capacity_bytes() as u64)
+        };
         if !shared
             .gate
-            .enter(|| stop || shared.stop.load(Ordering::Acquire))
+            .enter(|| stop || shared.stop.load(Ordering::Acquire), evict)
         {
             return false;
         }
         let mut in_flight = InFlight {
             shared: Arc::clone(&shared),
             spans: 0,
+            bytes: 0,
             settled: true,
+            evicted: false,
         };
-        let policy = shared.settings.policy;
-        let rings = shared.rings_of(self.index, self.workers);
         let spans = self.batcher.take(
-            rings,
+            rings(),
             &shared.catalog,
             policy.max_spans,
             policy.max_bytes,
@@ -728,6 +836,9 @@ impl Worker {
             Bytes::from(out)
         };
         shared.counters.sent(spans, uncompressed, body.len());
+        in_flight.bytes = body.len();
+        shared.gate.add_bytes(body.len());
+        shared.counters.in_flight_bytes_changed(body.len() as i64);
         let request = ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
         shared.runtime.spawn(async move {
             let how = in_flight.shared.deliver(request).await;

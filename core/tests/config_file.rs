@@ -23,6 +23,8 @@ compression_level = 3
 timeout_ms = 1500
 connections = 3
 max_in_flight = 5
+max_in_flight_bytes = 1000000
+overflow = "drop_newest"
 headers = { "x-tenant" = "acme" }
 
 [exporter.traces]
@@ -107,7 +109,13 @@ fn every_section_with_its_line() {
         ("exporter.compression_level", "3", "compression_level"),
         ("exporter.traces.timeout_ms", "1200", "timeout_ms = 1200"),
         ("exporter.connections", "3", "connections"),
-        ("exporter.max_in_flight", "5", "max_in_flight"),
+        ("exporter.max_in_flight", "5", "max_in_flight = 5"),
+        (
+            "exporter.max_in_flight_bytes",
+            "1000000",
+            "max_in_flight_bytes",
+        ),
+        ("exporter.overflow", "drop_newest", "overflow ="),
         ("exporter.traces.headers.x-tenant", "***", "headers ="),
         ("batch.schedule_delay_ms", "200", "schedule_delay_ms"),
         ("batch.export_timeout_ms", "20000", "export_timeout_ms"),
@@ -280,6 +288,12 @@ fn bad_values_name_file_line_key_and_value() {
             3,
             "retry.max_backoff_ms",
             "at least retry.initial_backoff_ms (900)",
+        ),
+        (
+            "[exporter]\noverflow = \"block\"\n",
+            2,
+            "exporter.overflow",
+            "drop_oldest",
         ),
         (
             "[retry]\nenabled = \"no\"\n",

@@ -454,3 +454,122 @@ fn export_settings_are_checked_at_build() {
     // Settings are checked whether or not the engine exports.
     assert_eq!(bad(e().connections(0)), "connections");
 }
+
+/// Records `n` spans `thread = batch`, `seq` 0..n, and waits until the
+/// transport has seen `requests` requests.
+fn record_batch(engine: &Engine, capture: &Capture, batch: i64, n: i64, requests: usize) {
+    let tracer = engine.tracer("export-test", "1");
+    for seq in 0..n {
+        let mut span = tracer.start("op");
+        span.set_attribute("thread", batch);
+        span.set_attribute("seq", seq);
+        span.end();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while capture.requests().len() < requests {
+        assert!(Instant::now() < deadline, "request {requests} never went");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_full_budget_evicts_the_oldest_request_waiting_for_a_retry_once_a_ring_is_half_full() {
+    use otlpx::Overflow;
+    for overflow in [Overflow::DropOldest, Overflow::DropNewest] {
+        let label = format!("{overflow:?}");
+        // Both slots taken by requests waiting 1 s for their retry.
+        let capture = Capture::new(Answer::FailFirst(2, Retry::After(Duration::from_secs(1))));
+        let engine = engine_with(&capture)
+            .rings(1)
+            .ring_bytes_per_cpu(64 << 10)
+            .max_batch_spans(10)
+            .max_in_flight(2)
+            .overflow(overflow)
+            .build()
+            .unwrap();
+        record_batch(&engine, &capture, 0, 10, 1);
+        record_batch(&engine, &capture, 1, 10, 2);
+        // ~96 bytes a span: 400 fill the 64 KiB ring past half. Drop
+        // oldest then evicts batch 0 at once and sends; drop newest waits
+        // for a retry to free a slot.
+        let third = Instant::now();
+        record_batch(&engine, &capture, 2, 400, 3);
+        let waited = third.elapsed();
+        engine.flush(Duration::from_secs(10)).unwrap();
+        let s = engine.stats();
+        assert_eq!(s.recorded, 420, "{label}");
+        assert_eq!(s.recorded, s.exported + s.dropped.total(), "{label}");
+        let batches: Vec<i64> = capture
+            .decoded()
+            .into_iter()
+            .map(|request| span_ids(&[request])[0].0)
+            .collect();
+        match overflow {
+            Overflow::DropOldest => {
+                assert!(waited < Duration::from_millis(900), "{label}: {waited:?}");
+                // Batch 0 went first; batch 1 may have followed it while
+                // the ring was still over half full.
+                assert!(
+                    s.dropped.evicted == 10 || s.dropped.evicted == 20,
+                    "{label}: {s:?}"
+                );
+                assert_eq!(&batches[..3], [0, 1, 2], "{label}");
+                assert_eq!(s.exported, 420 - s.dropped.evicted, "{label}");
+                assert_eq!(s.dropped.total(), s.dropped.evicted, "{label}");
+            }
+            _ => {
+                assert!(waited >= Duration::from_millis(500), "{label}: {waited:?}");
+                assert_eq!((s.exported, s.dropped.total()), (420, 0), "{label}");
+                assert_eq!(s.export.retries, 2, "{label}");
+            }
+        }
+        let e = &s.export;
+        assert_eq!(e.in_flight_bytes, 0, "{label}");
+        let largest = capture
+            .requests()
+            .iter()
+            .map(|r| r.body.len())
+            .max()
+            .unwrap();
+        assert!(
+            e.in_flight_bytes_high_water >= largest as u64
+                && e.in_flight_bytes_high_water <= 2 * largest as u64,
+            "{label}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn the_byte_budget_bounds_requests_in_flight() {
+    // A budget of one byte: one request at a time, whatever max_in_flight.
+    let capture = Capture::new(Answer::FailFirst(
+        1,
+        Retry::After(Duration::from_millis(300)),
+    ));
+    let engine = engine_with(&capture)
+        .max_batch_spans(10)
+        .max_in_flight(8)
+        .max_in_flight_bytes(1)
+        .overflow(otlpx::Overflow::DropNewest)
+        .build()
+        .unwrap();
+    record_batch(&engine, &capture, 0, 10, 1);
+    let start = Instant::now();
+    record_batch(&engine, &capture, 1, 10, 3);
+    // The second batch waited for the first's retry to be answered.
+    assert!(
+        start.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
+    engine.flush(Duration::from_secs(10)).unwrap();
+    let s = engine.stats();
+    assert_eq!((s.exported, s.dropped.total()), (20, 0));
+    let largest = capture
+        .requests()
+        .iter()
+        .map(|r| r.body.len())
+        .max()
+        .unwrap();
+    assert!(s.export.in_flight_bytes_high_water <= largest as u64);
+}

@@ -152,7 +152,7 @@ fn check_time(scrape: &Scrape, name: &str, unix_nanos: u64) {
 }
 
 /// Every family the text must carry, each with its `# HELP`.
-const FAMILIES: [&str; 20] = [
+const FAMILIES: [&str; 22] = [
     "otlpx_spans_recorded_total",
     "otlpx_spans_exported_total",
     "otlpx_spans_dropped_total",
@@ -161,6 +161,8 @@ const FAMILIES: [&str; 20] = [
     "otlpx_spans_drained_by_caller_total",
     "otlpx_export_requests_total",
     "otlpx_export_retries_total",
+    "otlpx_export_in_flight_bytes",
+    "otlpx_export_in_flight_bytes_high_water",
     "otlpx_export_failures_total",
     "otlpx_export_uncompressed_bytes_total",
     "otlpx_export_sent_bytes_total",
@@ -198,6 +200,7 @@ fn check_text_matches(s: &Stats) -> Scrape {
         ("rejected", d.rejected),
         ("export_failed", d.export_failed),
         ("shutdown", d.shutdown),
+        ("evicted", d.evicted),
     ] {
         let got = counter(&scrape, "otlpx_spans_dropped_total", &[("reason", reason)]);
         assert_eq!(got, n, "dropped {reason}");
@@ -208,6 +211,11 @@ fn check_text_matches(s: &Stats) -> Scrape {
     let e = &s.export;
     assert_eq!(c("otlpx_export_requests_total"), e.requests);
     assert_eq!(c("otlpx_export_retries_total"), e.retries);
+    assert_eq!(g("otlpx_export_in_flight_bytes"), e.in_flight_bytes);
+    assert_eq!(
+        g("otlpx_export_in_flight_bytes_high_water"),
+        e.in_flight_bytes_high_water
+    );
     let f = &e.failures;
     for ((_, kind), n) in KINDS.iter().zip([
         f.unavailable,

@@ -496,6 +496,15 @@ typedef struct {
    * Export attempts that sent a failed request again.
    */
   uint64_t export_retries;
+  /**
+   * Dropped: evicted while waiting for a retry, to make room for newer
+   * spans (the in-flight budget was full).
+   */
+  uint64_t dropped_evicted;
+  /**
+   * Bytes of requests in flight now (waiting for an answer or a retry).
+   */
+  uint64_t export_in_flight_bytes;
 } otlpx_stats;
 
 /**

@@ -430,6 +430,11 @@ pub struct otlpx_stats {
     pub calls_refused: u64,
     /// Export attempts that sent a failed request again.
     pub export_retries: u64,
+    /// Dropped: evicted while waiting for a retry, to make room for newer
+    /// spans (the in-flight budget was full).
+    pub dropped_evicted: u64,
+    /// Bytes of requests in flight now (waiting for an answer or a retry).
+    pub export_in_flight_bytes: u64,
 }
 
 /// Writes the engine's counters to `out`: the first `out_size` bytes of an
@@ -480,6 +485,8 @@ pub unsafe extern "C" fn otlpx_engine_stats(
             values_truncated: state.values_truncated.load(Ordering::Relaxed),
             calls_refused: state.calls_refused.load(Ordering::Relaxed),
             export_retries: s.export.retries,
+            dropped_evicted: s.dropped.evicted,
+            export_in_flight_bytes: s.export.in_flight_bytes,
         };
         let n = out_size.min(size_of::<otlpx_stats>());
         // SAFETY: `out` is non-NULL (checked) and the caller promises

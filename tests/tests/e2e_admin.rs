@@ -112,6 +112,7 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
         ("rejected", d.rejected),
         ("export_failed", d.export_failed),
         ("shutdown", d.shutdown),
+        ("evicted", d.evicted),
     ] {
         let got = value(&scrape, "otlpx_spans_dropped_total", &[("reason", reason)]);
         assert_eq!(got as u64, n, "{reason}");
@@ -210,6 +211,7 @@ fn stats_json(s: &Stats) -> serde_json::Value {
             "rejected": d.rejected,
             "export_failed": d.export_failed,
             "shutdown": d.shutdown,
+            "evicted": d.evicted,
         },
         "in_flight": s.in_flight,
         "in_rings": s.in_rings,
@@ -223,6 +225,8 @@ fn stats_json(s: &Stats) -> serde_json::Value {
         "export": {
             "requests": e.requests,
             "retries": e.retries,
+            "in_flight_bytes": e.in_flight_bytes,
+            "in_flight_bytes_high_water": e.in_flight_bytes_high_water,
             "failures": {
                 "unavailable": f.unavailable,
                 "timeout": f.timeout,

@@ -299,14 +299,14 @@ fn a_receiver_that_is_down_is_counted_and_shutdown_keeps_its_deadline() {
         }
         engine.flush(Duration::from_secs(20)).unwrap();
         let s = engine.stats();
-        assert_eq!(
-            (s.exported, s.dropped.export_failed),
-            (0, 1000),
-            "{protocol:?}"
-        );
+        // Ten requests for eight slots: batches waiting in the rings evict
+        // the oldest requests waiting for a retry; the rest fail for good.
+        let d = &s.dropped;
+        assert_eq!(s.exported, 0, "{protocol:?}");
+        assert_eq!(d.export_failed + d.evicted, 1000, "{protocol:?}: {d:?}");
         let e = &s.export;
         assert_eq!(e.requests, 10, "{protocol:?}");
-        assert!(e.retries >= 10, "{protocol:?}: {e:?}");
+        assert!(e.retries >= 8, "{protocol:?}: {e:?}");
         // Every attempt failed: refused, or (the last one, cut short by
         // the batch export timeout) timed out.
         let f = &e.failures;

@@ -1,7 +1,9 @@
 //! Retries end to end, per the OTLP specification, over gRPC and HTTP
 //! against the embedded receiver told to misbehave: down at the start,
 //! refusing with and without a retry hint, answering too slowly, dropping
-//! the connection mid-request.
+//! the connection mid-request; and an outage with a small in-flight budget,
+//! where the oldest requests waiting for a retry are evicted (which ones:
+//! `core/tests/export_workers.rs`).
 //!
 //! Every test checks the engine's accounting exactly (`recorded ==
 //! exported + dropped + in flight + in rings`, nothing left in flight or in
@@ -281,5 +283,55 @@ fn an_answer_slower_than_the_attempt_timeout_is_retried_at_least_once() {
         );
         // One timed-out attempt: at most one extra copy of each span.
         assert_eq!(duplicates(&receiver, 10, &label), 10, "{label}");
+    }
+}
+
+#[test]
+fn an_outage_with_a_small_budget_evicts_counts_and_never_blocks_recording() {
+    for protocol in PROTOCOLS {
+        let label = format!("{protocol:?}");
+        let receiver = receiver_on((0, 0));
+        // Down (UNAVAILABLE, retry in 1 s) for the first part of the run.
+        receiver.set_fault(refuse(14, 503, hint(Duration::from_secs(1), false)));
+        let ports = (receiver.grpc_addr().port(), receiver.http_addr().port());
+        let budget = 64 << 10;
+        let engine = engine(ports, protocol)
+            .max_in_flight(4)
+            .max_in_flight_bytes(budget)
+            .build()
+            .unwrap();
+        let tracer = engine.tracer("e2e-retry", "");
+        let mut slowest = Duration::ZERO;
+        let start = Instant::now();
+        let mut recorded = 0u64;
+        while start.elapsed() < Duration::from_millis(1500) {
+            for _ in 0..100 {
+                let t = Instant::now();
+                let mut span = tracer.start("op");
+                span.set_attribute("i", recorded as i64);
+                span.end();
+                slowest = slowest.max(t.elapsed());
+                recorded += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        receiver.set_fault(Fault::None);
+        engine.flush(Duration::from_secs(30)).unwrap();
+        let s = engine.stats();
+        assert_settled(&s, recorded, &label);
+        assert!(s.dropped.evicted > 0, "{label}: {s:?}");
+        assert_eq!(s.dropped.export_failed, 0, "{label}");
+        // Compressed or not, a request of 100 small spans is well under
+        // 64 KiB: the budget holds with at most one request over it.
+        assert!(
+            s.export.in_flight_bytes_high_water <= 2 * budget as u64,
+            "{label}: {:?}",
+            s.export
+        );
+        // Recording never waited on the exporter: a wait would be the
+        // 1 s retry delay. (Not a performance figure: see BENCHMARKS.md.)
+        assert!(slowest < Duration::from_millis(200), "{label}: {slowest:?}");
+        // Everything exported arrived once (refusals count no spans).
+        assert_eq!(duplicates(&receiver, s.exported, &label), 0, "{label}");
     }
 }

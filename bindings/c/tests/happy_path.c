@@ -240,7 +240,7 @@ int main(int argc, char **argv) {
     CHECK(s.exported == EXPECTED_SPANS);
     CHECK(s.in_flight == 0 && s.in_rings == 0);
     CHECK(s.dropped_ring_full + s.dropped_too_large + s.dropped_invalid + s.dropped_aborted +
-              s.dropped_rejected + s.dropped_export_failed + s.dropped_shutdown ==
+              s.dropped_rejected + s.dropped_export_failed + s.dropped_shutdown + s.dropped_evicted ==
           0);
     CHECK(s.export_failures == 0);
     CHECK(s.calls_refused == 0);

@@ -438,7 +438,7 @@ void flush_and_account(const otlpx::Engine& engine) {
   CHECK_EQ(s.recorded, s.exported);
   CHECK_EQ(s.in_flight + s.in_rings, 0u);
   CHECK_EQ(s.dropped_ring_full + s.dropped_too_large + s.dropped_invalid + s.dropped_aborted +
-               s.dropped_rejected + s.dropped_export_failed + s.dropped_shutdown,
+               s.dropped_rejected + s.dropped_export_failed + s.dropped_shutdown + s.dropped_evicted,
            0u);
   CHECK_EQ(s.export_failures, 0u);
   g_sent += s.exported;

@@ -247,6 +247,8 @@ STATS_FIELDS = (
     "values_truncated",
     "calls_refused",
     "export_retries",
+    "dropped_evicted",
+    "export_in_flight_bytes",
 )
 
 

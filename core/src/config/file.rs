@@ -10,7 +10,7 @@
 
 use super::env;
 use super::layer::{BatchLayer, ExporterLayer, LIMITS, Layer, Opt, Scope, Sourced};
-use super::{ConfigError, Source};
+use super::{ConfigError, Overflow, Source};
 use std::path::Path;
 use std::time::Duration;
 use toml_edit::{Item, TableLike};
@@ -207,6 +207,16 @@ impl File<'_> {
                 }
                 "connections" if scope == Scope::Generic => layer.connections = e.count()?,
                 "max_in_flight" if scope == Scope::Generic => layer.max_in_flight = e.count()?,
+                "max_in_flight_bytes" if scope == Scope::Generic => {
+                    layer.max_in_flight_bytes = e.count()?;
+                }
+                "overflow" if scope == Scope::Generic => {
+                    layer.overflow = e.parse_str(|v, _| match v {
+                        "drop_oldest" => Ok(Some(Overflow::DropOldest)),
+                        "drop_newest" => Ok(Some(Overflow::DropNewest)),
+                        _ => Err("expected \"drop_oldest\" or \"drop_newest\"".to_owned()),
+                    })?;
+                }
                 _ => {
                     return Err(e.unknown(if scope == Scope::Generic {
                         &EXPORTER_KEYS
@@ -381,7 +391,7 @@ const SECTIONS: [&str; 9] = [
 ];
 
 /// Keys of `[exporter]`; the first nine also of `[exporter.<signal>]`.
-const EXPORTER_KEYS: [&str; 15] = [
+const EXPORTER_KEYS: [&str; 17] = [
     "endpoint",
     "protocol",
     "headers",
@@ -394,6 +404,8 @@ const EXPORTER_KEYS: [&str; 15] = [
     "compression_level",
     "connections",
     "max_in_flight",
+    "max_in_flight_bytes",
+    "overflow",
     "traces",
     "metrics",
     "logs",

@@ -2,7 +2,7 @@
 //! tagged with its [`Source`]. A setting a source leaves alone is `None`,
 //! so [`resolve`](super::resolve) can fall through to the next source.
 
-use super::{Compression, Protocol, Source};
+use super::{Compression, Overflow, Protocol, Source};
 use crate::sample::Sampler;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -197,6 +197,8 @@ pub(crate) struct Layer {
     pub(crate) compression_level: Opt<i32>,
     pub(crate) connections: Opt<usize>,
     pub(crate) max_in_flight: Opt<usize>,
+    pub(crate) max_in_flight_bytes: Opt<usize>,
+    pub(crate) overflow: Opt<Overflow>,
     pub(crate) bsp: BatchLayer,
     pub(crate) max_batch_bytes: Opt<usize>,
     pub(crate) blrp: BatchLayer,

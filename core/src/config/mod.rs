@@ -168,6 +168,33 @@ pub enum Protocol {
     HttpProtobuf,
 }
 
+/// What the exporter does when its in-flight budget (`max_in_flight`
+/// requests, `max_in_flight_bytes` bytes) is full and more spans are
+/// waiting in the rings. The application thread never waits either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Evict the oldest request that is waiting to be retried (its spans
+    /// counted as dropped, reason `evicted`), so that newer spans go out:
+    /// in an outage, the latest data is what the collector gets once it is
+    /// back. Requests on the wire are never evicted.
+    #[default]
+    DropOldest,
+    /// Keep every request until it is settled; the rings fill and drop new
+    /// spans (reason `ring_full`).
+    DropNewest,
+}
+
+impl Overflow {
+    /// The name the file and `config --check` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DropOldest => "drop_oldest",
+            Self::DropNewest => "drop_newest",
+        }
+    }
+}
+
 /// Compression of request bodies, done by the workers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -228,6 +255,12 @@ pub const CONNECTIONS_DEFAULT: usize = 2;
 /// Default bound on requests in flight, all workers together.
 pub const MAX_IN_FLIGHT_DEFAULT: usize = 8;
 
+/// Default bound on the bytes of requests in flight (as sent, compressed),
+/// waiting for an answer or for a retry: 16 MiB, eight requests of the
+/// largest default size uncompressed, so by default the count binds first
+/// and this only bounds larger batches.
+pub const MAX_IN_FLIGHT_BYTES_DEFAULT: usize = 16 << 20;
+
 /// Default wait bound before the first retry (full jitter: 0 to this).
 pub const RETRY_INITIAL_BACKOFF_MS_DEFAULT: u64 = 1_000;
 
@@ -270,6 +303,8 @@ pub(crate) struct ExportConfig {
     pub(crate) retry: RetryPolicy,
     pub(crate) connections: usize,
     pub(crate) max_in_flight: usize,
+    pub(crate) max_in_flight_bytes: usize,
+    pub(crate) overflow: Overflow,
     /// `None`: one worker per 8 CPUs, at least one.
     pub(crate) workers: Option<usize>,
     pub(crate) pin_workers: bool,

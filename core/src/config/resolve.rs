@@ -328,6 +328,19 @@ impl Resolver<'_> {
             usize::to_string,
         );
         at_least_one(&max_in_flight, "exporter.max_in_flight")?;
+        let max_in_flight_bytes = self.value(
+            "exporter.max_in_flight_bytes",
+            |l| &l.max_in_flight_bytes,
+            MAX_IN_FLIGHT_BYTES_DEFAULT,
+            usize::to_string,
+        );
+        at_least_one(&max_in_flight_bytes, "exporter.max_in_flight_bytes")?;
+        let overflow = self.value(
+            "exporter.overflow",
+            |l| &l.overflow,
+            Overflow::default(),
+            |o| o.as_str().to_owned(),
+        );
         let batch = self.value(
             "batch.max_export_batch_size",
             |l| &l.bsp.max_export_batch_size,
@@ -395,6 +408,8 @@ impl Resolver<'_> {
             retry,
             connections: connections.value,
             max_in_flight: max_in_flight.value,
+            max_in_flight_bytes: max_in_flight_bytes.value,
+            overflow: overflow.value,
             workers: workers.map(|w| w.value),
             pin_workers: pin.value,
             worker_cores: cores.map(|c| c.value),

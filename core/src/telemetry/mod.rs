@@ -97,12 +97,16 @@ pub struct Dropped {
     pub export_failed: u64,
     /// Their request was still unanswered when shutdown's deadline passed.
     pub shutdown: u64,
+    /// Their request was waiting to be retried when the in-flight budget
+    /// was full and newer spans were waiting: evicted, oldest first
+    /// ([`Overflow::DropOldest`](crate::Overflow::DropOldest)).
+    pub evicted: u64,
 }
 
 impl Dropped {
     /// Each reason's name (as `/stats` and the Prometheus `reason` label
     /// write it) and count, in declaration order.
-    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 8] {
         [
             ("ring_full", self.ring_full),
             ("too_large", self.too_large),
@@ -111,6 +115,7 @@ impl Dropped {
             ("rejected", self.rejected),
             ("export_failed", self.export_failed),
             ("shutdown", self.shutdown),
+            ("evicted", self.evicted),
         ]
     }
 
@@ -123,6 +128,7 @@ impl Dropped {
             + self.rejected
             + self.export_failed
             + self.shutdown
+            + self.evicted
     }
 }
 
@@ -205,6 +211,12 @@ pub struct ExportStats {
     /// Bytes per request sent, before compression; bounds
     /// [`BATCH_BYTES_BOUNDS`].
     pub batch_bytes: HistogramSnapshot,
+    /// Bytes (as sent, compressed) of the requests in flight now: waiting
+    /// for an answer or for a retry.
+    pub in_flight_bytes: u64,
+    /// The most bytes in flight at once since the engine started (compare
+    /// with `max_in_flight_bytes`).
+    pub in_flight_bytes_high_water: u64,
     /// When a request last succeeded (partial successes included), in
     /// nanoseconds since the Unix epoch; 0 if none has.
     pub last_success_unix_nanos: u64,
@@ -220,6 +232,8 @@ impl Default for ExportStats {
             requests: 0,
             retries: 0,
             failures: ExportFailures::default(),
+            in_flight_bytes: 0,
+            in_flight_bytes_high_water: 0,
             bytes_uncompressed: 0,
             bytes_sent: 0,
             duration_nanos: HistogramSnapshot::empty(EXPORT_DURATION_BOUNDS_NANOS),
@@ -316,6 +330,9 @@ pub(crate) struct ExportCounters {
     rejected: AtomicU64,
     failed: AtomicU64,
     shutdown: AtomicU64,
+    evicted: AtomicU64,
+    in_flight_bytes: AtomicU64,
+    in_flight_bytes_high_water: AtomicU64,
     requests: AtomicU64,
     retries: AtomicU64,
     failures: [AtomicU64; KINDS],
@@ -336,6 +353,9 @@ impl Default for ExportCounters {
             rejected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             shutdown: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            in_flight_bytes: AtomicU64::new(0),
+            in_flight_bytes_high_water: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             failures: Default::default(),
@@ -368,6 +388,8 @@ pub(crate) enum Settled {
     Failed,
     /// Abandoned unanswered at shutdown.
     Shutdown,
+    /// Evicted while waiting for a retry, to make room.
+    Evicted,
 }
 
 impl ExportCounters {
@@ -399,6 +421,18 @@ impl ExportCounters {
         self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
         self.last_failure
             .fetch_max(unix_nanos_now(), Ordering::Relaxed);
+    }
+
+    /// The bytes of requests in flight changed by `delta`.
+    #[cfg(feature = "export")]
+    pub(crate) fn in_flight_bytes_changed(&self, delta: i64) {
+        // Relaxed (both): a gauge and its high-water mark, statistics.
+        let now = self
+            .in_flight_bytes
+            .fetch_add(delta as u64, Ordering::Relaxed)
+            .wrapping_add(delta as u64);
+        self.in_flight_bytes_high_water
+            .fetch_max(now, Ordering::Relaxed);
     }
 
     /// A failed request is being sent again.
@@ -437,6 +471,9 @@ impl ExportCounters {
             Settled::Shutdown => {
                 self.shutdown.fetch_add(spans, Ordering::Release);
             }
+            Settled::Evicted => {
+                self.evicted.fetch_add(spans, Ordering::Release);
+            }
         }
     }
 
@@ -447,11 +484,14 @@ impl ExportCounters {
         s.dropped.rejected = self.rejected.load(Ordering::Acquire);
         s.dropped.export_failed = self.failed.load(Ordering::Acquire);
         s.dropped.shutdown = self.shutdown.load(Ordering::Acquire);
+        s.dropped.evicted = self.evicted.load(Ordering::Acquire);
         let f = |k: FailureKind| self.failures[k as usize].load(Ordering::Relaxed);
         s.export = ExportStats {
             // Relaxed: statistics.
             requests: self.requests.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            in_flight_bytes: self.in_flight_bytes.load(Ordering::Relaxed),
+            in_flight_bytes_high_water: self.in_flight_bytes_high_water.load(Ordering::Relaxed),
             failures: ExportFailures {
                 unavailable: f(FailureKind::Unavailable),
                 timeout: f(FailureKind::Timeout),
@@ -501,8 +541,11 @@ impl Stats {
                 capacity_bytes: r.capacity_bytes,
             });
         }
-        let settled =
-            s.exported + s.dropped.rejected + s.dropped.export_failed + s.dropped.shutdown;
+        let settled = s.exported
+            + s.dropped.rejected
+            + s.dropped.export_failed
+            + s.dropped.shutdown
+            + s.dropped.evicted;
         if export.is_some() {
             debug_assert!(drained >= settled, "settled before drained");
             s.in_flight = drained.saturating_sub(settled);

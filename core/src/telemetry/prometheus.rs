@@ -81,6 +81,8 @@ impl Stats {
     /// `otlpx_spans_in_flight`, `otlpx_spans_in_rings`,
     /// `otlpx_spans_drained_by_caller_total`, `otlpx_export_requests_total`,
     /// `otlpx_export_retries_total`, `otlpx_export_failures_total{kind}`,
+    /// `otlpx_export_in_flight_bytes`,
+    /// `otlpx_export_in_flight_bytes_high_water`,
     /// `otlpx_export_uncompressed_bytes_total`,
     /// `otlpx_export_sent_bytes_total`, the histograms
     /// `otlpx_export_duration_seconds`, `otlpx_export_batch_spans` and
@@ -156,6 +158,20 @@ impl Stats {
             "counter",
             "Export attempts that sent a failed request again.",
             e.retries,
+        )?;
+        single(
+            out,
+            "otlpx_export_in_flight_bytes",
+            "gauge",
+            "Bytes of requests in flight (waiting for an answer or a retry).",
+            e.in_flight_bytes,
+        )?;
+        single(
+            out,
+            "otlpx_export_in_flight_bytes_high_water",
+            "gauge",
+            "The most bytes of requests in flight at once.",
+            e.in_flight_bytes_high_water,
         )?;
         labelled(
             out,
@@ -311,7 +327,7 @@ mod tests {
                 _ => panic!("unexpected line {line:?}"),
             }
         }
-        assert_eq!(typed.len(), 20, "{text}");
+        assert_eq!(typed.len(), 22, "{text}");
         assert!(text.contains("otlpx_spans_recorded_total 7\n"));
         assert!(text.contains("otlpx_export_duration_seconds_bucket{le=\"0.0001\"} 1\n"));
         assert!(text.contains("otlpx_export_duration_seconds_bucket{le=\"+Inf\"} 1\n"));
