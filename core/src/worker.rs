@@ -35,7 +35,7 @@
 //! kept. Every request is settled exactly once in
 //! [`ExportCounters`]: answered, failed, evicted, or abandoned at shutdown
 //! (its task dropped).
-
+//!
 //! # Flush and stop
 //!
 //! `flush` bumps an epoch and wakes everyone; a worker that sees a new epoch
