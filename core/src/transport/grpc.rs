@@ -18,7 +18,7 @@
 
 use super::tls::{TlsFailureSlot, tls_failure};
 use super::{
-    ClientTls, ExportError, ExportFuture, ExportRequest, ExportResponse, MAX_RESPONSE_BYTES, Retry,
+    ClientTls, ExportError, ExportFuture, ExportRequest, ExportResponse, MAX_RESPONSE_BYTES,
     Transport, USER_AGENT, decode_response, error_chain, excerpt, grpc_code_kind, read_body, retry,
 };
 use crate::config::Compression;
@@ -282,15 +282,10 @@ fn status_error(headers: &HeaderMap) -> Result<Option<ExportError>, ExportError>
     let retry_info = headers
         .get("grpc-status-details-bin")
         .and_then(|details| retry::grpc_retry_info(details.as_bytes()));
-    let retry = if !retry::grpc_code_retryable(code, retry_info.is_some()) {
-        Retry::Never
-    } else {
-        match retry_info {
-            // A zero delay would retry at once, again and again: back off.
-            Some(delay) if !delay.is_zero() => Retry::After(delay),
-            _ => Retry::Backoff,
-        }
-    };
+    let retry = retry::decide(
+        retry::grpc_code_retryable(code, retry_info.is_some()),
+        retry_info,
+    );
     let mut e = ExportError::new(
         grpc_code_kind(code),
         format!("gRPC status {code}: {message}"),

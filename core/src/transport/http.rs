@@ -110,9 +110,9 @@ impl Transport for HttpTransport {
                     .and_then(|peer| tls_failure(&e, &peer, None))
                     .unwrap_or_else(|| ExportError::new(FailureKind::Unavailable, error_chain(&e)))
             })?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = read_body(response.into_body()).await?.to_bytes();
+            let (parts, body) = response.into_parts();
+            let status = parts.status;
+            let body = read_body(body).await?.to_bytes();
             if status.is_success() {
                 // A success whose body says nothing we can read still
                 // delivered the data: count it accepted.
@@ -124,7 +124,7 @@ impl Transport for HttpTransport {
             };
             Err(super::http_error(
                 status.as_u16(),
-                &headers,
+                &parts.headers,
                 format!("HTTP {status}: {detail}"),
             ))
         })

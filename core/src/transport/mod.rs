@@ -255,18 +255,10 @@ fn http_status_kind(status: u16) -> FailureKind {
 /// retryable (after `Retry-After`, when the answer has one) for the
 /// statuses the specification lists.
 fn http_error(status: u16, headers: &::http::HeaderMap, message: String) -> ExportError {
-    let retry = if !retry::http_status_retryable(status) {
-        Retry::Never
-    } else {
-        let asked = headers
-            .get(::http::header::RETRY_AFTER)
-            .and_then(|v| retry::http_retry_after(v.as_bytes(), std::time::SystemTime::now()));
-        match asked {
-            // "Retry-After: 0" would retry at once, again and again.
-            Some(delay) if !delay.is_zero() => Retry::After(delay),
-            _ => Retry::Backoff,
-        }
-    };
+    let asked = headers
+        .get(::http::header::RETRY_AFTER)
+        .and_then(|v| retry::http_retry_after(v.as_bytes(), std::time::SystemTime::now()));
+    let retry = retry::decide(retry::http_status_retryable(status), asked);
     let mut e = ExportError::new(http_status_kind(status), message).with_retry(retry);
     e.http_status = Some(status);
     e

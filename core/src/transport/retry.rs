@@ -83,6 +83,18 @@ pub(crate) fn http_status_retryable(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
+/// The decision for a failure the specification lists as `retryable` (or
+/// not), with the receiver's delay `hint` if it sent one. A zero delay
+/// falls back to backoff: taken as given it would retry at once, again and
+/// again.
+pub(crate) fn decide(retryable: bool, hint: Option<Duration>) -> Retry {
+    match hint {
+        _ if !retryable => Retry::Never,
+        Some(delay) if !delay.is_zero() => Retry::After(delay),
+        _ => Retry::Backoff,
+    }
+}
+
 /// `google.rpc.Status`, with the details this module reads.
 #[derive(Clone, PartialEq, prost::Message)]
 struct StatusWithDetails {
@@ -173,6 +185,11 @@ mod tests {
         );
         let retryable: Vec<u16> = (100..600).filter(|&s| http_status_retryable(s)).collect();
         assert_eq!(retryable, [429, 502, 503, 504]);
+        let second = Duration::from_secs(1);
+        assert_eq!(decide(true, Some(second)), Retry::After(second));
+        assert_eq!(decide(true, Some(Duration::ZERO)), Retry::Backoff);
+        assert_eq!(decide(true, None), Retry::Backoff);
+        assert_eq!(decide(false, Some(second)), Retry::Never);
     }
 
     #[test]
