@@ -128,13 +128,14 @@ struct Gate {
     max: usize,
     /// Bound on the bytes of requests in flight: a request may start while
     /// fewer are, so they stay under this plus one request.
-    max_bytes: usize,
+    max_bytes: u64,
+    /// Where the bytes in flight are counted (the one count, also the
+    /// `in_flight_bytes` gauge).
+    counters: Arc<ExportCounters>,
 }
 
 struct GateState {
     in_flight: usize,
-    /// Bytes (as sent, compressed) of the requests in flight.
-    bytes: usize,
     /// Requests waiting to be retried, oldest first: each wakes when its
     /// `Notify` fires and, finding itself gone from here, settles as
     /// evicted.
@@ -155,7 +156,7 @@ impl Gate {
     /// oldest request waiting to be retried.
     fn enter(&self, give_up: impl Fn() -> bool, evict: impl Fn() -> bool) -> bool {
         let mut st = self.lock();
-        while st.in_flight >= self.max || st.bytes >= self.max_bytes {
+        while st.in_flight >= self.max || self.counters.in_flight_bytes() >= self.max_bytes {
             if give_up() {
                 return false;
             }
@@ -176,15 +177,18 @@ impl Gate {
         true
     }
 
-    /// Counts `bytes` more in flight (once a request's size is known).
+    /// Counts `bytes` more in flight (once a request's size is known). No
+    /// lock or wake-up: more bytes only keep waiters waiting.
     fn add_bytes(&self, bytes: usize) {
-        self.lock().bytes += bytes;
+        self.counters.in_flight_bytes_changed(bytes as i64);
     }
 
     fn leave(&self, bytes: usize, evicted: bool) {
         let mut st = self.lock();
         st.in_flight -= 1;
-        st.bytes -= bytes;
+        // Under the lock, before the wake-up: a waiter either sees the
+        // bytes gone or is woken after they went.
+        self.counters.in_flight_bytes_changed(-(bytes as i64));
         if evicted {
             st.evicting -= 1;
         }
@@ -440,13 +444,13 @@ impl Workers {
             gate: Gate {
                 state: Mutex::new(GateState {
                     in_flight: 0,
-                    bytes: 0,
                     retrying: VecDeque::new(),
                     evicting: 0,
                 }),
                 changed: Condvar::new(),
                 max: settings.max_in_flight.max(1),
-                max_bytes: settings.max_in_flight_bytes.max(1),
+                max_bytes: settings.max_in_flight_bytes.max(1) as u64,
+                counters: Arc::clone(&counters),
             },
             runtime: runtime.handle().clone(),
             recorder,
@@ -634,9 +638,6 @@ impl Drop for InFlight {
         if !self.settled {
             self.shared.counters.settle(self.spans, Settled::Shutdown);
         }
-        self.shared
-            .counters
-            .in_flight_bytes_changed(-(self.bytes as i64));
         self.shared.gate.leave(self.bytes, self.evicted);
     }
 }
@@ -838,7 +839,6 @@ impl Worker {
         shared.counters.sent(spans, uncompressed, body.len());
         in_flight.bytes = body.len();
         shared.gate.add_bytes(body.len());
-        shared.counters.in_flight_bytes_changed(body.len() as i64);
         let request = ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
         shared.runtime.spawn(async move {
             let how = in_flight.shared.deliver(request).await;

@@ -435,6 +435,15 @@ impl ExportCounters {
             .fetch_max(now, Ordering::Relaxed);
     }
 
+    /// Bytes of requests in flight now.
+    #[cfg(feature = "export")]
+    pub(crate) fn in_flight_bytes(&self) -> u64 {
+        // Relaxed: the gate reads it under its lock, which it also holds
+        // when bytes leave (so a waiter cannot miss a decrease); increases
+        // need no ordering, they only keep waiters waiting.
+        self.in_flight_bytes.load(Ordering::Relaxed)
+    }
+
     /// A failed request is being sent again.
     #[cfg(feature = "export")]
     pub(crate) fn retried(&self) {
