@@ -321,9 +321,22 @@ fn stats_json(s: &Stats) -> String {
     json_object(&mut o, &d.by_reason());
     let _ = write!(
         o,
-        ",\"in_flight\":{},\"in_rings\":{},\"drained_by_caller\":{},\"ring_bytes_used\":{},\"rings\":[",
-        s.in_flight, s.in_rings, s.drained_by_caller, s.ring_bytes_used
+        ",\"in_flight\":{},\"in_rings\":{},\"drained_by_caller\":{},\"spooled\":{},\"spool\":",
+        s.in_flight, s.in_rings, s.drained_by_caller, s.spooled
     );
+    let sp = &s.spool;
+    json_object(
+        &mut o,
+        &[
+            ("restored", sp.restored),
+            ("written", sp.written),
+            ("delivered", sp.delivered),
+            ("bytes", sp.bytes),
+            ("corrupt_records", sp.corrupt_records),
+            ("corrupt_bytes", sp.corrupt_bytes),
+        ],
+    );
+    let _ = write!(o, ",\"ring_bytes_used\":{},\"rings\":[", s.ring_bytes_used);
     for (i, r) in s.rings.iter().enumerate() {
         if i > 0 {
             o.push(',');
@@ -358,7 +371,19 @@ fn stats_json(s: &Stats) -> String {
         let _ = write!(o, ",\"{key}\":");
         json_histogram(&mut o, h);
     }
-    o.push_str("}}\n");
+    o.push_str(",\"endpoints\":[");
+    for (i, p) in e.endpoints.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        // URLs parsed by `http::Uri` hold no `"` or `\`: no escaping.
+        let _ = write!(
+            o,
+            "{{\"url\":\"{}\",\"up\":{},\"requests\":{},\"failures\":{},\"taken_out\":{}}}",
+            p.url, p.up, p.requests, p.failures, p.taken_out
+        );
+    }
+    o.push_str("]}}\n");
     o
 }
 
@@ -452,7 +477,8 @@ mod tests {
         let json = stats_json(&s);
         for needle in [
             "{\"recorded\":1,\"exported\":2,\"dropped\":{\"ring_full\":0,",
-            "\"shutdown\":7,\"evicted\":0},\"in_flight\":3,\"in_rings\":4,\"drained_by_caller\":5,",
+            "\"shutdown\":7,\"evicted\":0,\"spool_full\":0,\"spool_corrupt\":0},\"in_flight\":3,\"in_rings\":4,\"drained_by_caller\":5,",
+            "\"spooled\":0,\"spool\":{\"restored\":0,\"written\":0,\"delivered\":0,\"bytes\":0,\"corrupt_records\":0,\"corrupt_bytes\":0},",
             "\"ring_bytes_used\":6,\"rings\":[{\"used_bytes\":0,\"high_water_bytes\":0,\"capacity_bytes\":0},{",
             "\"tls\":8},\"bytes_uncompressed\":0,",
             "\"batch_spans\":{\"bounds\":[1,2,4,",
@@ -461,7 +487,7 @@ mod tests {
         ] {
             assert!(json.contains(needle), "{needle} not in {json}");
         }
-        assert!(json.ends_with("}}}\n"), "{json}");
+        assert!(json.ends_with("},\"endpoints\":[]}}\n"), "{json}");
         // Balanced, and nothing but numbers, keys and punctuation.
         let depth = json.chars().try_fold(0i32, |d, c| match c {
             '{' | '[' => Some(d + 1),

@@ -25,7 +25,7 @@ use {
     crate::batch::Policy,
     crate::config::ExportConfig,
     crate::telemetry::ExportCounters,
-    crate::transport::{GrpcTransport, HttpTransport, Transport},
+    crate::transport::{Balanced, GrpcTransport, HttpTransport, Transport},
     crate::worker::{WorkerSettings, Workers},
     std::time::Instant,
 };
@@ -45,6 +45,11 @@ pub enum BuildError {
     /// not start.
     #[error("cannot start the exporter: {0}")]
     Start(String),
+    /// The disk spool could not be opened: its directory is locked by
+    /// another engine, or cannot be created or read.
+    #[cfg(feature = "export")]
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
 }
 
 /// Configures and builds an [`Engine`].
@@ -203,6 +208,25 @@ impl EngineBuilder {
         self
     }
 
+    /// Exports to several OTLP receivers (a tier of collectors), each URL
+    /// as [`endpoint`](Self::endpoint) takes it: each request goes to the
+    /// endpoint with the fewest requests in flight, and an endpoint that
+    /// fails is taken out and probed back in (see
+    /// `otlpx::transport::balance`). The environment and the file take a
+    /// comma-separated list (a TOML array too).
+    ///
+    /// ```
+    /// let engine = otlpx::Engine::builder()
+    ///     .endpoints(["http://collector-a:4317", "http://collector-b:4317"])
+    ///     .build()?;
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn endpoints<S: AsRef<str>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        let list: Vec<String> = urls.into_iter().map(|u| u.as_ref().to_owned()).collect();
+        self.generic().endpoint = by("endpoints", list.join(","));
+        self
+    }
+
     /// Exports traces to `url`, used as given (over HTTP, the full URL,
     /// `/v1/traces` included); overrides [`endpoint`](Self::endpoint).
     pub fn traces_endpoint(mut self, url: impl Into<String>) -> Self {
@@ -299,6 +323,24 @@ impl EngineBuilder {
     /// wait (default [`Overflow::DropOldest`]).
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.layer.overflow = by("overflow", overflow);
+        self
+    }
+
+    /// Keeps what cannot be delivered in a bounded queue on disk, in `dir`
+    /// (created if missing; one engine at a time: it is locked), and sends
+    /// it when the receiver is back, oldest first, after a restart too. See
+    /// `otlpx::spool` for what goes there and when.
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.layer.spool_dir = by("spool_dir", dir.into());
+        self
+    }
+
+    /// Bound on the spool's files, in bytes (default 256 MiB, at least 1
+    /// MiB); when full, [`overflow`](Self::overflow) says whether the
+    /// oldest records or the new one go (counted in
+    /// [`Dropped::spool_full`](crate::Dropped::spool_full)).
+    pub fn spool_max_bytes(mut self, bytes: usize) -> Self {
+        self.layer.spool_max_bytes = by("spool_max_bytes", bytes);
         self
     }
 
@@ -560,7 +602,7 @@ impl EngineBuilder {
                 config: resolved.export,
                 custom: self.transport,
             };
-            match start_exporter(&start, &recorder, &catalog)? {
+            match start_exporter(&start, &recorder, &catalog, false)? {
                 Some(exporter) => ExportSlot {
                     exporter: Exporting::Yes(Arc::new(exporter)),
                     start: Some(start),
@@ -570,7 +612,7 @@ impl EngineBuilder {
             }
         };
         #[cfg(not(feature = "export"))]
-        if resolved.export.url.is_some() || resolved.export.admin_address.is_some() {
+        if resolved.export.urls.is_some() || resolved.export.admin_address.is_some() {
             return Err(BuildError::Start(
                 "otlpx was built without its `export` feature".to_owned(),
             ));
@@ -701,12 +743,18 @@ impl Inner {
         let export = exporter.as_deref().map(Exporter::counters);
         #[cfg(not(feature = "export"))]
         let export = None;
-        Stats::collect(
+        #[allow(unused_mut)]
+        let mut s = Stats::collect(
             r.rings.iter().map(|ring| ring.counters()),
             // Relaxed: a statistic.
             r.dropped_invalid.load(Ordering::Relaxed),
             export,
-        )
+        );
+        #[cfg(feature = "export")]
+        if let Some(balanced) = exporter.as_deref().and_then(|e| e.balanced.as_ref()) {
+            s.export.endpoints = balanced.stats();
+        }
+        s
     }
 
     /// Built and not shut down.
@@ -799,7 +847,9 @@ fn restart_exporter(inner: &Inner, mut slot: MutexGuard<'_, ExportSlot>) {
     let Some(start) = &slot.start else {
         return; // Set whenever an exporter started.
     };
-    match start_exporter(start, &inner.recorder, &inner.catalog) {
+    // The parent keeps the spool (and its lock): the child exports
+    // without one.
+    match start_exporter(start, &inner.recorder, &inner.catalog, true) {
         Ok(Some(exporter)) => {
             slot.exporter = Exporting::Yes(Arc::new(exporter));
             slot.fork_error = None;
@@ -969,25 +1019,49 @@ impl Engine {
         }
     }
 
-    /// Flushes for at most `timeout`, then stops the workers and the I/O
-    /// runtime. Requests still unanswered then are abandoned and counted in
-    /// [`Dropped::shutdown`](crate::Dropped::shutdown) (abandoning them may
-    /// take up to 100 ms past the deadline); spans a full flush
-    /// could not send stay counted `in_rings`. Spans recorded afterwards
+    /// Flushes for at most `timeout` (sending what the rings hold, waiting
+    /// for answers and retries), then stops the workers and the I/O
+    /// runtime, and reports what became of the spans on their way
+    /// ([`ShutdownReport`](crate::ShutdownReport)).
+    ///
+    /// Without a spool, requests still unanswered at the deadline are
+    /// abandoned and counted in [`Dropped::shutdown`](crate::Dropped::shutdown)
+    /// (abandoning them may take up to 100 ms past the deadline), and
+    /// spans a full flush could not send stay in the rings. With a spool
+    /// ([`EngineBuilder::spool_dir`]), both go to the spool instead, for
+    /// the next engine on the same directory. Spans recorded afterwards
     /// are kept in the rings and never sent. Dropping the last handle of an
     /// engine shuts it down with the export timeout. Calling it again does
-    /// nothing.
+    /// nothing (and reports nothing).
     ///
     /// # Errors
     ///
-    /// [`FlushError::Timeout`](crate::FlushError::Timeout) when the flush
-    /// did not complete in time (the engine is stopped all the same).
+    /// [`ShutdownError`](crate::ShutdownError), with the report, when spans
+    /// were dropped or left in the rings; the engine is stopped all the
+    /// same.
     #[cfg(feature = "export")]
-    pub fn shutdown(&self, timeout: Duration) -> Result<(), crate::FlushError> {
-        match self.inner.exporter() {
-            Some(e) => e.shutdown(timeout),
-            None => Ok(()),
+    pub fn shutdown(
+        &self,
+        timeout: Duration,
+    ) -> Result<crate::ShutdownReport, crate::ShutdownError> {
+        let Some(e) = self.inner.exporter().filter(|e| !e.stopped()) else {
+            return Ok(crate::ShutdownReport::default());
+        };
+        let before = self.stats();
+        let flushed = e.shutdown(timeout).is_ok();
+        let after = self.stats();
+        let report = crate::ShutdownReport {
+            delivered: after.exported - before.exported,
+            spooled: after.spool.written - before.spool.written,
+            dropped: after.dropped.total() - before.dropped.total(),
+            in_rings: after.in_rings,
+            spool_pending: after.spooled,
+            flushed,
+        };
+        if report.dropped > 0 || report.in_rings > 0 {
+            return Err(crate::ShutdownError { report });
         }
+        Ok(report)
     }
 
     /// The most recent export error, for diagnostics (counts by kind are in
@@ -1090,6 +1164,8 @@ struct Exporter {
     counters: Arc<ExportCounters>,
     timeout: Duration,
     pinned: Vec<Option<usize>>,
+    /// With several endpoints, their balancer (for their stats).
+    balanced: Option<Arc<Balanced>>,
     /// Set by the first `shutdown`.
     stopped: std::sync::atomic::AtomicBool,
 }
@@ -1127,16 +1203,20 @@ fn start_exporter(
     start: &StartArgs,
     recorder: &Arc<Recorder>,
     catalog: &Arc<Catalog>,
+    in_child: bool,
 ) -> Result<Option<Exporter>, BuildError> {
     let StartArgs { config, custom } = start;
-    let uri = match &config.url {
-        Some((url, source)) => Some(
-            url.parse::<http::Uri>()
-                .map_err(|e| refused(source, "endpoint", url, e.to_string()))?,
-        ),
-        None => None,
+    let uris = match &config.urls {
+        Some((urls, source)) => urls
+            .iter()
+            .map(|url| {
+                url.parse::<http::Uri>()
+                    .map_err(|e| refused(source, "endpoint", url, e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
     };
-    if uri.is_none() && custom.is_none() {
+    if uris.is_empty() && custom.is_none() {
         return Ok(None);
     }
     let mut headers = http::HeaderMap::new();
@@ -1186,35 +1266,79 @@ fn start_exporter(
     };
     crate::compress::Compressor::new(config.compression, config.compression_level)
         .map_err(|reason| BuildError::Start(format!("compression: {reason}")))?;
-    let tls = match &uri {
-        Some(uri) if uri.scheme_str() == Some("https") => Some(
+    let tls = if uris.iter().any(|uri| uri.scheme_str() == Some("https")) {
+        Some(
             crate::transport::ClientTls::load(&config.tls)
                 .map_err(|reason| BuildError::Start(format!("TLS: {reason}")))?,
-        ),
-        _ => None,
+        )
+    } else {
+        None
     };
     let counters = Arc::new(ExportCounters::default());
+    let spool = match &config.spool {
+        Some(spool) if !in_child => {
+            let (spool, found) = crate::spool::Spool::open(&crate::spool::SpoolSettings {
+                dir: spool.dir.clone(),
+                max_bytes: spool.max_bytes,
+                drop_oldest: config.overflow == crate::Overflow::DropOldest,
+            })?;
+            counters.restored(
+                found.items,
+                spool.disk_bytes(),
+                (
+                    found.corrupt_items,
+                    found.corrupt_records,
+                    found.corrupt_bytes,
+                ),
+            );
+            if found.corrupt_records > 0 {
+                tracing::warn!(
+                    records = found.corrupt_records,
+                    bytes = found.corrupt_bytes,
+                    spans = found.corrupt_items,
+                    "otlpx: the spool held damaged records (a torn write, or \
+                     damage on disk); they were skipped and counted as dropped"
+                );
+            }
+            Some(spool)
+        }
+        _ => None,
+    };
     let connect_timeout = config.timeout.min(Duration::from_secs(5));
+    let balanced = std::sync::OnceLock::new();
     let make_transport = || -> Result<Arc<dyn Transport>, String> {
         if let Some(CustomTransport(t)) = custom {
             return Ok(Arc::clone(t));
         }
-        let uri = uri.expect("checked above");
-        Ok(match config.protocol {
-            Protocol::Grpc => Arc::new(GrpcTransport::new(
-                &uri.to_string(),
-                config.connections,
-                headers,
-                connect_timeout,
-                tls.as_ref(),
-            )?),
-            Protocol::HttpProtobuf => Arc::new(HttpTransport::new(
-                uri,
-                config.connections,
-                headers,
-                connect_timeout,
-                tls.as_ref(),
-            )),
+        let mut each = Vec::with_capacity(uris.len());
+        for uri in uris {
+            let tls = tls.as_ref().filter(|_| uri.scheme_str() == Some("https"));
+            let url = uri.to_string();
+            let transport: Arc<dyn Transport> = match config.protocol {
+                Protocol::Grpc => Arc::new(GrpcTransport::new(
+                    &url,
+                    config.connections,
+                    headers.clone(),
+                    connect_timeout,
+                    tls,
+                )?),
+                Protocol::HttpProtobuf => Arc::new(HttpTransport::new(
+                    uri,
+                    config.connections,
+                    headers.clone(),
+                    connect_timeout,
+                    tls,
+                )),
+            };
+            each.push((url, transport));
+        }
+        Ok(match each.len() {
+            1 => each.remove(0).1,
+            _ => {
+                let one = Arc::new(Balanced::new(each));
+                let _ = balanced.set(Arc::clone(&one));
+                one
+            }
         })
     };
     let (workers, started) = Workers::start(
@@ -1222,6 +1346,7 @@ fn start_exporter(
         Arc::clone(catalog),
         Arc::clone(&counters),
         settings,
+        spool,
         make_transport,
     )
     .map_err(BuildError::Start)?;
@@ -1230,6 +1355,7 @@ fn start_exporter(
         counters,
         timeout: config.timeout,
         pinned: started.into_iter().map(|s| s.pinned).collect(),
+        balanced: balanced.into_inner(),
         stopped: std::sync::atomic::AtomicBool::new(false),
     }))
 }

@@ -68,6 +68,8 @@ mod proto;
 pub mod record;
 pub mod ring;
 pub mod sample;
+#[cfg(feature = "export")]
+pub mod spool;
 mod sync;
 pub mod telemetry;
 #[cfg(feature = "export")]
@@ -86,8 +88,9 @@ pub use record::{
     Tracer,
 };
 pub use telemetry::{
-    Dropped, ExportFailures, ExportStats, FailureKind, HistogramSnapshot, RingStats, Stats,
+    Dropped, ExportFailures, ExportStats, FailureKind, HistogramSnapshot, RingStats, SpoolStats,
+    Stats,
 };
 pub use value::{KeyValue, Value};
 #[cfg(feature = "export")]
-pub use worker::FlushError;
+pub use worker::{FlushError, ShutdownError, ShutdownReport};

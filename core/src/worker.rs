@@ -63,9 +63,10 @@ use crate::config::{Overflow, RetryPolicy};
 use crate::encode::Catalog;
 use crate::record::Recorder;
 use crate::ring::{Doorbell, Ring};
+use crate::spool::{Claimed, Record, Spool, SpoolError};
 use crate::telemetry::limiter::{DIAGNOSTIC_INTERVAL, RateLimiter};
-use crate::telemetry::{ExportCounters, FailureKind, KINDS, Settled};
-use crate::transport::{ExportError, ExportRequest, Signal, Transport};
+use crate::telemetry::{ExportCounters, FailureKind, KINDS, Settled, Unspooled};
+use crate::transport::{ExportError, ExportRequest, Retry, Signal, Transport};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,6 +88,15 @@ const NAP: Duration = Duration::from_millis(1);
 
 /// How long a worker naps after its last full batch before it sleeps.
 const IDLE_AFTER: Duration = Duration::from_millis(100);
+
+/// Spooled requests in flight at once: enough to hide a round trip while
+/// the spool drains after an outage, few enough that the spool adds at
+/// most two requests' bytes to memory.
+const SPOOL_WINDOW: usize = 2;
+
+/// How often the spool drainer looks for records when nothing wakes it
+/// (appends do): a backstop.
+const SPOOL_IDLE: Duration = Duration::from_secs(1);
 
 /// How the workers run; from the engine's configuration.
 #[derive(Clone, Debug)]
@@ -117,6 +127,61 @@ pub enum FlushError {
     /// The engine was shut down, or never had an exporter.
     #[error("the engine is not exporting (shut down, or built without an endpoint)")]
     NotExporting,
+}
+
+/// What [`Engine::shutdown`](crate::Engine::shutdown) did with the spans
+/// it found on their way (in the rings, in flight, in the spool), counted
+/// from its start to its end.
+///
+/// ```
+/// # use std::time::Duration;
+/// let engine = otlpx::Engine::builder().endpoint("http://127.0.0.1:1").build()?;
+/// engine.tracer("demo", "").start("work").end();
+/// // Nothing listens on port 1: the span cannot be delivered in time.
+/// let report = match engine.shutdown(Duration::from_millis(200)) {
+///     Ok(report) => report,
+///     Err(e) => e.report,
+/// };
+/// assert_eq!(report.delivered + report.spooled + report.dropped + report.in_rings, 1);
+/// # Ok::<(), otlpx::BuildError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Spans the receiver acknowledged during the shutdown.
+    pub delivered: u64,
+    /// Spans written to the spool during the shutdown, for a later engine
+    /// to send.
+    pub spooled: u64,
+    /// Spans dropped during the shutdown, for any reason (abandoned
+    /// unanswered, refused, …: [`Stats::dropped`](crate::Stats) says which).
+    pub dropped: u64,
+    /// Spans left in the rings, never sent: recorded while the engine
+    /// stopped, or found there with no room to send them and no spool.
+    pub in_rings: u64,
+    /// Spans in the spool at the end, earlier engines' included: what the
+    /// next engine on the same directory will send first.
+    pub spool_pending: u64,
+    /// Whether everything was delivered before the deadline (the flush
+    /// completed), the spool emptied included.
+    pub flushed: bool,
+}
+
+/// A shutdown that lost spans: some were dropped or left in the rings
+/// (spooled ones are not lost). The report says how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "shutdown could not deliver or spool every span: {} dropped, {} left in the rings \
+     ({} delivered, {} spooled)",
+    report.dropped,
+    report.in_rings,
+    report.delivered,
+    report.spooled
+)]
+#[non_exhaustive]
+pub struct ShutdownError {
+    /// What the shutdown did.
+    pub report: ShutdownReport,
 }
 
 /// Bounds requests in flight, by count and by bytes; also where flush
@@ -246,6 +311,27 @@ struct Shared {
     retry_log: [RateLimiter; KINDS],
     /// Rate limit of the eviction WARN diagnostic.
     evicted_log: RateLimiter,
+    /// The disk spool, if configured; taken (and so unlocked) at shutdown.
+    spool: Mutex<Option<Arc<Spool>>>,
+    /// Wakes the spool drainer: something was appended.
+    spool_appended: Notify,
+    /// When the spool drainer may send again after a failed attempt.
+    spool_resume: Mutex<(Instant, u32)>,
+    /// Rate limit of the spool WARN diagnostics.
+    spool_log: RateLimiter,
+}
+
+/// How a request's delivery ended, before the spool has its say.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    /// Answered with success; `rejected` refused (partial success).
+    Answered { rejected: u64 },
+    /// A final error: sending it again would not help.
+    Final,
+    /// Still failing with retryable errors when its deadline came.
+    OutOfTime,
+    /// Evicted while waiting for a retry, to make room.
+    Evicted,
 }
 
 impl Shared {
@@ -261,6 +347,206 @@ impl Shared {
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(message);
+    }
+
+    /// The spool, while the engine runs with one.
+    fn spool(&self) -> Option<Arc<Spool>> {
+        self.spool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Writes `request` to the spool: `Spooled` if it went there,
+    /// `SpoolFull` if a full spool refused it, `otherwise` without a spool
+    /// or when writing failed.
+    fn to_spool(&self, request: &ExportRequest, otherwise: Settled) -> Settled {
+        let Some(spool) = self.spool() else {
+            return otherwise;
+        };
+        let appended = spool.append(
+            signal_code(request.signal),
+            compression_code(request.compression),
+            u32::try_from(request.items).unwrap_or(u32::MAX),
+            &request.body,
+        );
+        self.counters.spool_bytes(spool.disk_bytes());
+        match appended {
+            Ok(deleted) => {
+                self.counters.unspooled(deleted, Unspooled::Full);
+                if deleted > 0 {
+                    self.warn_spool(
+                        deleted,
+                        "the spool was full: its oldest records were deleted",
+                    );
+                }
+                self.spool_appended.notify_one();
+                Settled::Spooled
+            }
+            Err(SpoolError::Full { .. }) => {
+                self.warn_spool(
+                    request.items as u64,
+                    "the spool was full: a request that could not be delivered was dropped",
+                );
+                Settled::SpoolFull
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.warn_spool(request.items as u64, &message);
+                self.note_error(message);
+                otherwise
+            }
+        }
+    }
+
+    /// Logs spans the spool lost or could not take, rate-limited.
+    fn warn_spool(&self, spans: u64, what: &str) {
+        let Some(suppressed) = self.spool_log.admit() else {
+            return;
+        };
+        tracing::warn!(
+            spans,
+            what,
+            suppressed,
+            "otlpx: spool trouble; the spans were dropped              (`suppressed`: how many like it were held back since the last)"
+        );
+    }
+
+    /// Sends what the spool holds, oldest first, [`SPOOL_WINDOW`] requests
+    /// at a time, until the runtime stops. An attempt that fails for a
+    /// reason sending later may mend gives its record back and pauses the
+    /// drain for a backoff (the receiver's hint if it gave one).
+    async fn drain_spool(self: Arc<Self>) {
+        let window = Arc::new(tokio::sync::Semaphore::new(SPOOL_WINDOW));
+        loop {
+            // Acquire: pairs with the Release store in `shutdown`.
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(spool) = self.spool() else {
+                return;
+            };
+            let resume = self
+                .spool_resume
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            if resume > Instant::now() {
+                tokio::time::sleep_until(resume.into()).await;
+                continue;
+            }
+            let Ok(permit) = Arc::clone(&window).acquire_owned().await else {
+                return;
+            };
+            match spool.claim() {
+                Claimed::Record(record) => {
+                    let shared = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        shared.send_spooled(&spool, record).await;
+                        drop(permit);
+                    });
+                }
+                Claimed::Lost { items } => {
+                    self.counters.corrupt(1, 0);
+                    self.counters.unspooled(items, Unspooled::Corrupt);
+                    self.counters.spool_bytes(spool.disk_bytes());
+                    self.warn_spool(items, "a spool record could not be read back");
+                }
+                Claimed::Empty => {
+                    drop(permit);
+                    drop(spool);
+                    let _ = tokio::time::timeout(SPOOL_IDLE, self.spool_appended.notified()).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt at a spooled request: completed if answered or refused
+    /// for good, given back (and the drain paused) otherwise.
+    async fn send_spooled(&self, spool: &Spool, record: Record) {
+        let items = u64::from(record.items);
+        if record.signal != signal_code(Signal::Traces) {
+            // Checksummed, so written by a later version of otlpx with
+            // signals this one cannot send.
+            self.complete_spooled(spool, record.id);
+            self.counters.corrupt(1, record.body.len() as u64);
+            self.counters.unspooled(items, Unspooled::Corrupt);
+            return;
+        }
+        let request = ExportRequest::new(
+            Signal::Traces,
+            record.body,
+            compression_of(record.compression),
+            record.items as usize,
+        );
+        self.counters.retried();
+        let attempt = Instant::now();
+        let outcome =
+            tokio::time::timeout(self.settings.timeout, self.transport.export(request)).await;
+        self.counters.answered_after(attempt.elapsed());
+        let e = match outcome {
+            Ok(Ok(response)) => {
+                if response.rejected > 0 {
+                    self.warn_rejected(response.rejected, items, &response.message);
+                }
+                self.complete_spooled(spool, record.id);
+                self.counters.unspooled(
+                    items,
+                    Unspooled::Delivered {
+                        rejected: response.rejected,
+                    },
+                );
+                *self
+                    .spool_resume
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = (Instant::now(), 0);
+                return;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => ExportError::new(
+                FailureKind::Timeout,
+                format!("no answer within {:?}", self.settings.timeout),
+            ),
+        };
+        self.counters.attempt_failed(e.kind);
+        self.note_error(e.to_string());
+        if e.retry == Retry::Never {
+            self.warn_failed(e.kind, items, &e.message);
+            self.complete_spooled(spool, record.id);
+            self.counters.unspooled(items, Unspooled::Failed);
+            return;
+        }
+        spool.release(record.id);
+        let mut resume = self
+            .spool_resume
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let random = u64::from_le_bytes(crate::SpanId::random().0);
+        // Retries off still pace the spool: it is the retry queue of last
+        // resort, so it backs off at the configured bound.
+        let wait = RetryPolicy {
+            enabled: true,
+            ..self.settings.retry
+        }
+        .delay(e.retry, resume.1, random)
+        .unwrap_or(self.settings.retry.max);
+        self.warn_retrying(e.kind, items, &e.message, wait);
+        *resume = (Instant::now() + wait, resume.1.saturating_add(1));
+    }
+
+    /// Marks a spooled record done, keeping the spool's size gauge.
+    fn complete_spooled(&self, spool: &Spool, id: crate::spool::RecordId) {
+        if let Err(e) = spool.complete(id) {
+            // The record stays on disk as pending: an engine started later
+            // sends it again (a duplicate, which at-least-once allows).
+            self.note_error(e.to_string());
+        }
+        self.counters.spool_bytes(spool.disk_bytes());
+    }
+
+    /// Spans in the spool, waiting to be sent (being sent included).
+    fn spooled(&self) -> u64 {
+        self.spool().map_or(0, |spool| spool.pending().1)
     }
 
     /// Logs a request of `spans` spans given up, rate-limited per kind.
@@ -321,7 +607,7 @@ impl Shared {
     /// Sends `request` until it is answered, fails for good, or its
     /// deadline would pass before the next attempt (see
     /// [`crate::transport::retry`]); every attempt sends the same bytes.
-    async fn deliver(&self, request: ExportRequest) -> Settled {
+    async fn deliver(&self, request: &ExportRequest) -> Outcome {
         let settings = &self.settings;
         let deadline = Instant::now() + settings.deadline;
         let spans = request.items as u64;
@@ -341,7 +627,7 @@ impl Shared {
                     if response.rejected > 0 {
                         self.warn_rejected(response.rejected, spans, &response.message);
                     }
-                    return Settled::Ok {
+                    return Outcome::Answered {
                         rejected: response.rejected,
                     };
                 }
@@ -360,13 +646,22 @@ impl Shared {
                 .delay(e.retry, retries, random)
                 .filter(|&wait| Instant::now() + wait < deadline);
             let Some(wait) = wait else {
-                self.warn_failed(e.kind, spans, &e.message);
-                return Settled::Failed;
+                let final_error = e.retry == Retry::Never;
+                if final_error || self.spool().is_none() {
+                    self.warn_failed(e.kind, spans, &e.message);
+                }
+                return if final_error {
+                    Outcome::Final
+                } else {
+                    Outcome::OutOfTime
+                };
             };
             self.warn_retrying(e.kind, spans, &e.message, wait);
             if !self.gate.wait_to_retry(wait).await {
-                self.warn_evicted(spans);
-                return Settled::Evicted;
+                if self.spool().is_none() {
+                    self.warn_evicted(spans);
+                }
+                return Outcome::Evicted;
             }
             self.counters.retried();
             retries += 1;
@@ -393,7 +688,7 @@ impl Shared {
         self.failure_log
             .iter()
             .chain(&self.retry_log)
-            .chain([&self.rejected_log, &self.evicted_log])
+            .chain([&self.rejected_log, &self.evicted_log, &self.spool_log])
             .map(RateLimiter::take_suppressed)
             .sum()
     }
@@ -427,6 +722,7 @@ impl Workers {
         catalog: Arc<Catalog>,
         counters: Arc<ExportCounters>,
         settings: WorkerSettings,
+        spool: Option<Spool>,
         make_transport: impl FnOnce() -> Result<Arc<dyn Transport>, String>,
     ) -> Result<(Self, Vec<Started>), String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -466,7 +762,14 @@ impl Workers {
             rejected_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
             retry_log: std::array::from_fn(|_| RateLimiter::new(DIAGNOSTIC_INTERVAL)),
             evicted_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
+            spool: Mutex::new(spool.map(Arc::new)),
+            spool_appended: Notify::new(),
+            spool_resume: Mutex::new((Instant::now(), 0)),
+            spool_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
         });
+        if shared.spool().is_some() {
+            runtime.spawn(Arc::clone(&shared).drain_spool());
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(workers);
         for index in 0..workers {
@@ -509,8 +812,8 @@ impl Workers {
         }
     }
 
-    /// Sends everything recorded before the call and waits for the answers,
-    /// until `deadline`.
+    /// Sends everything recorded before the call and waits for the answers
+    /// (and, with a spool, for the spool to empty), until `deadline`.
     pub(crate) fn flush(&self, deadline: Instant) -> Result<(), FlushError> {
         let s = &*self.shared;
         // Acquire: pairs with the Release store in `shutdown`.
@@ -527,7 +830,7 @@ impl Workers {
             // Acquire: pairs with the Release store of an acknowledgement;
             // the requests that flush sent are counted in `in_flight` by then.
             let acked = s.flushed.iter().all(|f| f.load(Ordering::Acquire) >= epoch);
-            if acked && st.in_flight == 0 {
+            if acked && st.in_flight == 0 && s.spooled() == 0 {
                 return Ok(());
             }
             let now = Instant::now();
@@ -594,6 +897,20 @@ impl Workers {
                  at its deadline; their spans were dropped"
             );
         }
+        // Unlocks the directory for a later engine (the drainer's tasks,
+        // which held it too, went with the runtime).
+        let spool = self
+            .shared
+            .spool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(spool) = spool {
+            if let Err(e) = spool.sync() {
+                self.shared.warn_spool(spool.pending().1, &e.to_string());
+            }
+            self.shared.counters.spool_bytes(spool.disk_bytes());
+        }
         let suppressed = self.shared.take_suppressed();
         if suppressed > 0 {
             tracing::warn!(
@@ -616,27 +933,49 @@ impl Workers {
 }
 
 /// Settles a request exactly once: with its outcome, or as abandoned if the
-/// task is dropped first. Also frees its gate slot and bytes.
+/// task is dropped first (to the spool, if there is one). Also frees its
+/// gate slot and bytes.
 struct InFlight {
     shared: Arc<Shared>,
     spans: u64,
     bytes: usize,
     settled: bool,
     evicted: bool,
+    /// The request, once sent: what the spool keeps if it cannot be
+    /// delivered.
+    request: Option<ExportRequest>,
 }
 
 impl InFlight {
     fn settle(mut self, how: Settled) {
         self.shared.counters.settle(self.spans, how);
         self.settled = true;
-        self.evicted = matches!(how, Settled::Evicted);
+    }
+
+    /// Settles the request by its outcome: failures that sending later may
+    /// mend go to the spool, when there is one.
+    fn finish(mut self, outcome: Outcome) {
+        self.evicted = matches!(outcome, Outcome::Evicted);
+        let how = match (outcome, self.request.take()) {
+            (Outcome::Answered { rejected }, _) => Settled::Ok { rejected },
+            (Outcome::Final, _) => Settled::Failed,
+            (Outcome::OutOfTime, Some(request)) => self.shared.to_spool(&request, Settled::Failed),
+            (Outcome::Evicted, Some(request)) => self.shared.to_spool(&request, Settled::Evicted),
+            (Outcome::OutOfTime, None) => Settled::Failed,
+            (Outcome::Evicted, None) => Settled::Evicted,
+        };
+        self.settle(how);
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         if !self.settled {
-            self.shared.counters.settle(self.spans, Settled::Shutdown);
+            let how = match self.request.take() {
+                Some(request) => self.shared.to_spool(&request, Settled::Shutdown),
+                None => Settled::Shutdown,
+            };
+            self.shared.counters.settle(self.spans, how);
         }
         self.shared.gate.leave(self.bytes, self.evicted);
     }
@@ -724,6 +1063,7 @@ impl Worker {
             if policy.due(pending, now - last_empty, flushing) {
                 if !self.send_one(stop) {
                     if stop {
+                        self.spool_rest();
                         return;
                     }
                     // Counted committed but not yet visible: a moment.
@@ -738,6 +1078,7 @@ impl Worker {
                 self.shared.gate.notify();
             }
             if stop {
+                self.spool_rest();
                 return;
             }
             let mut wait = if pending.spans == 0 {
@@ -808,6 +1149,7 @@ impl Worker {
             bytes: 0,
             settled: true,
             evicted: false,
+            request: None,
         };
         let spans = self.batcher.take(
             rings(),
@@ -840,10 +1182,75 @@ impl Worker {
         in_flight.bytes = body.len();
         shared.gate.add_bytes(body.len());
         let request = ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
+        in_flight.request = Some(request.clone());
         shared.runtime.spawn(async move {
-            let how = in_flight.shared.deliver(request).await;
-            in_flight.settle(how);
+            let outcome = in_flight.shared.deliver(&request).await;
+            in_flight.finish(outcome);
         });
         true
+    }
+
+    /// At stop, with the gate closed: writes what the rings hold to the
+    /// spool, request by request, without sending it.
+    fn spool_rest(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        if shared.spool().is_none() {
+            return;
+        }
+        let policy = shared.settings.policy;
+        loop {
+            let spans = self.batcher.take(
+                shared.rings_of(self.index, self.workers),
+                &shared.catalog,
+                policy.max_spans,
+                policy.max_bytes,
+                &mut self.frame,
+                true,
+            );
+            if spans == 0 {
+                return;
+            }
+            let body: Bytes = if self.compressor.is_identity() {
+                self.frame.split().freeze()
+            } else {
+                let mut out = Vec::new();
+                if let Err(e) = self.compressor.compress(&self.frame, &mut out) {
+                    shared.warn_failed(FailureKind::Other, spans as u64, &e);
+                    shared.counters.settle(spans as u64, Settled::Shutdown);
+                    continue;
+                }
+                Bytes::from(out)
+            };
+            let request =
+                ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
+            let how = shared.to_spool(&request, Settled::Shutdown);
+            shared.counters.settle(spans as u64, how);
+        }
+    }
+}
+
+/// The spool's number for a signal.
+fn signal_code(signal: Signal) -> u8 {
+    match signal {
+        Signal::Traces => 0,
+    }
+}
+
+/// The spool's number for a compression, and back.
+fn compression_code(compression: Compression) -> u8 {
+    match compression {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Zstd => 2,
+    }
+}
+
+/// See [`compression_code`]; the spool's records are checksummed, so an
+/// unknown number is a bug of a later version: sent as is, uncompressed.
+fn compression_of(code: u8) -> Compression {
+    match code {
+        1 => Compression::Gzip,
+        2 => Compression::Zstd,
+        _ => Compression::None,
     }
 }

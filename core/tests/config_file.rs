@@ -490,3 +490,62 @@ fn logs_and_metrics_sections_are_read_and_reported() {
         "{e}"
     );
 }
+
+#[test]
+fn several_endpoints_and_the_spool() {
+    let text = "[exporter]\nendpoint = [\"http://a:4317\", \"http://b:4317\"]\n\n\
+                [spool]\ndir = \"/tmp/otlpx-spool\"\nmax_bytes = 2097152\n";
+    let c = toml(text)
+        .effective_config()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        at(&c, "exporter.traces.endpoint"),
+        ("http://a:4317,http://b:4317".to_owned(), file_line(2))
+    );
+    assert_eq!(
+        at(&c, "spool.dir"),
+        ("/tmp/otlpx-spool".to_owned(), file_line(5))
+    );
+    assert_eq!(
+        at(&c, "spool.max_bytes"),
+        ("2097152".to_owned(), file_line(6))
+    );
+    // The environment takes a comma-separated list; HTTP gets the path.
+    let c = Engine::builder()
+        .environment([
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                " http://a:4318 , http://b:4318",
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTLPX_SPOOL_DIR", "/var/spool/otlpx"),
+        ])
+        .effective_config()
+        .unwrap();
+    assert_eq!(
+        c.get("exporter.traces.endpoint").unwrap().value,
+        "http://a:4318/v1/traces,http://b:4318/v1/traces"
+    );
+    assert_eq!(c.get("spool.dir").unwrap().value, "/var/spool/otlpx");
+    // Bad lists and bounds are named.
+    for (text, reason) in [
+        ("[exporter]\nendpoint = []\n", "non-empty array"),
+        (
+            "[exporter]\nendpoint = [\"http://a:1\", 3]\n",
+            "non-empty array",
+        ),
+        (
+            "[exporter]\nendpoint = \"http://a:1,,http://b:1\"\n",
+            "empty endpoint",
+        ),
+        (
+            "[exporter]\nendpoint = \"http://a:1,http://a:1\"\n",
+            "listed twice",
+        ),
+        ("[spool]\ndir = \"/tmp/x\"\nmax_bytes = 1000\n", "at least"),
+        ("[spool]\ndirectory = \"/tmp/x\"\n", "unknown key"),
+    ] {
+        let e = toml(text).effective_config().unwrap_err().to_string();
+        assert!(e.contains(reason), "{text}: {e}");
+    }
+}

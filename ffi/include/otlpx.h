@@ -505,6 +505,24 @@ typedef struct {
    * Bytes of requests in flight now (waiting for an answer or a retry).
    */
   uint64_t export_in_flight_bytes;
+  /**
+   * Spans in the disk spool, waiting to be sent.
+   */
+  uint64_t spooled;
+  /**
+   * Spans found in the spool at start, left by an earlier engine:
+   * `recorded + spool_restored == exported + dropped (all reasons) +
+   * in_flight + in_rings + spooled`.
+   */
+  uint64_t spool_restored;
+  /**
+   * Dropped: the spool was full.
+   */
+  uint64_t dropped_spool_full;
+  /**
+   * Dropped: a spool record was damaged.
+   */
+  uint64_t dropped_spool_corrupt;
 } otlpx_stats;
 
 /**
@@ -1137,8 +1155,10 @@ otlpx_status otlpx_engine_flush(const otlpx_engine *engine,
  *
  * # Errors
  *
- * `OTLPX_STATUS_TIMEOUT` when the flush did not finish (the engine is
- * stopped all the same); `OTLPX_STATUS_NULL_POINTER`,
+ * `OTLPX_STATUS_TIMEOUT` when spans were lost: dropped, or left in the
+ * rings, because the flush did not finish (the engine is stopped all the
+ * same; with a spool, what could not be sent is spooled, not lost, and
+ * `otlpx_engine_stats` counts it in `spooled`); `OTLPX_STATUS_NULL_POINTER`,
  * `OTLPX_STATUS_INVALID_HANDLE`.
  *
  * # Safety

@@ -296,8 +296,10 @@ pub unsafe extern "C" fn otlpx_engine_flush(
 ///
 /// # Errors
 ///
-/// `OTLPX_STATUS_TIMEOUT` when the flush did not finish (the engine is
-/// stopped all the same); `OTLPX_STATUS_NULL_POINTER`,
+/// `OTLPX_STATUS_TIMEOUT` when spans were lost: dropped, or left in the
+/// rings, because the flush did not finish (the engine is stopped all the
+/// same; with a spool, what could not be sent is spooled, not lost, and
+/// `otlpx_engine_stats` counts it in `spooled`); `OTLPX_STATUS_NULL_POINTER`,
 /// `OTLPX_STATUS_INVALID_HANDLE`.
 ///
 /// # Safety
@@ -314,7 +316,11 @@ pub unsafe extern "C" fn otlpx_engine_shutdown(
         let state = unsafe { state(engine)? };
         // Relaxed: see `live_tracer`.
         state.shut_down.store(true, Ordering::Relaxed);
-        state.engine.shutdown(Duration::from_millis(timeout_ms)).map_err(flush_status)
+        state
+            .engine
+            .shutdown(Duration::from_millis(timeout_ms))
+            .map(drop)
+            .map_err(|e| fail(otlpx_status::Timeout, e))
     }
 }
 
@@ -435,6 +441,16 @@ pub struct otlpx_stats {
     pub dropped_evicted: u64,
     /// Bytes of requests in flight now (waiting for an answer or a retry).
     pub export_in_flight_bytes: u64,
+    /// Spans in the disk spool, waiting to be sent.
+    pub spooled: u64,
+    /// Spans found in the spool at start, left by an earlier engine:
+    /// `recorded + spool_restored == exported + dropped (all reasons) +
+    /// in_flight + in_rings + spooled`.
+    pub spool_restored: u64,
+    /// Dropped: the spool was full.
+    pub dropped_spool_full: u64,
+    /// Dropped: a spool record was damaged.
+    pub dropped_spool_corrupt: u64,
 }
 
 /// Writes the engine's counters to `out`: the first `out_size` bytes of an
@@ -487,6 +503,10 @@ pub unsafe extern "C" fn otlpx_engine_stats(
             export_retries: s.export.retries,
             dropped_evicted: s.dropped.evicted,
             export_in_flight_bytes: s.export.in_flight_bytes,
+            spooled: s.spooled,
+            spool_restored: s.spool.restored,
+            dropped_spool_full: s.dropped.spool_full,
+            dropped_spool_corrupt: s.dropped.spool_corrupt,
         };
         let n = out_size.min(size_of::<otlpx_stats>());
         // SAFETY: `out` is non-NULL (checked) and the caller promises

@@ -112,11 +112,14 @@ impl Exposition {
     }
 }
 
-/// The engine's Prometheus text after one recorded span.
+/// The engine's Prometheus text after one recorded span; with two
+/// endpoints (nothing listens there), so that the per-endpoint families
+/// are served too.
 fn engine_exposition() -> (String, Exposition) {
     let engine = otlpx::Engine::builder()
+        .endpoints(["http://127.0.0.1:1", "http://127.0.0.1:2"])
         .build()
-        .expect("a default engine builds");
+        .expect("an engine with two endpoints builds");
     engine.tracer("t", "").start("s").end();
     let text = engine.stats().prometheus_text();
     let exposition = Exposition::parse(&text);

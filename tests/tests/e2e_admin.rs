@@ -212,10 +212,21 @@ fn stats_json(s: &Stats) -> serde_json::Value {
             "export_failed": d.export_failed,
             "shutdown": d.shutdown,
             "evicted": d.evicted,
+            "spool_full": d.spool_full,
+            "spool_corrupt": d.spool_corrupt,
         },
         "in_flight": s.in_flight,
         "in_rings": s.in_rings,
         "drained_by_caller": s.drained_by_caller,
+        "spooled": s.spooled,
+        "spool": {
+            "restored": s.spool.restored,
+            "written": s.spool.written,
+            "delivered": s.spool.delivered,
+            "bytes": s.spool.bytes,
+            "corrupt_records": s.spool.corrupt_records,
+            "corrupt_bytes": s.spool.corrupt_bytes,
+        },
         "ring_bytes_used": s.ring_bytes_used,
         "rings": s.rings.iter().map(|r| json!({
             "used_bytes": r.used_bytes,
@@ -243,6 +254,13 @@ fn stats_json(s: &Stats) -> serde_json::Value {
             "duration_nanos": h(&e.duration_nanos),
             "batch_spans": h(&e.batch_spans),
             "batch_bytes": h(&e.batch_bytes),
+            "endpoints": e.endpoints.iter().map(|p| json!({
+                "url": p.url,
+                "up": p.up,
+                "requests": p.requests,
+                "failures": p.failures,
+                "taken_out": p.taken_out,
+            })).collect::<Vec<_>>(),
         },
     })
 }

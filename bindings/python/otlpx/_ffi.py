@@ -249,6 +249,10 @@ STATS_FIELDS = (
     "export_retries",
     "dropped_evicted",
     "export_in_flight_bytes",
+    "spooled",
+    "spool_restored",
+    "dropped_spool_full",
+    "dropped_spool_corrupt",
 )
 
 

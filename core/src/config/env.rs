@@ -17,6 +17,11 @@ pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// otlpx's own variable for the admin endpoint's address (`host:port`).
 pub(crate) const ADMIN_ADDRESS_VAR: &str = "OTLPX_ADMIN_ADDRESS";
 
+/// otlpx's own variables for the disk spool: its directory (setting it
+/// turns the spool on) and its size bound in bytes.
+pub(crate) const SPOOL_DIR_VAR: &str = "OTLPX_SPOOL_DIR";
+pub(crate) const SPOOL_MAX_BYTES_VAR: &str = "OTLPX_SPOOL_MAX_BYTES";
+
 /// Reads every variable otlpx knows into a layer.
 pub(crate) fn read(lookup: Lookup<'_>, warnings: &mut Vec<String>) -> Result<Layer, ConfigError> {
     let mut r = Reader {
@@ -112,6 +117,8 @@ impl Reader<'_, '_> {
         }
         self.layer.admin_address =
             self.parse(ADMIN_ADDRESS_VAR, |v, _, _| Ok(Some(v.to_owned())))?;
+        self.layer.spool_dir = self.parse(SPOOL_DIR_VAR, |v, _, _| Ok(Some(v.into())))?;
+        self.layer.spool_max_bytes = self.count(SPOOL_MAX_BYTES_VAR)?;
         Ok(())
     }
 

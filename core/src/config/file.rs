@@ -110,6 +110,7 @@ impl File<'_> {
                 "workers" => self.workers(e.table()?, layer)?,
                 "admin" => self.admin(e.table()?, layer)?,
                 "retry" => self.retry(e.table()?, layer)?,
+                "spool" => self.spool(e.table()?, layer)?,
                 _ => return Err(e.unknown(&SECTIONS)),
             }
         }
@@ -157,7 +158,7 @@ impl File<'_> {
         for e in self.entries(t, section) {
             let name = &e.key[section.len() + 1..];
             match name {
-                "endpoint" => x.endpoint = e.string()?,
+                "endpoint" => x.endpoint = e.endpoints()?,
                 "protocol" => {
                     x.protocol = e.parse_str(|v, s| env::protocol(v, warnings, s))?;
                 }
@@ -383,11 +384,24 @@ impl File<'_> {
         }
         Ok(())
     }
+
+    /// `[spool]`.
+    fn spool(&self, t: &dyn TableLike, layer: &mut Layer) -> Result<(), ConfigError> {
+        for e in self.entries(t, "spool") {
+            match e.key.as_str() {
+                "spool.dir" => layer.spool_dir = e.string()?.map(|s| s.map(Into::into)),
+                "spool.max_bytes" => layer.spool_max_bytes = e.count()?,
+                _ => return Err(e.unknown(&["dir", "max_bytes"])),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The top-level section names, for "unknown key" errors.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "disabled", "resource", "exporter", "batch", "sampling", "limits", "workers", "admin", "retry",
+    "spool",
 ];
 
 /// Keys of `[exporter]`; the first nine also of `[exporter.<signal>]`.
@@ -470,6 +484,22 @@ impl Entry<'_> {
             Some(s) => Ok(Sourced::new(s.to_owned(), self.source.clone())),
             None => Err(self.invalid(&self.text(), "expected a string")),
         }
+    }
+
+    /// An endpoint, or several: a string (itself a comma-separated list
+    /// or one URL) or an array of strings, kept as one comma-separated
+    /// list for [`resolve`](super::resolve) to split.
+    fn endpoints(&self) -> Result<Opt<String>, ConfigError> {
+        if let Some(array) = self.item.as_array() {
+            let urls: Option<Vec<&str>> = array.iter().map(|v| v.as_str()).collect();
+            return match urls {
+                Some(urls) if !urls.is_empty() => {
+                    Ok(Sourced::new(urls.join(","), self.source.clone()))
+                }
+                _ => Err(self.invalid(&self.text(), "expected a non-empty array of URLs")),
+            };
+        }
+        self.string()
     }
 
     fn boolean(&self) -> Result<Opt<bool>, ConfigError> {

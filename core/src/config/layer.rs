@@ -219,4 +219,6 @@ pub(crate) struct Layer {
     pub(crate) retry_enabled: Opt<bool>,
     pub(crate) retry_initial_backoff: Opt<Duration>,
     pub(crate) retry_max_backoff: Opt<Duration>,
+    pub(crate) spool_dir: Opt<PathBuf>,
+    pub(crate) spool_max_bytes: Opt<usize>,
 }

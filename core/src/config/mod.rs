@@ -291,7 +291,10 @@ pub(crate) struct RetryPolicy {
 pub(crate) struct ExportConfig {
     /// The full URL requests go to (`/v1/traces` already appended where
     /// the specification says so), and where it was configured.
-    pub(crate) url: Option<(String, Source)>,
+    /// The endpoints' URLs (one or more), and where they were given.
+    pub(crate) urls: Option<(Vec<String>, Source)>,
+    /// The disk spool, when configured.
+    pub(crate) spool: Option<SpoolConfig>,
     pub(crate) protocol: Protocol,
     pub(crate) compression: Compression,
     pub(crate) compression_level: Option<i32>,
@@ -333,6 +336,22 @@ pub(crate) struct TlsFiles {
     /// The client's private key for mutual TLS
     /// (`OTEL_EXPORTER_OTLP_CLIENT_KEY`).
     pub(crate) client_key: Option<std::path::PathBuf>,
+}
+
+/// The disk spool's size bound when none is given: 256 MiB of compressed
+/// requests, an outage of tens of minutes at tens of thousands of spans a
+/// second, small beside a disk.
+pub const SPOOL_MAX_BYTES_DEFAULT: usize = 256 << 20;
+
+/// The smallest spool size bound accepted: a few requests' worth.
+pub const SPOOL_MIN_BYTES: usize = 1 << 20;
+
+/// Where the disk spool lives and how big it may grow.
+#[cfg_attr(not(feature = "export"), allow(dead_code))]
+#[derive(Clone, Debug)]
+pub(crate) struct SpoolConfig {
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) max_bytes: u64,
 }
 
 /// Default window of `/ready`: an export attempt that failed this recently

@@ -247,7 +247,7 @@ impl Resolver<'_> {
         };
         let source = protocol.map_or(Source::Default, |(p, _)| p.source);
         self.show("exporter.traces.protocol", shown, &source);
-        let url = self.url(protocol_value)?;
+        let urls = self.url(protocol_value)?;
         let compression = self.exporter(|e| &e.compression);
         let (compression, source) = compression
             .map_or((Compression::None, Source::Default), |(c, _)| {
@@ -397,8 +397,10 @@ impl Resolver<'_> {
             Duration::from_millis(READY_WINDOW_MS_DEFAULT),
             ms,
         );
+        let spool = self.spool()?;
         Ok(ExportConfig {
-            url,
+            urls,
+            spool,
             protocol: protocol_value,
             compression,
             compression_level,
@@ -420,6 +422,33 @@ impl Resolver<'_> {
             admin_address,
             ready_window: ready_window.value,
         })
+    }
+
+    /// `[spool]`: on when a directory is given.
+    fn spool(&mut self) -> Result<Option<SpoolConfig>, ConfigError> {
+        let dir = self.layers.iter().find_map(|l| l.spool_dir.clone());
+        match &dir {
+            Some(d) => self.show("spool.dir", d.value.display().to_string(), &d.source),
+            None => self.show("spool.dir", "none: no spool", &Source::Default),
+        }
+        let max_bytes = self.value(
+            "spool.max_bytes",
+            |l| &l.spool_max_bytes,
+            SPOOL_MAX_BYTES_DEFAULT,
+            usize::to_string,
+        );
+        if max_bytes.value < SPOOL_MIN_BYTES {
+            return Err(ConfigError::new(
+                &max_bytes.source,
+                key_of(&max_bytes.source, "spool.max_bytes"),
+                max_bytes.value.to_string(),
+                format!("must be at least {SPOOL_MIN_BYTES} (1 MiB)"),
+            ));
+        }
+        Ok(dir.map(|dir| SpoolConfig {
+            dir: dir.value,
+            max_bytes: max_bytes.value as u64,
+        }))
     }
 
     /// `[retry]`: on or off, and the backoff bounds (initial ≤ max).
@@ -456,9 +485,10 @@ impl Resolver<'_> {
         })
     }
 
-    /// The traces URL: a generic endpoint gets `/v1/traces` over HTTP; a
-    /// gRPC endpoint without a scheme gets one from `insecure`.
-    fn url(&mut self, protocol: Protocol) -> Result<Option<(String, Source)>, ConfigError> {
+    /// The traces URLs (one, or several to balance over): a generic
+    /// endpoint gets `/v1/traces` over HTTP; a gRPC endpoint without a
+    /// scheme gets one from `insecure`.
+    fn url(&mut self, protocol: Protocol) -> Result<Option<(Vec<String>, Source)>, ConfigError> {
         let Some((given, scope)) = self.exporter(|e| &e.endpoint) else {
             self.show(
                 "exporter.traces.endpoint",
@@ -468,41 +498,18 @@ impl Resolver<'_> {
             return Ok(None);
         };
         let key = key_of(&given.source, &format!("{}.endpoint", scope.section()));
-        let bad = |reason: &str| ConfigError::new(&given.source, &key, &given.value, reason);
-        let mut url = given.value.trim().to_owned();
-        if !url.contains("://") {
-            if protocol != Protocol::Grpc {
-                return Err(bad("expected an http:// or https:// URL"));
+        let insecure = self.exporter(|e| &e.insecure).is_some_and(|(i, _)| i.value);
+        let mut urls = Vec::new();
+        for one in given.value.split(',') {
+            let bad = |reason: &str| ConfigError::new(&given.source, &key, one.trim(), reason);
+            let url = endpoint_url(one, protocol, scope, insecure).map_err(bad)?;
+            if urls.contains(&url) {
+                return Err(bad("the same endpoint is listed twice"));
             }
-            let insecure = self.exporter(|e| &e.insecure).is_some_and(|(i, _)| i.value);
-            url = format!("{}://{url}", if insecure { "http" } else { "https" });
+            urls.push(url);
         }
-        let (scheme, rest) = url.split_once("://").expect("checked above");
-        if scheme != "http" && scheme != "https" {
-            return Err(bad("expected an http:// or https:// URL"));
-        }
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(v6) => match v6.split_once(']') {
-                Some((host, port)) => (host, port.strip_prefix(':')),
-                None => return Err(bad("the host's `[` is never closed")),
-            },
-            None => match authority.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            },
-        };
-        if port.is_some_and(|p| p.parse::<u16>().is_err()) {
-            return Err(bad("the port is not a number from 0 to 65535"));
-        }
-        if host.is_empty() || authority.contains(char::is_whitespace) || authority.contains('@') {
-            return Err(bad("the URL names no host"));
-        }
-        if scope == Scope::Generic && protocol == Protocol::HttpProtobuf {
-            url = format!("{}/v1/traces", url.trim_end_matches('/'));
-        }
-        self.show("exporter.traces.endpoint", url.clone(), &given.source);
-        Ok(Some((url, given.source)))
+        self.show("exporter.traces.endpoint", urls.join(","), &given.source);
+        Ok(Some((urls, given.source)))
     }
 
     /// Headers merged by name (case-insensitively); values masked.
@@ -865,4 +872,49 @@ fn positive(v: &Sourced<Duration>, key: &str) -> Result<(), ConfigError> {
 /// RFC 9110 `tchar`.
 fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// One endpoint URL, checked and completed (see `Resolver::url`); why
+/// not, if it cannot be.
+fn endpoint_url(
+    given: &str,
+    protocol: Protocol,
+    scope: Scope,
+    insecure: bool,
+) -> Result<String, &'static str> {
+    let mut url = given.trim().to_owned();
+    if url.is_empty() {
+        return Err("an empty endpoint (two commas in a row, or one at an end?)");
+    }
+    if !url.contains("://") {
+        if protocol != Protocol::Grpc {
+            return Err("expected an http:// or https:// URL");
+        }
+        url = format!("{}://{url}", if insecure { "http" } else { "https" });
+    }
+    let (scheme, rest) = url.split_once("://").expect("checked above");
+    if scheme != "http" && scheme != "https" {
+        return Err("expected an http:// or https:// URL");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, port)) => (host, port.strip_prefix(':')),
+            None => return Err("the host's `[` is never closed"),
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err("the port is not a number from 0 to 65535");
+    }
+    if host.is_empty() || authority.contains(char::is_whitespace) || authority.contains('@') {
+        return Err("the URL names no host");
+    }
+    if scope == Scope::Generic && protocol == Protocol::HttpProtobuf {
+        url = format!("{}/v1/traces", url.trim_end_matches('/'));
+    }
+    Ok(url)
 }

@@ -10,11 +10,13 @@
 //!
 //! Accounting is exact. Every span that reached the engine is in exactly
 //! one of: `exported`, `dropped` (by reason), `in_flight` (taken from a
-//! ring, its request not yet answered) or `in_rings`; in an engine without
-//! an exporter, spans taken out by
-//! [`Engine::drain_traces`](crate::Engine::drain_traces) count as
-//! `drained_by_caller` instead. In every snapshot, `recorded == exported +
-//! dropped.total() + in_flight + in_rings + drained_by_caller`.
+//! ring, its request not yet answered), `in_rings` or `spooled` (in the
+//! disk spool, waiting to be sent); in an engine without an exporter,
+//! spans taken out by [`Engine::drain_traces`](crate::Engine::drain_traces)
+//! count as `drained_by_caller` instead. Spans an earlier engine left in
+//! the spool join the count as `spool.restored`. In every snapshot,
+//! `recorded + spool.restored == exported + dropped.total() + in_flight +
+//! in_rings + spooled + drained_by_caller`.
 
 mod histogram;
 #[cfg(feature = "export")]
@@ -99,14 +101,22 @@ pub struct Dropped {
     pub shutdown: u64,
     /// Their request was waiting to be retried when the in-flight budget
     /// was full and newer spans were waiting: evicted, oldest first
-    /// ([`Overflow::DropOldest`](crate::Overflow::DropOldest)).
+    /// ([`Overflow::DropOldest`](crate::Overflow::DropOldest)). With a
+    /// spool, evicted requests go there instead.
     pub evicted: u64,
+    /// The spool was full: its oldest records were deleted to make room
+    /// ([`Overflow::DropOldest`](crate::Overflow::DropOldest)), or the new
+    /// request was refused ([`Overflow::DropNewest`](crate::Overflow::DropNewest)).
+    pub spool_full: u64,
+    /// A spool record was damaged (a torn write, a bad checksum) and its
+    /// spans could not be read back; see [`SpoolStats`] for the bytes.
+    pub spool_corrupt: u64,
 }
 
 impl Dropped {
     /// Each reason's name (as `/stats` and the Prometheus `reason` label
     /// write it) and count, in declaration order.
-    pub fn by_reason(&self) -> [(&'static str, u64); 8] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 10] {
         [
             ("ring_full", self.ring_full),
             ("too_large", self.too_large),
@@ -116,6 +126,8 @@ impl Dropped {
             ("export_failed", self.export_failed),
             ("shutdown", self.shutdown),
             ("evicted", self.evicted),
+            ("spool_full", self.spool_full),
+            ("spool_corrupt", self.spool_corrupt),
         ]
     }
 
@@ -129,6 +141,8 @@ impl Dropped {
             + self.export_failed
             + self.shutdown
             + self.evicted
+            + self.spool_full
+            + self.spool_corrupt
     }
 }
 
@@ -223,6 +237,10 @@ pub struct ExportStats {
     /// When a request last failed, in nanoseconds since the Unix epoch; 0
     /// if none has.
     pub last_failure_unix_nanos: u64,
+    /// With several endpoints, each one's state, in the order configured
+    /// (empty with one).
+    #[cfg(feature = "export")]
+    pub endpoints: Vec<crate::transport::balance::EndpointStats>,
 }
 
 impl Default for ExportStats {
@@ -241,6 +259,8 @@ impl Default for ExportStats {
             batch_bytes: HistogramSnapshot::empty(BATCH_BYTES_BOUNDS),
             last_success_unix_nanos: 0,
             last_failure_unix_nanos: 0,
+            #[cfg(feature = "export")]
+            endpoints: Vec::new(),
         }
     }
 }
@@ -256,6 +276,26 @@ pub struct RingStats {
     pub high_water_bytes: u64,
     /// The ring's size.
     pub capacity_bytes: u64,
+}
+
+/// The disk spool, in a [`Stats`] snapshot (all zero without one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpoolStats {
+    /// Spans found in the spool when the engine started, left there by an
+    /// earlier engine (damaged records' spans included when their count
+    /// could be read; they are also in `dropped.spool_corrupt`).
+    pub restored: u64,
+    /// Spans this engine wrote to the spool.
+    pub written: u64,
+    /// Spans sent from the spool and acknowledged (also in `exported`).
+    pub delivered: u64,
+    /// Bytes of the spool's files now.
+    pub bytes: u64,
+    /// Damaged records found (at start, or when read back to be sent).
+    pub corrupt_records: u64,
+    /// Bytes of damaged records skipped.
+    pub corrupt_bytes: u64,
 }
 
 /// A snapshot of the engine's counters.
@@ -286,6 +326,10 @@ pub struct Stats {
     pub in_rings: u64,
     /// Spans taken out by `drain_traces` callers (not by the exporter).
     pub drained_by_caller: u64,
+    /// Spans in the disk spool, waiting to be sent (being sent included).
+    pub spooled: u64,
+    /// The disk spool's counters.
+    pub spool: SpoolStats,
     /// Ring bytes in use (records, headers, padding), all CPUs.
     pub ring_bytes_used: u64,
     /// Each ring's memory, in CPU order.
@@ -331,6 +375,19 @@ pub(crate) struct ExportCounters {
     failed: AtomicU64,
     shutdown: AtomicU64,
     evicted: AtomicU64,
+    spool_full: AtomicU64,
+    spool_corrupt: AtomicU64,
+    /// Spans of requests from the rings settled, whichever way: what is
+    /// drained and not settled is in flight.
+    settled: AtomicU64,
+    spool_restored: AtomicU64,
+    spool_written: AtomicU64,
+    /// Spans out of the spool, whichever way (`Unspooled`).
+    spool_out: AtomicU64,
+    spool_delivered: AtomicU64,
+    spool_bytes: AtomicU64,
+    spool_corrupt_records: AtomicU64,
+    spool_corrupt_bytes: AtomicU64,
     in_flight_bytes: AtomicU64,
     in_flight_bytes_high_water: AtomicU64,
     requests: AtomicU64,
@@ -354,6 +411,16 @@ impl Default for ExportCounters {
             failed: AtomicU64::new(0),
             shutdown: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
+            spool_full: AtomicU64::new(0),
+            spool_corrupt: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            spool_restored: AtomicU64::new(0),
+            spool_written: AtomicU64::new(0),
+            spool_out: AtomicU64::new(0),
+            spool_delivered: AtomicU64::new(0),
+            spool_bytes: AtomicU64::new(0),
+            spool_corrupt_records: AtomicU64::new(0),
+            spool_corrupt_bytes: AtomicU64::new(0),
             in_flight_bytes: AtomicU64::new(0),
             in_flight_bytes_high_water: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -390,6 +457,25 @@ pub(crate) enum Settled {
     Shutdown,
     /// Evicted while waiting for a retry, to make room.
     Evicted,
+    /// Written to the spool (after failing, being evicted, or at
+    /// shutdown), to be sent later.
+    Spooled,
+    /// Refused by a full spool.
+    SpoolFull,
+}
+
+/// How spans left the spool, for [`ExportCounters::unspooled`].
+#[cfg(feature = "export")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Unspooled {
+    /// Sent and answered: `rejected` refused (partial success).
+    Delivered { rejected: u64 },
+    /// Refused for good by the receiver (a final error).
+    Failed,
+    /// Deleted to make room for newer records.
+    Full,
+    /// Damaged on disk.
+    Corrupt,
 }
 
 impl ExportCounters {
@@ -483,17 +569,112 @@ impl ExportCounters {
             Settled::Evicted => {
                 self.evicted.fetch_add(spans, Ordering::Release);
             }
+            Settled::Spooled => {
+                self.spool_written.fetch_add(spans, Ordering::Release);
+            }
+            Settled::SpoolFull => {
+                self.spool_full.fetch_add(spans, Ordering::Release);
+            }
         }
+        // Release: pairs with the Acquire load in `snapshot`; after the
+        // outcome's counter, so a snapshot that counts the spans settled
+        // also counts where they went.
+        self.settled.fetch_add(spans, Ordering::Release);
     }
 
-    /// Fills the export-side fields of `s` (not `in_flight`).
-    fn snapshot(&self, s: &mut Stats) {
-        // Acquire: pairs with the Release increments in `settle`.
+    /// The spool held `spans` spans (in `records` records, `bytes` bytes)
+    /// when the engine started, of which `corrupt` were damaged, in
+    /// `corrupt_records` records and `corrupt_bytes` bytes.
+    #[cfg(feature = "export")]
+    pub(crate) fn restored(&self, spans: u64, bytes: u64, corrupt: (u64, u64, u64)) {
+        let (corrupt_spans, corrupt_records, corrupt_bytes) = corrupt;
+        // Release: pairs with the Acquire loads in `snapshot` (before any
+        // span of them can leave the spool).
+        self.spool_restored
+            .fetch_add(spans + corrupt_spans, Ordering::Release);
+        self.spool_bytes.store(bytes, Ordering::Relaxed);
+        self.corrupt(corrupt_records, corrupt_bytes);
+        self.unspooled(corrupt_spans, Unspooled::Corrupt);
+    }
+
+    /// Damaged spool records found.
+    #[cfg(feature = "export")]
+    pub(crate) fn corrupt(&self, records: u64, bytes: u64) {
+        // Relaxed (both): statistics.
+        self.spool_corrupt_records
+            .fetch_add(records, Ordering::Relaxed);
+        self.spool_corrupt_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The spool's files now take `bytes` bytes.
+    #[cfg(feature = "export")]
+    pub(crate) fn spool_bytes(&self, bytes: u64) {
+        // Relaxed: a gauge.
+        self.spool_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// `spans` spans left the spool, `how`.
+    #[cfg(feature = "export")]
+    pub(crate) fn unspooled(&self, spans: u64, how: Unspooled) {
+        if spans == 0 {
+            return;
+        }
+        // Release (all): pair with the Acquire loads in `snapshot`; the
+        // outcome first, then `spool_out`, read in the opposite order.
+        match how {
+            Unspooled::Delivered { rejected } => {
+                let rejected = rejected.min(spans);
+                self.rejected.fetch_add(rejected, Ordering::Release);
+                self.exported.fetch_add(spans - rejected, Ordering::Release);
+                self.spool_delivered
+                    .fetch_add(spans - rejected, Ordering::Release);
+                // Relaxed: as in `settle`.
+                self.last_success
+                    .fetch_max(unix_nanos_now(), Ordering::Relaxed);
+            }
+            Unspooled::Failed => {
+                self.failed.fetch_add(spans, Ordering::Release);
+            }
+            Unspooled::Full => {
+                self.spool_full.fetch_add(spans, Ordering::Release);
+            }
+            Unspooled::Corrupt => {
+                self.spool_corrupt.fetch_add(spans, Ordering::Release);
+            }
+        }
+        self.spool_out.fetch_add(spans, Ordering::Release);
+    }
+
+    /// Fills the export-side fields of `s` (not `in_flight`); returns the
+    /// spans settled (see `settled`).
+    fn snapshot(&self, s: &mut Stats) -> u64 {
+        // Acquire (all): pair with the Release increments in `settle`,
+        // `unspooled` and `restored`. The totals (`settled`, `spool_out`)
+        // first, the outcomes after: every span a total counts is then in
+        // an outcome too. A span settling meanwhile may be seen in its
+        // outcome only: `recorded` then reads one request high, for a
+        // moment.
+        let settled = self.settled.load(Ordering::Acquire);
+        let spool_out = self.spool_out.load(Ordering::Acquire);
+        let restored = self.spool_restored.load(Ordering::Acquire);
         s.exported = self.exported.load(Ordering::Acquire);
         s.dropped.rejected = self.rejected.load(Ordering::Acquire);
         s.dropped.export_failed = self.failed.load(Ordering::Acquire);
         s.dropped.shutdown = self.shutdown.load(Ordering::Acquire);
         s.dropped.evicted = self.evicted.load(Ordering::Acquire);
+        s.dropped.spool_full = self.spool_full.load(Ordering::Acquire);
+        s.dropped.spool_corrupt = self.spool_corrupt.load(Ordering::Acquire);
+        let written = self.spool_written.load(Ordering::Acquire);
+        s.spooled = (restored + written).saturating_sub(spool_out);
+        s.spool = SpoolStats {
+            restored,
+            written,
+            delivered: self.spool_delivered.load(Ordering::Acquire),
+            // Relaxed (three): statistics.
+            bytes: self.spool_bytes.load(Ordering::Relaxed),
+            corrupt_records: self.spool_corrupt_records.load(Ordering::Relaxed),
+            corrupt_bytes: self.spool_corrupt_bytes.load(Ordering::Relaxed),
+        };
         let f = |k: FailureKind| self.failures[k as usize].load(Ordering::Relaxed);
         s.export = ExportStats {
             // Relaxed: statistics.
@@ -517,7 +698,10 @@ impl ExportCounters {
             batch_bytes: self.batch_bytes.snapshot(),
             last_success_unix_nanos: self.last_success.load(Ordering::Relaxed),
             last_failure_unix_nanos: self.last_failure.load(Ordering::Relaxed),
+            #[cfg(feature = "export")]
+            endpoints: Vec::new(),
         };
+        settled
     }
 }
 
@@ -532,9 +716,7 @@ impl Stats {
         export: Option<&ExportCounters>,
     ) -> Self {
         let mut s = Self::default();
-        if let Some(export) = export {
-            export.snapshot(&mut s);
-        }
+        let settled = export.map_or(0, |export| export.snapshot(&mut s));
         s.dropped.invalid = dropped_invalid;
         let mut drained = 0;
         for r in rings {
@@ -550,19 +732,19 @@ impl Stats {
                 capacity_bytes: r.capacity_bytes,
             });
         }
-        let settled = s.exported
-            + s.dropped.rejected
-            + s.dropped.export_failed
-            + s.dropped.shutdown
-            + s.dropped.evicted;
         if export.is_some() {
             debug_assert!(drained >= settled, "settled before drained");
             s.in_flight = drained.saturating_sub(settled);
         } else {
             s.drained_by_caller = drained;
         }
-        s.recorded =
-            s.exported + s.dropped.total() + s.in_flight + s.in_rings + s.drained_by_caller;
+        s.recorded = (s.exported
+            + s.dropped.total()
+            + s.in_flight
+            + s.in_rings
+            + s.spooled
+            + s.drained_by_caller)
+            .saturating_sub(s.spool.restored);
         s
     }
 }

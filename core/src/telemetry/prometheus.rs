@@ -79,7 +79,11 @@ impl Stats {
     /// Metric families: `otlpx_spans_recorded_total`,
     /// `otlpx_spans_exported_total`, `otlpx_spans_dropped_total{reason}`,
     /// `otlpx_spans_in_flight`, `otlpx_spans_in_rings`,
-    /// `otlpx_spans_drained_by_caller_total`, `otlpx_export_requests_total`,
+    /// `otlpx_spans_drained_by_caller_total`, `otlpx_spans_spooled`,
+    /// `otlpx_spool_restored_spans_total`, `otlpx_spool_written_spans_total`,
+    /// `otlpx_spool_delivered_spans_total`, `otlpx_spool_bytes`,
+    /// `otlpx_spool_corrupt_records_total`, `otlpx_spool_corrupt_bytes_total`,
+    /// `otlpx_export_requests_total`,
     /// `otlpx_export_retries_total`, `otlpx_export_failures_total{kind}`,
     /// `otlpx_export_in_flight_bytes`,
     /// `otlpx_export_in_flight_bytes_high_water`,
@@ -88,7 +92,11 @@ impl Stats {
     /// `otlpx_export_duration_seconds`, `otlpx_export_batch_spans` and
     /// `otlpx_export_batch_bytes`, the per-ring gauges
     /// `otlpx_ring_used_bytes{ring}`, `otlpx_ring_high_water_bytes{ring}`
-    /// and `otlpx_ring_capacity_bytes{ring}`,
+    /// and `otlpx_ring_capacity_bytes{ring}`, with several endpoints the
+    /// per-endpoint `otlpx_endpoint_up{endpoint}`,
+    /// `otlpx_endpoint_requests_total{endpoint}`,
+    /// `otlpx_endpoint_failures_total{endpoint}` and
+    /// `otlpx_endpoint_taken_out_total{endpoint}`,
     /// `otlpx_last_export_success_timestamp_seconds`,
     /// `otlpx_last_export_failure_timestamp_seconds` (0: never) and
     /// `otlpx_build_info{version}`.
@@ -145,6 +153,53 @@ impl Stats {
             "Spans taken out of the rings by drain_traces callers.",
             self.drained_by_caller,
         )?;
+        let sp = &self.spool;
+        for (name, kind, help, value) in [
+            (
+                "otlpx_spans_spooled",
+                "gauge",
+                "Spans in the disk spool, waiting to be sent.",
+                self.spooled,
+            ),
+            (
+                "otlpx_spool_restored_spans_total",
+                "counter",
+                "Spans found in the spool at start, left by an earlier engine.",
+                sp.restored,
+            ),
+            (
+                "otlpx_spool_written_spans_total",
+                "counter",
+                "Spans written to the spool.",
+                sp.written,
+            ),
+            (
+                "otlpx_spool_delivered_spans_total",
+                "counter",
+                "Spans sent from the spool and acknowledged.",
+                sp.delivered,
+            ),
+            (
+                "otlpx_spool_bytes",
+                "gauge",
+                "Bytes of the spool's files.",
+                sp.bytes,
+            ),
+            (
+                "otlpx_spool_corrupt_records_total",
+                "counter",
+                "Damaged spool records skipped.",
+                sp.corrupt_records,
+            ),
+            (
+                "otlpx_spool_corrupt_bytes_total",
+                "counter",
+                "Bytes of damaged spool records skipped.",
+                sp.corrupt_bytes,
+            ),
+        ] {
+            single(out, name, kind, help, value)?;
+        }
         single(
             out,
             "otlpx_export_requests_total",
@@ -245,6 +300,45 @@ impl Stats {
             "ring",
             rings.map(|(i, r)| (i, r.capacity_bytes)),
         )?;
+        #[cfg(feature = "export")]
+        if !e.endpoints.is_empty() {
+            // URLs parsed by `http::Uri` hold no `"` or `\`: no escaping.
+            let url = |p: &crate::transport::balance::EndpointStats| p.url.clone();
+            for (name, help, value) in [
+                (
+                    "otlpx_endpoint_up",
+                    "Whether requests go to the endpoint (0: taken out after failing).",
+                    (|p| u64::from(p.up)) as fn(&crate::transport::balance::EndpointStats) -> u64,
+                ),
+                (
+                    "otlpx_endpoint_requests_total",
+                    "Export attempts sent to the endpoint.",
+                    |p| p.requests,
+                ),
+                (
+                    "otlpx_endpoint_failures_total",
+                    "Export attempts to the endpoint that failed.",
+                    |p| p.failures,
+                ),
+                (
+                    "otlpx_endpoint_taken_out_total",
+                    "Times the endpoint was taken out after failing.",
+                    |p| p.taken_out,
+                ),
+            ] {
+                let kind = if name.ends_with("_total") {
+                    "counter"
+                } else {
+                    "gauge"
+                };
+                labelled(
+                    out,
+                    (name, kind, help),
+                    "endpoint",
+                    e.endpoints.iter().map(|p| (url(p), value(p))),
+                )?;
+            }
+        }
         family(
             out,
             "otlpx_last_export_success_timestamp_seconds",
@@ -302,6 +396,20 @@ mod tests {
         };
         s.export.duration_nanos.counts[0] = 1;
         s.export.duration_nanos.sum = 50_000;
+        #[cfg(feature = "export")]
+        let endpoints = 4;
+        #[cfg(not(feature = "export"))]
+        let endpoints = 0;
+        #[cfg(feature = "export")]
+        {
+            s.export.endpoints = vec![crate::transport::balance::EndpointStats {
+                url: "http://a:4317".into(),
+                up: false,
+                requests: 3,
+                failures: 2,
+                taken_out: 1,
+            }];
+        }
         let text = s.prometheus_text();
         let mut typed = std::collections::HashMap::new();
         let mut helped = std::collections::HashSet::new();
@@ -327,7 +435,12 @@ mod tests {
                 _ => panic!("unexpected line {line:?}"),
             }
         }
-        assert_eq!(typed.len(), 22, "{text}");
+        assert_eq!(typed.len(), 29 + endpoints, "{text}");
+        #[cfg(feature = "export")]
+        {
+            assert!(text.contains("otlpx_endpoint_up{endpoint=\"http://a:4317\"} 0\n"));
+            assert!(text.contains("otlpx_endpoint_failures_total{endpoint=\"http://a:4317\"} 2\n"));
+        }
         assert!(text.contains("otlpx_spans_recorded_total 7\n"));
         assert!(text.contains("otlpx_export_duration_seconds_bucket{le=\"0.0001\"} 1\n"));
         assert!(text.contains("otlpx_export_duration_seconds_bucket{le=\"+Inf\"} 1\n"));

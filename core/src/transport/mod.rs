@@ -14,11 +14,13 @@
 //! All I/O runs on the engine's own small tokio runtime; the application's
 //! runtime, if it has one, is never used.
 
+pub mod balance;
 mod grpc;
 mod http;
 pub mod retry;
 mod tls;
 
+pub(crate) use self::balance::Balanced;
 pub(crate) use self::grpc::GrpcTransport;
 pub(crate) use self::http::HttpTransport;
 pub use self::retry::Retry;
