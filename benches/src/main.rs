@@ -11,6 +11,7 @@
 //! and make the exit status non-zero; nothing here panics on bad input.
 #![deny(unsafe_code)]
 
+mod outage;
 mod run;
 
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Cmd {
     /// Print the effective otlpx configuration (the `OTEL_*` environment,
     /// the TOML file, the defaults), each value with its source.
     Config(ConfigArgs),
+    /// Record through a receiver outage (up, down, up again): spans lost,
+    /// record latency, recovery time and memory, per contender.
+    Outage(outage::OutageArgs),
     /// One engine in a child process (internal).
     #[command(name = run::CHILD_SUBCOMMAND, hide = true)]
     Child(ChildArgs),
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         Some(Cmd::Run(args)) => run::parent::main(&args),
         Some(Cmd::Child(args)) => run::child::main(&args),
         Some(Cmd::Config(args)) => config_main(&args),
+        Some(Cmd::Outage(args)) => outage::main(&args),
         Some(Cmd::Sink(args)) => otlpx_bench::receiver::sink_main(
             args.grpc_port,
             args.http_port,

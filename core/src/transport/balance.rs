@@ -6,11 +6,13 @@
 //! connection pool), and each attempt to send a request goes to one of
 //! them, chosen as below. The attempt succeeds or fails as that
 //! endpoint's transport says, with the endpoint's URL put in front of the
-//! error message (`"{url}: {message}"`; kind, status codes and retry
-//! decision unchanged). Retrying is the engine's, as with one endpoint
-//! ([`retry`](super::retry)): a failed attempt is tried again as a new
-//! attempt, which goes wherever the choice sends it, usually to another
-//! endpoint.
+//! error message (`"{url}: {message}"`; kind and status codes unchanged).
+//! Retrying is the engine's, as with one endpoint ([`retry`](super::retry)):
+//! a failed attempt is tried again as a new attempt, which goes wherever
+//! the choice sends it. When the attempt failed because its endpoint is
+//! unwell (below) and another endpoint is up, a retryable error's decision
+//! becomes [`Retry::After`] 1 ms: the request fails over at once, instead
+//! of waiting a backoff meant for the endpoint it left.
 //!
 //! # Choosing an endpoint
 //!
@@ -202,6 +204,11 @@ enum State {
     Probing,
 }
 
+/// How long a request that failed on an unwell endpoint waits before it
+/// is sent again, to another endpoint that is up: failing over needs no
+/// backoff (the failed endpoint is out, so this cannot loop on it).
+const FAILOVER_WAIT: Duration = Duration::from_millis(1);
+
 /// The endpoint backoff's bounds (the constants, or shorter in tests).
 #[derive(Clone, Copy, Debug)]
 struct Backoff {
@@ -388,8 +395,15 @@ impl Transport for Balanced {
         Box::pin(async move {
             let result = sending.await;
             let error = result.as_ref().err().map(|e| e.message.as_str());
-            attempt.settle(Outcome::of(&result), error);
+            let outcome = Outcome::of(&result);
+            attempt.settle(outcome, error);
             result.map_err(|mut e| {
+                // Fail over at once: another endpoint is up, and the wait
+                // (a backoff, or this endpoint's own hint) was for this
+                // one.
+                if outcome == Outcome::Unwell && e.retry != Retry::Never && attempt.another_up() {
+                    e.retry = Retry::After(FAILOVER_WAIT);
+                }
                 e.message = format!("{}: {}", attempt.endpoint().url, e.message);
                 e
             })
@@ -451,6 +465,15 @@ enum Change {
 impl Attempt {
     fn endpoint(&self) -> &Endpoint {
         &self.shared.endpoints[self.index]
+    }
+
+    /// Whether an endpoint other than this attempt's is up now.
+    fn another_up(&self) -> bool {
+        let table = self.shared.lock_health();
+        table
+            .iter()
+            .enumerate()
+            .any(|(i, h)| i != self.index && h.state == State::Up)
     }
 
     /// Records how the attempt ended, with the error's message if it
@@ -723,9 +746,10 @@ mod tests {
         let b_ = Scripted::new(Answer::Ok);
         let b = balanced(&[&a, &b_], Duration::from_secs(60), Duration::from_secs(60));
         let e = send(&rt, &b).unwrap_err();
-        // The error names the endpoint and keeps the rest.
+        // The error names the endpoint and keeps the rest, but asks for
+        // the retry at once: another endpoint is up.
         assert_eq!(e.kind, FailureKind::Unavailable);
-        assert_eq!(e.retry, Retry::Backoff);
+        assert_eq!(e.retry, Retry::After(FAILOVER_WAIT));
         assert_eq!(e.message, "http://endpoint-0: scripted");
         for _ in 0..10 {
             send(&rt, &b).unwrap();
