@@ -408,7 +408,8 @@ impl Shared {
             spans,
             what,
             suppressed,
-            "otlpx: spool trouble; the spans were dropped              (`suppressed`: how many like it were held back since the last)"
+            "otlpx: spool trouble; the spans were dropped \
+             (`suppressed`: how many like it were held back since the last)"
         );
     }
 

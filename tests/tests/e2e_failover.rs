@@ -12,6 +12,9 @@
 //! and bounded: only a request that reached a receiver and was never
 //! answered may arrive twice (OTLP delivery is at least once).
 
+mod common;
+
+use common::{count_received, duplicates};
 use otlpx::{Engine, EngineBuilder, Protocol, Stats};
 use otlpx_bench::receiver::{Fault, Receiver, ReceiverConfig, unused_ports};
 use std::collections::HashMap;
@@ -102,32 +105,6 @@ fn assert_all_exported(s: &Stats, recorded: u64, label: &str) {
     assert_eq!(s.exported, recorded, "{label}: {s:?}");
     assert_eq!(s.dropped.total(), 0, "{label}: {s:?}");
     assert_eq!((s.in_flight, s.in_rings), (0, 0), "{label}");
-}
-
-/// Adds how often `receiver` got each span id it accepted (since the last
-/// call) to `seen`.
-fn count_received(receiver: &Receiver, seen: &mut HashMap<Vec<u8>, u64>) {
-    for request in receiver.take_requests() {
-        for span in request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-        {
-            *seen.entry(span.span_id.clone()).or_insert(0) += 1;
-        }
-    }
-}
-
-/// Asserts `seen` holds `unique` distinct spans; how many arrived more
-/// than once (extra copies).
-fn duplicates(seen: &HashMap<Vec<u8>, u64>, unique: u64, label: &str) -> u64 {
-    assert_eq!(
-        seen.len() as u64,
-        unique,
-        "{label}: distinct spans received"
-    );
-    seen.values().map(|n| n - 1).sum()
 }
 
 #[test]

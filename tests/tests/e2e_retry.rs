@@ -12,9 +12,11 @@
 //! the receiver before it failed (OTLP delivery is at least once), counted
 //! and bounded.
 
+mod common;
+
+use common::{duplicates, received};
 use otlpx::{Engine, EngineBuilder, Protocol, Stats};
 use otlpx_bench::receiver::{Fault, Receiver, ReceiverConfig, RetryHint, unused_ports};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 const PROTOCOLS: [Protocol; 2] = [Protocol::Grpc, Protocol::HttpProtobuf];
@@ -69,34 +71,6 @@ fn assert_settled(s: &Stats, recorded: u64, label: &str) {
     assert_eq!((s.in_flight, s.in_rings), (0, 0), "{label}");
 }
 
-/// How often the receiver got each span id it accepted.
-fn received(receiver: &Receiver) -> HashMap<Vec<u8>, u64> {
-    let mut seen = HashMap::new();
-    for request in receiver.take_requests() {
-        for span in request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-        {
-            *seen.entry(span.span_id.clone()).or_insert(0) += 1;
-        }
-    }
-    seen
-}
-
-/// Asserts the receiver got `unique` distinct spans, and returns how many
-/// arrived more than once (extra copies).
-fn duplicates(receiver: &Receiver, unique: u64, label: &str) -> u64 {
-    let seen = received(receiver);
-    assert_eq!(
-        seen.len() as u64,
-        unique,
-        "{label}: distinct spans received"
-    );
-    seen.values().map(|n| n - 1).sum()
-}
-
 #[test]
 fn a_receiver_down_at_the_start_for_3_s_gets_everything_once_it_is_up() {
     std::thread::scope(|s| {
@@ -119,7 +93,7 @@ fn a_receiver_down_at_the_start_for_3_s_gets_everything_once_it_is_up() {
                     s.export
                 );
                 // Refused connections never reached the receiver.
-                assert_eq!(duplicates(&receiver, 1000, &label), 0, "{label}");
+                assert_eq!(duplicates(&received(&receiver), 1000, &label), 0, "{label}");
             });
         }
     });
@@ -164,7 +138,7 @@ fn unavailable_with_retry_info_waits_the_delay_asked() {
         assert_eq!(s.exported, 10, "{label}");
         assert_eq!((s.export.retries, s.export.failures.unavailable), (1, 1));
         assert!(took >= second, "{label}: retried after {took:?}");
-        assert_eq!(duplicates(&receiver, 10, &label), 0);
+        assert_eq!(duplicates(&received(&receiver), 10, &label), 0);
     }
 }
 
@@ -182,7 +156,7 @@ fn http_429_retry_after_in_seconds_and_as_a_date_is_honoured() {
         assert_eq!((s.export.retries, s.export.failures.throttled), (1, 1));
         assert!(took >= at_least, "{label}: retried after {took:?}");
         assert!(took < delay + Duration::from_secs(3), "{label}: {took:?}");
-        assert_eq!(duplicates(&receiver, 10, &label), 0);
+        assert_eq!(duplicates(&received(&receiver), 10, &label), 0);
     }
 }
 
@@ -234,7 +208,7 @@ fn a_partial_success_is_counted_and_not_retried() {
         let (s, receiver, _) = refuse_first(protocol, fault);
         assert_eq!((s.exported, s.dropped.rejected), (7, 3), "{label}");
         assert_eq!((s.export.retries, s.export.failures.total()), (0, 0));
-        assert_eq!(duplicates(&receiver, 10, &label), 0);
+        assert_eq!(duplicates(&received(&receiver), 10, &label), 0);
     }
 }
 
@@ -248,7 +222,7 @@ fn a_connection_dropped_mid_request_is_retried() {
         assert_eq!(s.export.failures.unavailable, 1, "{label}");
         assert_eq!(receiver.counts().connections_dropped, 1, "{label}");
         // The dropped request's spans were not accepted: no copy.
-        assert_eq!(duplicates(&receiver, 10, &label), 0);
+        assert_eq!(duplicates(&received(&receiver), 10, &label), 0);
     }
 }
 
@@ -282,7 +256,7 @@ fn an_answer_slower_than_the_attempt_timeout_is_retried_at_least_once() {
             "{label}"
         );
         // One timed-out attempt: at most one extra copy of each span.
-        assert_eq!(duplicates(&receiver, 10, &label), 10, "{label}");
+        assert_eq!(duplicates(&received(&receiver), 10, &label), 10, "{label}");
     }
 }
 
@@ -332,6 +306,10 @@ fn an_outage_with_a_small_budget_evicts_counts_and_never_blocks_recording() {
         // 1 s retry delay. (Not a performance figure: see BENCHMARKS.md.)
         assert!(slowest < Duration::from_millis(200), "{label}: {slowest:?}");
         // Everything exported arrived once (refusals count no spans).
-        assert_eq!(duplicates(&receiver, s.exported, &label), 0, "{label}");
+        assert_eq!(
+            duplicates(&received(&receiver), s.exported, &label),
+            0,
+            "{label}"
+        );
     }
 }

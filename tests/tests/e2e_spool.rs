@@ -9,9 +9,11 @@
 //! The accounting identity is checked across engines: the first counts
 //! what it spooled, the second what it restored from the spool and sent.
 
+mod common;
+
+use common::received;
 use otlpx::{BuildError, Engine, EngineBuilder, Protocol, Stats};
 use otlpx_bench::receiver::{Receiver, ReceiverConfig, unused_ports};
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -70,22 +72,6 @@ fn record(engine: &Engine, n: u64) {
         span.set_attribute("i", i as i64);
         span.end();
     }
-}
-
-/// How often the receiver got each span id.
-fn received(receiver: &Receiver) -> HashMap<Vec<u8>, u64> {
-    let mut seen = HashMap::new();
-    for request in receiver.take_requests() {
-        for span in request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-        {
-            *seen.entry(span.span_id.clone()).or_insert(0) += 1;
-        }
-    }
-    seen
 }
 
 /// The identity across engines: `recorded + restored == exported +
