@@ -216,6 +216,7 @@ impl EngineBuilder {
     /// comma-separated list (a TOML array too).
     ///
     /// ```
+    /// # #[cfg(feature = "export")] // the default feature; without it, no exporter
     /// let engine = otlpx::Engine::builder()
     ///     .endpoints(["http://collector-a:4317", "http://collector-b:4317"])
     ///     .build()?;
