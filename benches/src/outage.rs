@@ -19,18 +19,20 @@
 //! hdrhistogram per phase (before, outage, after), counts what it recorded
 //! in each phase and how far it fell behind its schedule, and prints a
 //! sample line every [`SAMPLE_INTERVAL`] (spans recorded; for otlpx the
-//! spool and what is still on its way), through its flush and shutdown.
-//! The parent reads the receiver's span count as each sample arrives, and
-//! decodes every request to count distinct span ids (OTLP delivery is at
-//! least once, so a receiver's raw count can include duplicates). Lost
-//! spans are those recorded whose id never arrived; the recovery time is
-//! defined in [`recovery`].
+//! spool, what is still on its way, and drops), through its flush and
+//! shutdown. The parent reads the receiver's count as each sample arrives
+//! and decodes every request: distinct span ids give the spans lost (OTLP
+//! delivery is at least once, so a raw count can include duplicates), and
+//! each span's start time the phase it was recorded in. The recovery time
+//! runs from the restart until the last span recorded before the restart
+//! arrived: when the receiver has everything of the outage it will ever
+//! get (to the sampling interval).
 //!
-//! Between parent and child, the child's stdout carries `start` (the
-//! application thread starts recording; the parent's clock for the phases
-//! starts when it reads the line), `sample …` lines, and `done {json}`;
-//! its stderr is passed through. Each run prints one JSON line; all runs
-//! done, a table of medians per contender follows.
+//! Between parent and child, the child's stdout carries `start <Unix ns>`
+//! (the application thread starts recording; the parent's clock for the
+//! phases starts when it reads the line), `sample …` lines, and
+//! `done {json}`; its stderr is passed through. Each run prints one JSON
+//! line; all runs done, a table of medians per contender follows.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -147,7 +149,7 @@ pub struct OutageArgs {
     #[arg(long, value_name = "DIR")]
     spool_parent: Option<PathBuf>,
     /// Write each run's samples (every 10 ms: seconds, spans recorded,
-    /// received, and for otlpx spooled, pending, dropped) to
+    /// received, and for otlpx spooled, pending, dropped, spool bytes) to
     /// `DIR/<contender>-<round>.csv`.
     #[arg(long, value_name = "DIR")]
     samples_dir: Option<PathBuf>,
@@ -302,41 +304,84 @@ fn start_receiver(ports: (u16, u16)) -> Result<Receiver, BenchError> {
 }
 
 /// What the receivers of one run got, across the outage.
-#[derive(Default)]
 struct Delivered {
     /// Spans counted by receivers already shut down.
     retired: u64,
     /// The distinct span ids received.
     ids: HashSet<u64>,
+    /// When the child started recording, in Unix nanoseconds.
+    start_unix_ns: u64,
+    /// The ends of the first two phases, in nanoseconds since the start.
+    phase_ends_ns: [u64; 2],
+    /// Distinct spans received, by the phase they were recorded in (their
+    /// start time).
+    by_phase: [u64; 3],
+    /// When the last span recorded before the restart arrived (seconds
+    /// since the start), if any did.
+    last_backlog_arrival: Option<f64>,
 }
 
 impl Delivered {
-    /// Takes in what `receiver` decoded since the last call and returns the
-    /// spans received so far (duplicates included).
-    fn update(&mut self, receiver: Option<&Receiver>) -> u64 {
+    fn new(start_unix_ns: u64, phases: &Phases) -> Self {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            retired: 0,
+            ids: HashSet::new(),
+            start_unix_ns,
+            phase_ends_ns: [ns(phases.up_before), ns(phases.up_before + phases.down)],
+            by_phase: [0; 3],
+            last_backlog_arrival: None,
+        }
+    }
+
+    /// Takes in what `receiver` decoded since the last call, as arrived at
+    /// `t` seconds since the start, and returns the spans received so far
+    /// (duplicates included).
+    fn update(&mut self, receiver: Option<&Receiver>, t: f64) -> u64 {
         let Some(r) = receiver else {
             return self.retired;
         };
         let _ = r.take_request_meta();
         for request in r.take_requests() {
-            for span in request
+            let spans = request
                 .resource_spans
                 .iter()
                 .flat_map(|r| &r.scope_spans)
                 .flat_map(|s| &s.spans)
-            {
-                let mut id = [0; 8];
-                let n = span.span_id.len().min(8);
-                id[..n].copy_from_slice(&span.span_id[..n]);
-                self.ids.insert(u64::from_le_bytes(id));
-            }
+                .map(|span| {
+                    let mut id = [0; 8];
+                    let n = span.span_id.len().min(8);
+                    id[..n].copy_from_slice(&span.span_id[..n]);
+                    (u64::from_le_bytes(id), span.start_time_unix_nano)
+                });
+            self.take(spans, t);
         }
         self.retired + r.counts().spans
     }
 
-    /// Shuts `receiver` down, its counts kept.
-    fn retire(&mut self, receiver: Receiver) {
-        self.retired = self.update(Some(&receiver));
+    /// Counts spans (id, start time in Unix nanoseconds) that arrived at
+    /// `t`; a span already seen is a duplicate and counts for nothing.
+    fn take(&mut self, spans: impl Iterator<Item = (u64, u64)>, t: f64) {
+        for (id, start_unix_ns) in spans {
+            if !self.ids.insert(id) {
+                continue;
+            }
+            let since = start_unix_ns.saturating_sub(self.start_unix_ns);
+            let phase = self
+                .phase_ends_ns
+                .iter()
+                .filter(|&&end| since >= end)
+                .count();
+            self.by_phase[phase] += 1;
+            if phase < 2 {
+                self.last_backlog_arrival = Some(t);
+            }
+        }
+    }
+
+    /// Shuts `receiver` down at `t`, its counts kept.
+    fn retire(&mut self, receiver: Receiver, t: f64) {
+        self.retired = self.update(Some(&receiver), t);
         receiver.shutdown();
     }
 }
@@ -356,6 +401,8 @@ struct Sample {
     pending: u64,
     /// otlpx: spans dropped so far, all reasons.
     dropped: u64,
+    /// otlpx: the spool's bytes.
+    spool_bytes: u64,
 }
 
 /// What the receiver does next, and when (since the start).
@@ -433,9 +480,9 @@ fn run_one(
         )));
     }
     let mut delivered = delivered;
-    let received = delivered.update(receiver.as_ref());
+    let received = delivered.update(receiver.as_ref(), done_t);
     if let Some(r) = receiver.take() {
-        delivered.retire(r);
+        delivered.retire(r, done_t);
     }
     drop(spool);
     if let Some(dir) = &args.samples_dir {
@@ -456,12 +503,12 @@ fn write_samples(
 ) -> Result<(), BenchError> {
     use std::fmt::Write as _;
 
-    let mut csv = String::from("t_s,recorded,received,spooled,pending,dropped\n");
+    let mut csv = String::from("t_s,recorded,received,spooled,pending,dropped,spool_bytes\n");
     for s in samples {
         let _ = writeln!(
             csv,
-            "{:.3},{},{},{},{},{}",
-            s.t, s.recorded, s.received, s.spooled, s.pending, s.dropped
+            "{:.3},{},{},{},{},{},{}",
+            s.t, s.recorded, s.received, s.spooled, s.pending, s.dropped, s.spool_bytes
         );
     }
     let path = dir.join(format!("{}-{round}.csv", contender.name()));
@@ -484,9 +531,16 @@ fn follow_child(
     receiver: &mut Option<Receiver>,
 ) -> Result<Followed, BenchError> {
     let read_error = |e| BenchError::with_source("reading the child's output", e);
-    let start = loop {
+    let (start, start_unix_ns) = loop {
         match lines.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(line)) if line == "start" => break Instant::now(),
+            Ok(Ok(line)) if line.starts_with("start ") => {
+                let unix_ns = line["start ".len()..].trim().parse().map_err(|e| {
+                    BenchError::with_source(format!("the child's start line {line:?}"), e)
+                })?;
+                break (Instant::now(), unix_ns);
+            }
+            // Samples before the start: the engine is idle.
+            Ok(Ok(line)) if line.starts_with("sample ") => {}
             Ok(Ok(line)) => eprintln!("otlpx-bench outage: child: {line}"),
             Ok(Err(e)) => return Err(read_error(e)),
             Err(_) => return Err(BenchError::msg("the child did not start recording")),
@@ -498,7 +552,7 @@ fn follow_child(
         (phases.up_before + phases.down, Event::Up),
     ];
     events.reverse();
-    let mut delivered = Delivered::default();
+    let mut delivered = Delivered::new(start_unix_ns, phases);
     let mut samples = Vec::new();
     let mut restart_t = f64::NAN;
     loop {
@@ -519,7 +573,7 @@ fn follow_child(
                 }
                 Event::Down => {
                     if let Some(r) = receiver.take() {
-                        delivered.retire(r);
+                        delivered.retire(r, start.elapsed().as_secs_f64());
                     }
                 }
                 Event::Up => {
@@ -541,12 +595,12 @@ fn follow_child(
         };
         if let Some(rest) = line.strip_prefix("sample ") {
             let t = start.elapsed().as_secs_f64();
-            let received = delivered.update(receiver.as_ref());
+            let received = delivered.update(receiver.as_ref(), t);
             let n: Vec<u64> = rest
                 .split_whitespace()
                 .map(|w| w.parse().unwrap_or(0))
                 .collect();
-            if let [recorded, spooled, pending, dropped] = n[..] {
+            if let [recorded, spooled, pending, dropped, spool_bytes] = n[..] {
                 samples.push(Sample {
                     t,
                     recorded,
@@ -554,6 +608,7 @@ fn follow_child(
                     spooled,
                     pending,
                     dropped,
+                    spool_bytes,
                 });
             }
         } else if let Some(report) = line.strip_prefix("done ") {
@@ -577,46 +632,6 @@ fn rebind(ports: (u16, u16)) -> Result<Receiver, BenchError> {
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
-}
-
-/// When the outage's backlog has been delivered, in seconds after the
-/// receiver came back.
-///
-/// The receiver's count never stops growing while the application
-/// records, so "caught up" is judged by the backlog: of the spans recorded
-/// so far, those the receiver will get (every span recorded, less the
-/// `lost` ones that never arrive) but has not got yet. The run has
-/// recovered from the first sample after the restart from which on the
-/// backlog stays within `steady`, the largest backlog of the steady state
-/// before the outage (what batching and round trips hold back anyway).
-/// If no sample qualifies, it recovered when the child finished (its
-/// flush delivered the rest). Spans lost after the restart count as if
-/// lost before it, which makes the backlog look smaller: the figure errs
-/// on the short side.
-fn recovery(samples: &[Sample], restart_t: f64, done_t: f64, lost: u64, steady: u64) -> f64 {
-    let backlog = |s: &Sample| {
-        i128::from(s.recorded) - i128::from(s.received) - i128::from(lost) > i128::from(steady)
-    };
-    let after: Vec<&Sample> = samples.iter().filter(|s| s.t >= restart_t).collect();
-    let recovered_t = match after.iter().rposition(|s| backlog(s)) {
-        None => after.first().map_or(done_t, |s| s.t),
-        Some(i) => after.get(i + 1).map_or(done_t, |s| s.t),
-    };
-    (recovered_t - restart_t).max(0.0)
-}
-
-/// The largest backlog (recorded − received) in the steady state before
-/// the outage: from a second in (or half of the phase, if shorter) to the
-/// outage; a tenth of a second of spans if no sample falls there.
-fn steady_backlog(samples: &[Sample], phases: &Phases, rate: u64) -> u64 {
-    let from = (phases.up_before.as_secs_f64() / 2.0).min(1.0);
-    let to = phases.up_before.as_secs_f64();
-    samples
-        .iter()
-        .filter(|s| s.t >= from && s.t < to)
-        .map(|s| s.recorded.saturating_sub(s.received))
-        .max()
-        .unwrap_or(rate / 10)
 }
 
 /// The first sample after the restart from which on otlpx's spool stays
@@ -680,9 +695,11 @@ fn figures(
             "otlpx-bench outage: warning: {unique} distinct spans received, {recorded} recorded"
         );
     }
-    let steady = steady_backlog(samples, phases, args.rate);
     let at_restart = samples.iter().find(|s| s.t >= restart_t);
     let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    let per_phase = |f: &dyn Fn(usize) -> Value| {
+        Value::Object((0..3).map(|i| (PHASES[i].to_owned(), f(i))).collect())
+    };
     let mut run = json!({
         "contender": contender.name(),
         "round": round,
@@ -695,8 +712,17 @@ fn figures(
         "duplicates": received.saturating_sub(unique),
         "lost": lost,
         "lost_pct": round3(100.0 * lost as f64 / recorded.max(1) as f64),
-        "steady_backlog": steady,
-        "recovery_s": round3(recovery(samples, restart_t, done_t, lost, steady)),
+        // Spans of each phase lost: recorded in it (by the child's clock),
+        // never received (by their start time). A span recorded within
+        // microseconds of a phase's end may count in the next phase.
+        "lost_by_phase": per_phase(&|i| {
+            let recorded = child["recorded_by_phase"][PHASES[i]].as_i64().unwrap_or(0);
+            (recorded - i64::try_from(delivered.by_phase[i]).unwrap_or(i64::MAX)).into()
+        }),
+        // From the restart until the last span recorded before it arrived.
+        "recovery_s": delivered
+            .last_backlog_arrival
+            .map(|t| round3((t - restart_t).max(0.0))),
         "spool_drained_s": spool_drained(samples, restart_t, done_t).map(round3),
         "pending_at_restart": at_restart.map(|s| s.pending),
         "spooled_at_restart": at_restart.map(|s| s.spooled),
@@ -725,90 +751,36 @@ enum Better {
 }
 
 /// The rows of the table: label, JSON pointer, ratio.
-const ROWS: [(&str, &str, Better); 23] = [
-    (
-        "recorded spans/s, outage",
-        "/spans_per_s/outage",
-        Better::Higher,
-    ),
-    (
-        "recorded spans/s, after",
-        "/spans_per_s/after",
-        Better::Higher,
-    ),
-    (
-        "max lag behind schedule ms",
-        "/max_lag_ms/outage",
-        Better::NoRatio,
-    ),
-    (
-        "record ns p50, outage",
-        "/record_ns/outage/p50",
-        Better::Lower,
-    ),
-    (
-        "record ns p99, outage",
-        "/record_ns/outage/p99",
-        Better::Lower,
-    ),
-    (
-        "record ns p99.9, outage",
-        "/record_ns/outage/p999",
-        Better::Lower,
-    ),
-    (
-        "record ns max, outage",
-        "/record_ns/outage/max",
-        Better::Lower,
-    ),
-    (
-        "record ns p99, after",
-        "/record_ns/after/p99",
-        Better::Lower,
-    ),
-    (
-        "record ns p99.9, after",
-        "/record_ns/after/p999",
-        Better::Lower,
-    ),
+#[rustfmt::skip]
+const ROWS: [(&str, &str, Better); 28] = [
+    ("recorded spans/s, outage", "/spans_per_s/outage", Better::Higher),
+    ("recorded spans/s, after", "/spans_per_s/after", Better::Higher),
+    ("max lag behind schedule ms", "/max_lag_ms/outage", Better::NoRatio),
+    ("record ns p50, outage", "/record_ns/outage/p50", Better::Lower),
+    ("record ns p99, outage", "/record_ns/outage/p99", Better::Lower),
+    ("record ns p99.9, outage", "/record_ns/outage/p999", Better::Lower),
+    ("record ns max, outage", "/record_ns/outage/max", Better::Lower),
+    ("record ns p99, after", "/record_ns/after/p99", Better::Lower),
+    ("record ns p99.9, after", "/record_ns/after/p999", Better::Lower),
     ("spans recorded", "/recorded", Better::NoRatio),
     ("spans lost (never received)", "/lost", Better::NoRatio),
     ("  lost %", "/lost_pct", Better::NoRatio),
-    (
-        "  counted: ring_full",
-        "/engine/dropped/ring_full",
-        Better::NoRatio,
-    ),
-    (
-        "  counted: evicted",
-        "/engine/dropped/evicted",
-        Better::NoRatio,
-    ),
-    (
-        "  counted: export_failed",
-        "/engine/dropped/export_failed",
-        Better::NoRatio,
-    ),
-    (
-        "  counted: spool_full",
-        "/engine/dropped/spool_full",
-        Better::NoRatio,
-    ),
+    ("  recorded before, lost", "/lost_by_phase/before", Better::NoRatio),
+    ("  recorded in outage, lost", "/lost_by_phase/outage", Better::NoRatio),
+    ("  recorded after, lost", "/lost_by_phase/after", Better::NoRatio),
+    ("  counted: ring_full", "/engine/dropped/ring_full", Better::NoRatio),
+    ("  counted: evicted", "/engine/dropped/evicted", Better::NoRatio),
+    ("  counted: export_failed", "/engine/dropped/export_failed", Better::NoRatio),
+    ("  counted: spool_full", "/engine/dropped/spool_full", Better::NoRatio),
+    ("  counted after restart", "/dropped_by_phase/after", Better::NoRatio),
     ("duplicates received", "/duplicates", Better::NoRatio),
     ("recovery s", "/recovery_s", Better::NoRatio),
     ("spool drained s", "/spool_drained_s", Better::NoRatio),
     ("flush + shutdown s", "/finish_s", Better::NoRatio),
-    (
-        "in-flight high-water MiB",
-        "/engine/in_flight_bytes_high_water_mib",
-        Better::NoRatio,
-    ),
-    (
-        "spool high-water MiB",
-        "/spool_bytes_high_water_mib",
-        Better::NoRatio,
-    ),
+    ("in-flight high-water MiB", "/engine/in_flight_bytes_high_water_mib", Better::NoRatio),
+    ("spool high-water MiB", "/spool_bytes_high_water_mib", Better::NoRatio),
     ("peak RSS MiB", "/peak_rss_mib", Better::Lower),
+    ("CPU s (whole process)", "/cpu_s", Better::Lower),
 ];
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -1037,26 +1009,20 @@ impl Side {
     }
 
     /// Spans in the spool, spans not yet delivered (rings, in flight,
-    /// spool), and spans dropped; zeros for the SDK, which does not say.
-    fn sample(&self) -> (u64, u64, u64) {
+    /// spool), spans dropped, and the spool's bytes; zeros for the SDK,
+    /// which does not say.
+    fn sample(&self) -> [u64; 4] {
         match self {
             Self::Otlpx { engine, .. } => {
                 let s = engine.stats();
-                (
+                [
                     s.spooled,
                     s.in_rings + s.in_flight + s.spooled,
                     s.dropped.total(),
-                )
+                    s.spool.bytes,
+                ]
             }
-            Self::Sdk(_) => (0, 0, 0),
-        }
-    }
-
-    /// The spool's bytes now (0 without one).
-    fn spool_bytes(&self) -> u64 {
-        match self {
-            Self::Otlpx { engine, .. } => engine.stats().spool.bytes,
-            Self::Sdk(_) => 0,
+            Self::Sdk(_) => [0; 4],
         }
     }
 
@@ -1127,8 +1093,9 @@ struct Produced {
     max_lag: [Duration; 3],
 }
 
-/// Records with `record` at `rate` spans a second for the whole run,
-/// timing each span and storing the running count in `recorded`.
+/// Says `start <Unix ns>` to the parent, then records with `record` at
+/// `rate` spans a second for the whole run, timing each span and storing
+/// the running count in `recorded`.
 fn produce(
     record: impl Fn(),
     rate: u64,
@@ -1145,7 +1112,11 @@ fn produce(
         max_lag: [Duration::ZERO; 3],
     };
     let total = phases.total();
+    let anchor = minstant::Anchor::new();
     let start = minstant::Instant::now();
+    // The span timestamps of both engines are on this scale: otlpx's
+    // clock is minstant's, the SDK's the system clock it is anchored to.
+    say(&format!("start {}", start.as_unix_nanos(&anchor)));
     let mut i: u64 = 0;
     loop {
         // Span `i` is due `i / rate` seconds in: an absolute schedule, so
@@ -1190,10 +1161,10 @@ fn sample_until(side: &Side, recorded: &AtomicU64, done: &AtomicBool) -> u64 {
         // Relaxed: `done` is set after the finish returned, and a sample
         // taken a moment late is still a sample.
         let last = done.load(Ordering::Relaxed);
-        let (spooled, pending, dropped) = side.sample();
-        spool_high_water = spool_high_water.max(side.spool_bytes());
+        let [spooled, pending, dropped, spool_bytes] = side.sample();
+        spool_high_water = spool_high_water.max(spool_bytes);
         say(&format!(
-            "sample {} {spooled} {pending} {dropped}",
+            "sample {} {spooled} {pending} {dropped} {spool_bytes}",
             recorded.load(Ordering::Relaxed)
         ));
         if last {
@@ -1236,7 +1207,6 @@ fn child_main(args: &OutageArgs, phases: &Phases, endpoint: &str) -> Result<(), 
     let side = Side::build(contender, endpoint, args.child_spool_dir.as_deref())?;
     let recorded = AtomicU64::new(0);
     let done = AtomicBool::new(false);
-    say("start");
     let (produced, finish, engine, spool_high_water) = std::thread::scope(|scope| {
         let sampler = scope.spawn(|| sample_until(&side, &recorded, &done));
         let produced = match &side {
@@ -1297,51 +1267,71 @@ fn child_main(args: &OutageArgs, phases: &Phases, endpoint: &str) -> Result<(), 
 mod tests {
     use super::*;
 
-    fn sample(t: f64, recorded: u64, received: u64) -> Sample {
+    fn sample(t: f64, spooled: u64, dropped: u64) -> Sample {
         Sample {
             t,
-            recorded,
-            received,
-            spooled: 0,
-            pending: 0,
-            dropped: 0,
+            recorded: 0,
+            received: 0,
+            spooled,
+            pending: spooled,
+            dropped,
+            spool_bytes: 0,
         }
     }
 
     #[test]
-    fn recovery_is_when_the_backlog_stays_within_the_steady_one() {
-        // 100 spans lost; steady backlog 10; restart at t = 2.
+    fn the_spool_is_drained_once_it_stays_empty_and_drops_go_by_phase() {
+        let phases = Phases {
+            up_before: Duration::from_secs(1),
+            down: Duration::from_secs(1),
+            up_after: Duration::from_secs(1),
+        };
         let samples = [
-            sample(1.0, 1000, 995),
-            sample(2.0, 2000, 1000),
-            sample(2.5, 2500, 1500), // backlog 2500 - 1500 - 100 = 900
-            sample(3.0, 3000, 2895), // 5: caught up
-            sample(3.5, 3500, 3300), // 100: behind again
-            sample(4.0, 4000, 3895), // 5
-            sample(4.5, 4500, 4395), // 5
+            sample(0.5, 0, 0),
+            sample(1.5, 10, 3),
+            sample(2.2, 5, 3),
+            sample(2.4, 0, 4),
+            sample(2.6, 2, 4),
+            sample(2.8, 0, 4),
+            sample(3.2, 0, 6),
         ];
-        assert_eq!(recovery(&samples, 2.0, 5.0, 100, 10), 2.0);
-        // Never behind after the restart: recovered at the first sample.
-        assert_eq!(recovery(&samples[5..], 2.0, 5.0, 100, 10), 2.0);
-        // Still behind at the last sample: recovered when the child was done.
-        assert_eq!(recovery(&samples[..5], 2.0, 5.0, 100, 10), 3.0);
+        let drained = spool_drained(&samples, 2.0, 3.5).unwrap();
+        assert!((drained - 0.8).abs() < 1e-9, "{drained}");
+        // Still spooled at the last sample: drained when the child was done.
+        let drained = spool_drained(&samples[..5], 2.0, 3.5).unwrap();
+        assert!((drained - 1.5).abs() < 1e-9, "{drained}");
+        assert_eq!(spool_drained(&samples[..1], 2.0, 3.5), None);
+        assert_eq!(
+            dropped_by_phase(&samples, &phases),
+            json!({"before": 0, "outage": 3, "after": 1, "finish": 2})
+        );
     }
 
     #[test]
-    fn the_steady_backlog_is_the_largest_before_the_outage() {
+    fn deliveries_count_once_by_the_phase_they_were_recorded_in() {
         let phases = Phases {
             up_before: Duration::from_secs(5),
             down: Duration::from_secs(10),
             up_after: Duration::from_secs(10),
         };
-        let samples = [
-            sample(0.5, 500, 0), // warming up: not counted
-            sample(2.0, 2000, 1990),
-            sample(3.0, 3000, 2970),
-            sample(6.0, 6000, 3000), // the outage: not counted
-        ];
-        assert_eq!(steady_backlog(&samples, &phases, 1000), 30);
-        assert_eq!(steady_backlog(&samples[..1], &phases, 1000), 100);
+        let t0 = 1_000_000_000_000;
+        let at = |s: u64| t0 + s * 1_000_000_000;
+        let mut d = Delivered::new(t0, &phases);
+        d.take([(1, at(1)), (2, at(4)), (3, at(5))].into_iter(), 1.0);
+        assert_eq!((d.by_phase, d.last_backlog_arrival), ([2, 1, 0], Some(1.0)));
+        // After the restart: a span of the outage, one of the last phase,
+        // and the first one again (a duplicate, which counts for nothing).
+        d.take([(4, at(14)), (5, at(15)), (1, at(1))].into_iter(), 17.5);
+        assert_eq!(
+            (d.by_phase, d.last_backlog_arrival),
+            ([2, 2, 1], Some(17.5))
+        );
+        d.take([(6, at(20))].into_iter(), 21.0);
+        assert_eq!(
+            (d.by_phase, d.last_backlog_arrival),
+            ([2, 2, 2], Some(17.5))
+        );
+        assert_eq!(d.ids.len(), 6);
     }
 
     #[test]

@@ -58,6 +58,11 @@ fn a_short_outage_is_measured_for_every_contender() {
         assert_eq!(n("/recorded"), 15_000, "{run}");
         assert_eq!(n("/received_unique") + n("/lost"), n("/recorded"), "{run}");
         assert!(run["recovery_s"].is_number(), "{run}");
+        let lost_by_phase: i64 = ["before", "outage", "after"]
+            .iter()
+            .map(|p| run["lost_by_phase"][p].as_i64().unwrap())
+            .sum();
+        assert_eq!(lost_by_phase, n("/lost") as i64, "{run}");
         assert!(n("/record_ns/outage/p50") > 0, "{run}");
         if run["contender"] != "sdk" {
             assert_eq!(run["engine"]["identity_holds"], true, "{run}");
