@@ -1000,13 +1000,14 @@ impl Engine {
     }
 
     /// Sends every span recorded before the call and waits for the
-    /// receiver's answers, for at most `timeout`. Recording goes on
-    /// meanwhile; spans recorded during the flush may or may not be in it.
+    /// receiver's answers, for at most `timeout`; with a spool, until the
+    /// spool is empty too. Recording goes on meanwhile; spans recorded
+    /// during the flush may or may not be in it.
     ///
     /// # Errors
     ///
-    /// [`FlushError::Timeout`] if spans were still in rings or in flight at
-    /// the deadline (they stay counted there, and go on their way);
+    /// [`FlushError::Timeout`] if spans were still in rings, in flight or
+    /// in the spool at the deadline (they stay counted there, and go on their way);
     /// [`FlushError::NotExporting`] for an engine without an exporter or
     /// after shutdown.
     ///

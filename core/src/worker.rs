@@ -121,8 +121,9 @@ pub(crate) struct WorkerSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlushError {
-    /// The deadline passed with spans still in rings or in flight.
-    #[error("flush timed out with spans still in rings or in flight")]
+    /// The deadline passed with spans still in rings, in flight or in
+    /// the spool.
+    #[error("flush timed out with spans still in rings, in flight or in the spool")]
     Timeout,
     /// The engine was shut down, or never had an exporter.
     #[error("the engine is not exporting (shut down, or built without an endpoint)")]
@@ -481,36 +482,19 @@ impl Shared {
             record.items as usize,
         );
         self.counters.retried();
-        let attempt = Instant::now();
-        let outcome =
-            tokio::time::timeout(self.settings.timeout, self.transport.export(request)).await;
-        self.counters.answered_after(attempt.elapsed());
-        let e = match outcome {
-            Ok(Ok(response)) => {
-                if response.rejected > 0 {
-                    self.warn_rejected(response.rejected, items, &response.message);
-                }
+        let e = match self.attempt(request, self.settings.timeout).await {
+            Ok(rejected) => {
                 self.complete_spooled(spool, record.id);
-                self.counters.unspooled(
-                    items,
-                    Unspooled::Delivered {
-                        rejected: response.rejected,
-                    },
-                );
+                self.counters
+                    .unspooled(items, Unspooled::Delivered { rejected });
                 *self
                     .spool_resume
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = (Instant::now(), 0);
                 return;
             }
-            Ok(Err(e)) => e,
-            Err(_) => ExportError::new(
-                FailureKind::Timeout,
-                format!("no answer within {:?}", self.settings.timeout),
-            ),
+            Err(e) => e,
         };
-        self.counters.attempt_failed(e.kind);
-        self.note_error(e.to_string());
         if e.retry == Retry::Never {
             self.warn_failed(e.kind, items, &e.message);
             self.complete_spooled(spool, record.id);
@@ -605,6 +589,34 @@ impl Shared {
         );
     }
 
+    /// One attempt at `request`, bounded by `timeout`: the spans the
+    /// receiver rejected (partial success, logged) if it answered; the
+    /// error, counted and kept as the last one, if not.
+    async fn attempt(&self, request: ExportRequest, timeout: Duration) -> Result<u64, ExportError> {
+        let spans = request.items as u64;
+        let start = Instant::now();
+        let outcome = tokio::time::timeout(timeout, self.transport.export(request)).await;
+        // Before settling: a flush that sees the request settled sees its
+        // duration too.
+        self.counters.answered_after(start.elapsed());
+        let e = match outcome {
+            Ok(Ok(response)) => {
+                if response.rejected > 0 {
+                    self.warn_rejected(response.rejected, spans, &response.message);
+                }
+                return Ok(response.rejected);
+            }
+            Ok(Err(e)) => e,
+            Err(_) => ExportError::new(
+                FailureKind::Timeout,
+                format!("no answer within {timeout:?}"),
+            ),
+        };
+        self.counters.attempt_failed(e.kind);
+        self.note_error(e.to_string());
+        Err(e)
+    }
+
     /// Sends `request` until it is answered, fails for good, or its
     /// deadline would pass before the next attempt (see
     /// [`crate::transport::retry`]); every attempt sends the same bytes.
@@ -614,32 +626,13 @@ impl Shared {
         let spans = request.items as u64;
         let mut retries = 0;
         loop {
-            let attempt = Instant::now();
             let timeout = settings
                 .timeout
-                .min(deadline.saturating_duration_since(attempt));
-            let outcome =
-                tokio::time::timeout(timeout, self.transport.export(request.clone())).await;
-            // Before settling: a flush that sees the request settled sees
-            // its duration too.
-            self.counters.answered_after(attempt.elapsed());
-            let e = match outcome {
-                Ok(Ok(response)) => {
-                    if response.rejected > 0 {
-                        self.warn_rejected(response.rejected, spans, &response.message);
-                    }
-                    return Outcome::Answered {
-                        rejected: response.rejected,
-                    };
-                }
-                Ok(Err(e)) => e,
-                Err(_) => ExportError::new(
-                    FailureKind::Timeout,
-                    format!("no answer within {timeout:?}"),
-                ),
+                .min(deadline.saturating_duration_since(Instant::now()));
+            let e = match self.attempt(request.clone(), timeout).await {
+                Ok(rejected) => return Outcome::Answered { rejected },
+                Err(e) => e,
             };
-            self.counters.attempt_failed(e.kind);
-            self.note_error(e.to_string());
             let random = u64::from_le_bytes(crate::SpanId::random().0);
             // The next attempt must start before the deadline.
             let wait = settings
@@ -1166,18 +1159,14 @@ impl Worker {
         in_flight.spans = spans as u64;
         in_flight.settled = false;
         let uncompressed = self.frame.len();
-        let body: Bytes = if self.compressor.is_identity() {
-            self.frame.split().freeze()
-        } else {
-            let mut out = Vec::new();
-            if let Err(e) = self.compressor.compress(&self.frame, &mut out) {
-                shared.warn_failed(FailureKind::Other, spans as u64, &e);
+        let body = match self.body(spans) {
+            Ok(body) => body,
+            Err(e) => {
                 shared.note_error(e);
                 shared.counters.attempt_failed(FailureKind::Other);
                 in_flight.settle(Settled::Failed);
                 return true;
             }
-            Bytes::from(out)
         };
         shared.counters.sent(spans, uncompressed, body.len());
         in_flight.bytes = body.len();
@@ -1189,6 +1178,24 @@ impl Worker {
             in_flight.finish(outcome);
         });
         true
+    }
+
+    /// The request body of the `spans` spans framed in `self.frame`,
+    /// compressed as configured; a compression failure is logged and
+    /// returned.
+    fn body(&mut self, spans: usize) -> Result<Bytes, String> {
+        if self.compressor.is_identity() {
+            return Ok(self.frame.split().freeze());
+        }
+        let mut out = Vec::new();
+        match self.compressor.compress(&self.frame, &mut out) {
+            Ok(()) => Ok(Bytes::from(out)),
+            Err(e) => {
+                self.shared
+                    .warn_failed(FailureKind::Other, spans as u64, &e);
+                Err(e)
+            }
+        }
     }
 
     /// At stop, with the gate closed: writes what the rings hold to the
@@ -1211,16 +1218,9 @@ impl Worker {
             if spans == 0 {
                 return;
             }
-            let body: Bytes = if self.compressor.is_identity() {
-                self.frame.split().freeze()
-            } else {
-                let mut out = Vec::new();
-                if let Err(e) = self.compressor.compress(&self.frame, &mut out) {
-                    shared.warn_failed(FailureKind::Other, spans as u64, &e);
-                    shared.counters.settle(spans as u64, Settled::Shutdown);
-                    continue;
-                }
-                Bytes::from(out)
+            let Ok(body) = self.body(spans) else {
+                shared.counters.settle(spans as u64, Settled::Shutdown);
+                continue;
             };
             let request =
                 ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);

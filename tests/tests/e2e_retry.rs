@@ -14,22 +14,12 @@
 
 mod common;
 
-use common::{duplicates, received};
+use common::{duplicates, received, receiver_on};
 use otlpx::{Engine, EngineBuilder, Protocol, Stats};
-use otlpx_bench::receiver::{Fault, Receiver, ReceiverConfig, RetryHint, unused_ports};
+use otlpx_bench::receiver::{Fault, Receiver, RetryHint, unused_ports};
 use std::time::{Duration, Instant};
 
 const PROTOCOLS: [Protocol; 2] = [Protocol::Grpc, Protocol::HttpProtobuf];
-
-fn receiver_on(ports: (u16, u16)) -> Receiver {
-    Receiver::start(ReceiverConfig {
-        grpc_port: ports.0,
-        http_port: ports.1,
-        keep_requests: true,
-        ..ReceiverConfig::default()
-    })
-    .expect("the receiver starts")
-}
 
 fn endpoint(ports: (u16, u16), protocol: Protocol) -> String {
     let port = match protocol {

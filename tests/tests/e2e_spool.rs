@@ -11,9 +11,9 @@
 
 mod common;
 
-use common::received;
+use common::{received, receiver_on};
 use otlpx::{BuildError, Engine, EngineBuilder, Protocol, Stats};
-use otlpx_bench::receiver::{Receiver, ReceiverConfig, unused_ports};
+use otlpx_bench::receiver::unused_ports;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,16 +35,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn receiver_on(ports: (u16, u16)) -> Receiver {
-    Receiver::start(ReceiverConfig {
-        grpc_port: ports.0,
-        http_port: ports.1,
-        keep_requests: true,
-        ..ReceiverConfig::default()
-    })
-    .expect("the receiver starts")
 }
 
 /// An engine for `protocol` on `ports` spooling to `dir`: rings big enough

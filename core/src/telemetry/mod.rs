@@ -551,13 +551,7 @@ impl ExportCounters {
         // `snapshot`, which read them before the rings' counters.
         match how {
             Settled::Ok { rejected } => {
-                let rejected = rejected.min(spans);
-                self.rejected.fetch_add(rejected, Ordering::Release);
-                self.exported.fetch_add(spans - rejected, Ordering::Release);
-                // Relaxed: a statistic; `fetch_max` so that a request that
-                // ends late never moves the time back.
-                self.last_success
-                    .fetch_max(unix_nanos_now(), Ordering::Relaxed);
+                self.answered(spans, rejected);
             }
             Settled::Failed => {
                 // Its failed attempts are counted by `attempt_failed`.
@@ -580,6 +574,21 @@ impl ExportCounters {
         // outcome's counter, so a snapshot that counts the spans settled
         // also counts where they went.
         self.settled.fetch_add(spans, Ordering::Release);
+    }
+
+    /// A request of `spans` spans was answered with success, `rejected` of
+    /// them refused; returns the spans exported.
+    #[cfg(feature = "export")]
+    fn answered(&self, spans: u64, rejected: u64) -> u64 {
+        let rejected = rejected.min(spans);
+        // Release (both): pair with the Acquire loads in `snapshot`.
+        self.rejected.fetch_add(rejected, Ordering::Release);
+        self.exported.fetch_add(spans - rejected, Ordering::Release);
+        // Relaxed: a statistic; `fetch_max` so that a request that ends
+        // late never moves the time back.
+        self.last_success
+            .fetch_max(unix_nanos_now(), Ordering::Relaxed);
+        spans - rejected
     }
 
     /// The spool held `spans` spans (in `records` records, `bytes` bytes)
@@ -623,14 +632,8 @@ impl ExportCounters {
         // outcome first, then `spool_out`, read in the opposite order.
         match how {
             Unspooled::Delivered { rejected } => {
-                let rejected = rejected.min(spans);
-                self.rejected.fetch_add(rejected, Ordering::Release);
-                self.exported.fetch_add(spans - rejected, Ordering::Release);
-                self.spool_delivered
-                    .fetch_add(spans - rejected, Ordering::Release);
-                // Relaxed: as in `settle`.
-                self.last_success
-                    .fetch_max(unix_nanos_now(), Ordering::Relaxed);
+                let exported = self.answered(spans, rejected);
+                self.spool_delivered.fetch_add(exported, Ordering::Release);
             }
             Unspooled::Failed => {
                 self.failed.fetch_add(spans, Ordering::Release);

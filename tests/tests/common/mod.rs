@@ -1,10 +1,21 @@
-//! What several end-to-end tests share: counting what the embedded
-//! receiver got, span by span, to check for loss and duplicates.
+//! What several end-to-end tests share: the embedded receiver, and
+//! counting what it got, span by span, to check for loss and duplicates.
 // Each test binary compiles this module and uses part of it.
 #![allow(dead_code)]
 
-use otlpx_bench::receiver::Receiver;
+use otlpx_bench::receiver::{Receiver, ReceiverConfig};
 use std::collections::HashMap;
+
+/// The embedded receiver on `ports` (0: any), keeping every request.
+pub fn receiver_on(ports: (u16, u16)) -> Receiver {
+    Receiver::start(ReceiverConfig {
+        grpc_port: ports.0,
+        http_port: ports.1,
+        keep_requests: true,
+        ..ReceiverConfig::default()
+    })
+    .expect("the receiver starts")
+}
 
 /// Adds how often `receiver` got each span id (since the last call: the
 /// receiver hands its requests over once) to `seen`.
