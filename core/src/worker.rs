@@ -529,11 +529,6 @@ impl Shared {
         self.counters.spool_bytes(spool.disk_bytes());
     }
 
-    /// Spans in the spool, waiting to be sent (being sent included).
-    fn spooled(&self) -> u64 {
-        self.spool().map_or(0, |spool| spool.pending().1)
-    }
-
     /// Logs a request of `spans` spans given up, rate-limited per kind.
     fn warn_failed(&self, kind: FailureKind, spans: u64, error: &str) {
         let Some(suppressed) = self
@@ -824,7 +819,10 @@ impl Workers {
             // Acquire: pairs with the Release store of an acknowledgement;
             // the requests that flush sent are counted in `in_flight` by then.
             let acked = s.flushed.iter().all(|f| f.load(Ordering::Acquire) >= epoch);
-            if acked && st.in_flight == 0 && s.spooled() == 0 {
+            // The spool's count as the counters keep it, not the spool's
+            // own: a record leaves the spool just before it is counted
+            // out, and a flush that returns must see it in `stats()`.
+            if acked && st.in_flight == 0 && s.counters.spooled() == 0 {
                 return Ok(());
             }
             let now = Instant::now();

@@ -648,6 +648,19 @@ impl ExportCounters {
         self.spool_out.fetch_add(spans, Ordering::Release);
     }
 
+    /// Spans in the spool, as [`Stats::spooled`] counts them: gone from
+    /// it only once counted out. Never low while a span leaves the spool
+    /// meanwhile.
+    #[cfg(feature = "export")]
+    pub(crate) fn spooled(&self) -> u64 {
+        // Acquire (all): pair with the Release increments in `unspooled`,
+        // `settle` and `restored`. `spool_out` first: a span counted out
+        // after this load is still counted in.
+        let out = self.spool_out.load(Ordering::Acquire);
+        let restored = self.spool_restored.load(Ordering::Acquire);
+        (restored + self.spool_written.load(Ordering::Acquire)).saturating_sub(out)
+    }
+
     /// Fills the export-side fields of `s` (not `in_flight`); returns the
     /// spans settled (see `settled`).
     fn snapshot(&self, s: &mut Stats) -> u64 {
