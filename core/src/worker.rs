@@ -63,7 +63,7 @@ use crate::config::{Overflow, RetryPolicy};
 use crate::encode::Catalog;
 use crate::record::Recorder;
 use crate::ring::{Doorbell, Ring};
-use crate::spool::{Claimed, Record, Spool, SpoolError};
+use crate::spool::{Appended, Claimed, Record, Spool, SpoolError};
 use crate::telemetry::limiter::{DIAGNOSTIC_INTERVAL, RateLimiter};
 use crate::telemetry::{ExportCounters, FailureKind, KINDS, Settled, Unspooled};
 use crate::transport::{ExportError, ExportRequest, Retry, Signal, Transport};
@@ -317,9 +317,34 @@ struct Shared {
     /// Wakes the spool drainer: something was appended.
     spool_appended: Notify,
     /// When the spool drainer may send again after a failed attempt.
-    spool_resume: Mutex<(Instant, u32)>,
+    spool_resume: Mutex<SpoolPause>,
+    /// Wakes a paused spool drainer: a live request was answered, so the
+    /// receiver is back.
+    spool_wake: Notify,
     /// Rate limit of the spool WARN diagnostics.
     spool_log: RateLimiter,
+}
+
+/// The spool drainer's pause after failed attempts.
+#[derive(Clone, Copy, Debug)]
+struct SpoolPause {
+    /// When it may send again.
+    until: Instant,
+    /// Attempts failed in a row (the backoff's exponent).
+    failures: u32,
+    /// The receiver asked for the pause (throttling): a live request
+    /// answered meanwhile does not end it.
+    throttled: bool,
+}
+
+impl SpoolPause {
+    fn none() -> Self {
+        Self {
+            until: Instant::now(),
+            failures: 0,
+            throttled: false,
+        }
+    }
 }
 
 /// How a request's delivery ended, before the spool has its say.
@@ -361,7 +386,7 @@ impl Shared {
     /// Writes `request` to the spool: `Spooled` if it went there,
     /// `SpoolFull` if a full spool refused it, `otherwise` without a spool
     /// or when writing failed.
-    fn to_spool(&self, request: &ExportRequest, otherwise: Settled) -> Settled {
+    fn to_spool(self: &Arc<Self>, request: &ExportRequest, otherwise: Settled) -> Settled {
         let Some(spool) = self.spool() else {
             return otherwise;
         };
@@ -373,13 +398,16 @@ impl Shared {
         );
         self.counters.spool_bytes(spool.disk_bytes());
         match appended {
-            Ok(deleted) => {
+            Ok(Appended { deleted, sync_due }) => {
                 self.counters.unspooled(deleted, Unspooled::Full);
                 if deleted > 0 {
                     self.warn_spool(
                         deleted,
                         "the spool was full: its oldest records were deleted",
                     );
+                }
+                if sync_due {
+                    self.sync_spool_later(spool);
                 }
                 self.spool_appended.notify_one();
                 Settled::Spooled
@@ -398,6 +426,28 @@ impl Shared {
                 otherwise
             }
         }
+    }
+
+    /// Syncs `spool` on a blocking thread: a full segment's `fdatasync`
+    /// can take hundreds of milliseconds, and the I/O thread that settles
+    /// requests (and so frees the slots the workers wait for) must not
+    /// wait for it. Shutdown's own sync waits for this one. If the runtime
+    /// is already shutting down, the task does not run, and shutdown's
+    /// sync covers it.
+    fn sync_spool_later(self: &Arc<Self>, spool: Arc<Spool>) {
+        let shared = Arc::clone(self);
+        drop(self.runtime.spawn_blocking(move || {
+            if let Err(e) = spool.sync() {
+                // Once per segment at most: not rate-limited.
+                let error = e.to_string();
+                tracing::warn!(
+                    error,
+                    "otlpx: the spool could not be synced to disk; its \
+                     records are written, but may not survive a power cut"
+                );
+                shared.note_error(error);
+            }
+        }));
     }
 
     /// Logs spans the spool lost or could not take, rate-limited.
@@ -432,14 +482,26 @@ impl Shared {
                 .spool_resume
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .0;
+                .until;
             if resume > Instant::now() {
-                tokio::time::sleep_until(resume.into()).await;
+                // Paused until `resume`, or until a live request is
+                // answered (then the pause is over: `resume_spool`).
+                let _ = tokio::time::timeout_at(resume.into(), self.spool_wake.notified()).await;
                 continue;
             }
             let Ok(permit) = Arc::clone(&window).acquire_owned().await else {
                 return;
             };
+            if self
+                .spool_resume
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .until
+                > Instant::now()
+            {
+                // An attempt failed while this waited for the window.
+                continue;
+            }
             match spool.claim() {
                 Claimed::Record(record) => {
                     let shared = Arc::clone(&self);
@@ -484,13 +546,10 @@ impl Shared {
         self.counters.retried();
         let e = match self.attempt(request, self.settings.timeout).await {
             Ok(rejected) => {
+                self.resume_spool(true);
                 self.complete_spooled(spool, record.id);
                 self.counters
                     .unspooled(items, Unspooled::Delivered { rejected });
-                *self
-                    .spool_resume
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = (Instant::now(), 0);
                 return;
             }
             Err(e) => e,
@@ -502,7 +561,7 @@ impl Shared {
             return;
         }
         spool.release(record.id);
-        let mut resume = self
+        let mut pause = self
             .spool_resume
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -513,10 +572,31 @@ impl Shared {
             enabled: true,
             ..self.settings.retry
         }
-        .delay(e.retry, resume.1, random)
+        .delay(e.retry, pause.failures, random)
         .unwrap_or(self.settings.retry.max);
         self.warn_retrying(e.kind, items, &e.message, wait);
-        *resume = (Instant::now() + wait, resume.1.saturating_add(1));
+        *pause = SpoolPause {
+            until: Instant::now() + wait,
+            failures: pause.failures.saturating_add(1),
+            throttled: e.kind == FailureKind::Throttled,
+        };
+    }
+
+    /// An attempt was answered, so the receiver is there: resets the spool
+    /// drainer's backoff, and ends its pause (which would otherwise last up
+    /// to the retry bound after the receiver came back), unless the
+    /// receiver itself asked for the pause and the answer was to a live
+    /// request (`spooled` false).
+    fn resume_spool(&self, spooled: bool) {
+        let mut pause = self
+            .spool_resume
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if pause.failures > 0 && (spooled || !pause.throttled) {
+            *pause = SpoolPause::none();
+            drop(pause);
+            self.spool_wake.notify_one();
+        }
     }
 
     /// Marks a spooled record done, keeping the spool's size gauge.
@@ -625,7 +705,10 @@ impl Shared {
                 .timeout
                 .min(deadline.saturating_duration_since(Instant::now()));
             let e = match self.attempt(request.clone(), timeout).await {
-                Ok(rejected) => return Outcome::Answered { rejected },
+                Ok(rejected) => {
+                    self.resume_spool(false);
+                    return Outcome::Answered { rejected };
+                }
                 Err(e) => e,
             };
             let random = u64::from_le_bytes(crate::SpanId::random().0);
@@ -753,7 +836,8 @@ impl Workers {
             evicted_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
             spool: Mutex::new(spool.map(Arc::new)),
             spool_appended: Notify::new(),
-            spool_resume: Mutex::new((Instant::now(), 0)),
+            spool_resume: Mutex::new(SpoolPause::none()),
+            spool_wake: Notify::new(),
             spool_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
         });
         if shared.spool().is_some() {

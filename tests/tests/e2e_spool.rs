@@ -3,8 +3,9 @@
 //! and the next engine on the same directory sends all of it, exactly
 //! once; a spool whose newest record was torn gives back everything before
 //! the damage and counts the rest; a process killed with `SIGKILL` loses
-//! nothing that was in its spool; and two engines cannot share a
-//! directory.
+//! nothing that was in its spool; two engines cannot share a directory;
+//! and a paused spool drains as soon as the receiver is back, unless the
+//! receiver asked for the pause (throttling).
 //!
 //! The accounting identity is checked across engines: the first counts
 //! what it spooled, the second what it restored from the spool and sent.
@@ -13,7 +14,7 @@ mod common;
 
 use common::{received, receiver_on};
 use otlpx::{BuildError, Engine, EngineBuilder, Protocol, Stats};
-use otlpx_bench::receiver::unused_ports;
+use otlpx_bench::receiver::{Fault, Receiver, RetryHint, unused_ports};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -330,4 +331,95 @@ fn requests_evicted_from_a_full_budget_go_to_the_spool() {
     let seen = received(&receiver);
     assert_eq!(seen.len() as u64, s.exported);
     assert!(seen.values().all(|&n| n == 1), "no duplicates");
+}
+
+/// The receiver refuses everything with `fault`; an engine spools what
+/// it records (a 1 s deadline, shorter than any hint here, so requests go
+/// to the spool at once) until the drainer's first attempt has failed too
+/// and paused it. Returns the engine, the receiver and when the pause
+/// began (about).
+fn spool_and_pause(dir: &Path, fault: Fault, n: u64) -> (Engine, Receiver, Instant) {
+    let receiver = receiver_on(unused_ports().unwrap());
+    receiver.set_fault(fault);
+    let ports = (receiver.grpc_addr().port(), receiver.http_addr().port());
+    let engine = engine(ports, Protocol::Grpc, dir)
+        .batch_export_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    record(&engine, n);
+    // Live requests are not retried (the hint is past their deadline):
+    // each fails once, and every retry is a drainer's attempt. Paused
+    // once every attempt it made has failed.
+    let give_up = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = engine.stats();
+        let f = &s.export.failures;
+        let drainer_failed = (f.unavailable + f.throttled).saturating_sub(s.export.requests);
+        if s.spool.written == n && drainer_failed > 0 && s.export.retries == drainer_failed {
+            break;
+        }
+        assert!(Instant::now() < give_up, "never spooled and paused: {s:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (engine, receiver, Instant::now())
+}
+
+fn refuse(grpc_code: i32, delay: Duration) -> Fault {
+    Fault::Refuse {
+        grpc_code,
+        http_status: 503,
+        message: "not now".into(),
+        retry_after: Some(RetryHint {
+            delay,
+            http_date: false,
+        }),
+    }
+}
+
+#[test]
+fn the_spool_drains_as_soon_as_a_live_request_is_answered() {
+    let dir = TempDir::new("wake");
+    // UNAVAILABLE with a 60 s hint: the drainer pauses for 60 s.
+    let (engine, receiver, _) = spool_and_pause(&dir.0, refuse(14, Duration::from_secs(60)), 1000);
+    receiver.set_fault(Fault::None);
+    // A live request answered shows the receiver is back: the spool
+    // drains now, not when the pause ends.
+    record(&engine, 10);
+    engine
+        .flush(Duration::from_secs(20))
+        .expect("the spool drained long before its 60 s pause would end");
+    let s = engine.stats();
+    assert_identity(&s, "wake");
+    assert_eq!(
+        (s.exported, s.spooled, s.spool.delivered),
+        (1010, 0, 1000),
+        "{s:?}"
+    );
+    let seen = received(&receiver);
+    assert_eq!(seen.len(), 1010);
+    assert!(seen.values().all(|&n| n == 1), "no duplicates");
+}
+
+#[test]
+fn a_throttled_spool_waits_out_the_receivers_hint() {
+    let dir = TempDir::new("throttled");
+    // RESOURCE_EXHAUSTED with RetryInfo: the receiver asked for 4 s.
+    let hint = Duration::from_secs(4);
+    let (engine, receiver, paused) = spool_and_pause(&dir.0, refuse(8, hint), 1000);
+    receiver.set_fault(Fault::None);
+    record(&engine, 10);
+    assert!(receiver.wait_for_spans(10, Duration::from_secs(10)));
+    // The live spans went; the spool still waits, as it was asked to.
+    if paused.elapsed() < hint - Duration::from_millis(500) {
+        assert_eq!(engine.stats().spooled, 1000);
+    }
+    engine.flush(Duration::from_secs(20)).unwrap();
+    assert!(paused.elapsed() >= hint - Duration::from_millis(100));
+    let s = engine.stats();
+    assert_identity(&s, "throttled");
+    assert_eq!((s.exported, s.spool.delivered), (1010, 1000), "{s:?}");
+    assert!(
+        received(&receiver).values().all(|&n| n == 1),
+        "no duplicates"
+    );
 }

@@ -37,7 +37,9 @@
 //! A drainer task sends records oldest first, two at a time, one attempt
 //! each: a record answered (or refused for good) is completed; one that
 //! fails retryably is given back, and the drainer pauses for the retry
-//! backoff (or the receiver's hint). Spans in the spool are counted in
+//! backoff (or the receiver's hint). The pause ends early when a live
+//! request is answered (the receiver is back), unless the receiver asked
+//! for it by throttling (`RESOURCE_EXHAUSTED`, HTTP 429). Spans in the spool are counted in
 //! [`Stats::spooled`](crate::Stats::spooled) and
 //! [`Stats::spool`](crate::Stats::spool); `flush` waits for the spool to
 //! empty too. A `fork()`ed child exports without the spool: the parent
@@ -81,11 +83,16 @@
 //!
 //! # Durability
 //!
-//! A segment is `fdatasync`ed when rotated away from and by `Spool::sync`,
-//! which also fsyncs the directory if a segment was created since the last
-//! `sync` (so a synced record's file survives a power cut). Completions and
-//! deletions are not synced: after a crash a completed record may be sent
-//! again (delivery is at least once).
+//! `Spool::sync` `fdatasync`s the active segment and every segment rotated
+//! away from since the last sync, and fsyncs the directory if a segment was
+//! created since then (so a synced record's file survives a power cut).
+//! `append` never syncs: it runs where the engine settles requests, and an
+//! `fdatasync` of a full segment can take hundreds of milliseconds, so it
+//! says when a rotation made a sync due ([`Appended::sync_due`]) and the
+//! engine syncs on a blocking thread; shutdown syncs last. Syncs are
+//! serialised, so a sync that returns has covered every rotation before
+//! it. Completions and deletions are not synced: after a crash a completed
+//! record may be sent again (delivery is at least once).
 //!
 //! A segment whose file header is damaged (or of another format version) is
 //! renamed `….spool.corrupt`, kept for inspection and never touched again
@@ -140,6 +147,17 @@ pub(crate) struct Recovery {
     pub(crate) corrupt_items: u64,
     /// Bytes skipped as damaged.
     pub(crate) corrupt_bytes: u64,
+}
+
+/// What an `append` did besides writing the record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Appended {
+    /// Items of older pending records deleted to make room
+    /// (`drop_oldest`).
+    pub(crate) deleted: u64,
+    /// A segment was rotated away from unsynced: call [`Spool::sync`]
+    /// soon, away from any thread that must not wait for the disk.
+    pub(crate) sync_due: bool,
 }
 
 /// Names one record of the spool.
@@ -215,6 +233,10 @@ fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 #[derive(Debug)]
 pub(crate) struct Spool {
     state: Mutex<State>,
+    /// Held for the whole of a `sync` (never with `state`'s lock waited
+    /// for inside it the other way round): one sync at a time, so one
+    /// that returns covered the rotations a concurrent one had taken.
+    syncing: Mutex<()>,
     /// The locked `LOCK` file; the lock lasts as long as this handle.
     _lock: File,
 }
@@ -242,6 +264,9 @@ struct State {
     /// The active segment's tail may hold a torn record (a failed append
     /// could not be cut back): append to a new segment.
     rotate_next: bool,
+    /// Segments rotated away from and not yet synced (their files stay
+    /// open here until `sync`, deleted or not).
+    unsynced: Vec<(Arc<File>, PathBuf)>,
 }
 
 /// One segment file and the index of its records.
@@ -396,9 +421,11 @@ impl Spool {
             dir_changes: 1,
             dir_synced: 0,
             rotate_next: false,
+            unsynced: Vec::new(),
         };
         let spool = Self {
             state: Mutex::new(state),
+            syncing: Mutex::new(()),
             _lock: lock,
         };
         Ok((spool, recovery))
@@ -408,15 +435,14 @@ impl Spool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends one record; returns the items of older pending records
-    /// deleted to make room (`drop_oldest`), 0 when none were.
+    /// Appends one record (without syncing it; see [`Appended`]).
     pub(crate) fn append(
         &self,
         signal: u8,
         compression: u8,
         items: u32,
         body: &[u8],
-    ) -> Result<u64, SpoolError> {
+    ) -> Result<Appended, SpoolError> {
         let mut state = self.lock();
         let full = SpoolError::Full {
             max_bytes: state.max_bytes,
@@ -435,6 +461,7 @@ impl Spool {
             state.rotate()?;
         }
         state.write_record(&header, body)?;
+        let sync_due = rotate && !state.unsynced.is_empty();
         let mut dropped = 0;
         if state.drop_oldest {
             while state.disk_bytes > state.max_bytes {
@@ -450,7 +477,10 @@ impl Spool {
                 dropped += state.remove_segment(oldest);
             }
         }
-        Ok(dropped)
+        Ok(Appended {
+            deleted: dropped,
+            sync_due,
+        })
     }
 
     /// Takes the oldest record neither completed nor claimed.
@@ -562,33 +592,45 @@ impl Spool {
         self.lock().disk_bytes
     }
 
-    /// Flushes appended records to the disk (fsync).
+    /// Flushes appended records to the disk (fsync): the segments rotated
+    /// away from since the last sync, the active one, and the directory.
+    /// May take long (a full segment's writeback); appends, claims and
+    /// completions go on meanwhile.
     ///
     /// # Errors
     ///
-    /// `Io` when the active segment or the directory could not be synced.
+    /// `Io` for the first file that could not be synced (the others are
+    /// synced all the same).
     pub(crate) fn sync(&self) -> Result<(), SpoolError> {
-        let (file, path, dir) = {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut files, dir) = {
             let mut state = self.lock();
             let dir = (state.dir_changes != state.dir_synced)
                 .then(|| (state.dir.clone(), state.dir_changes));
+            let mut files = std::mem::take(&mut state.unsynced);
             let active = state.active;
-            let Some(segment) = state.segments.get_mut(&active) else {
-                return Ok(());
-            };
-            (segment.file()?, segment.path.clone(), dir)
+            if let Some(segment) = state.segments.get_mut(&active) {
+                files.push((segment.file()?, segment.path.clone()));
+            }
+            (files, dir)
         };
-        // fsync without the lock: appends go on meanwhile, and a rotation
-        // syncs the segment it leaves itself.
-        file.sync_data().map_err(io_error("sync", &path))?;
-        if let Some((dir, changes)) = dir {
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_error("sync", &dir))?;
-            let mut state = self.lock();
-            state.dir_synced = state.dir_synced.max(changes);
+        // fsync without the state lock: appends go on meanwhile.
+        let mut result = Ok(());
+        for (file, path) in files.drain(..) {
+            if let Err(e) = file.sync_data() {
+                result = result.and(Err(io_error("sync", &path)(e)));
+            }
         }
-        Ok(())
+        if let Some((dir, changes)) = dir {
+            match File::open(&dir).and_then(|d| d.sync_all()) {
+                Ok(()) => {
+                    let mut state = self.lock();
+                    state.dir_synced = state.dir_synced.max(changes);
+                }
+                Err(e) => result = result.and(Err(io_error("sync", &dir)(e))),
+            }
+        }
+        result
     }
 }
 
@@ -636,16 +678,10 @@ impl State {
         }
     }
 
-    /// Syncs the active segment and starts a new one; deletes the old one
-    /// if nothing in it is live.
+    /// Starts a new active segment; deletes the old one if nothing in it
+    /// is live, or else keeps it to be synced by the next `sync`.
     fn rotate(&mut self) -> Result<(), SpoolError> {
         let old = self.active;
-        if let Some(segment) = self.segments.get_mut(&old) {
-            segment
-                .file()?
-                .sync_data()
-                .map_err(io_error("sync", &segment.path))?;
-        }
         let seq = old.checked_add(1).ok_or_else(|| SpoolError::Io {
             what: "number a segment in",
             path: self.dir.clone(),
@@ -660,8 +696,9 @@ impl State {
         if let Some(segment) = self.segments.get_mut(&old) {
             if segment.live() == 0 {
                 self.remove_segment(old);
-            } else {
-                segment.file = None; // reopened if claimed from
+            } else if let Some(file) = segment.file.take() {
+                // Reopened if claimed from; synced by the next `sync`.
+                self.unsynced.push((file, segment.path.clone()));
             }
         }
         Ok(())

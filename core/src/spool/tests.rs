@@ -115,7 +115,7 @@ fn append_claim_complete_in_order() {
     assert_eq!(recovery, Recovery::default());
     let bodies: Vec<_> = (0..20).map(|i| body(i, 20_000)).collect();
     for (i, b) in bodies.iter().enumerate() {
-        assert_eq!(spool.append(1, 2, i as u32 + 1, b).unwrap(), 0);
+        assert_eq!(spool.append(1, 2, i as u32 + 1, b).unwrap().deleted, 0);
     }
     assert_eq!(spool.pending(), (20, (1..=20).sum()));
     assert_eq!(scratch.segments().len(), 4);
@@ -138,6 +138,35 @@ fn append_claim_complete_in_order() {
     assert_eq!(scratch.segments().len(), 1, "only the active segment stays");
     assert_eq!(spool.disk_bytes(), scratch.segment_bytes_on_disk());
     spool.sync().unwrap();
+}
+
+#[test]
+fn a_rotation_leaves_the_sync_to_the_caller() {
+    let scratch = Scratch::new("sync-due");
+    // 64 KiB segments: one 40 KB record each.
+    let (spool, _) = Spool::open(&scratch.settings(512 * 1024, true)).unwrap();
+    let first = spool.append(0, 0, 1, &body(0, 40_000)).unwrap();
+    assert!(!first.sync_due, "no rotation: nothing to sync");
+    // Rotating away from a segment with a record in it: that segment is
+    // left for `sync`, not synced inside `append`.
+    let second = spool.append(0, 0, 1, &body(1, 40_000)).unwrap();
+    assert!(second.sync_due);
+    assert_eq!(spool.lock().unsynced.len(), 1);
+    spool.sync().unwrap();
+    assert!(spool.lock().unsynced.is_empty(), "sync took it");
+    let state = spool.lock();
+    assert_eq!(state.dir_synced, state.dir_changes, "the new segment's name too");
+    drop(state);
+    // A segment whose records were all completed is deleted at rotation:
+    // nothing to sync.
+    for r in drain(&spool) {
+        spool.complete(r.id).unwrap();
+    }
+    let third = spool.append(0, 0, 1, &body(2, 40_000)).unwrap();
+    assert!(!third.sync_due);
+    assert!(spool.lock().unsynced.is_empty());
+    assert_eq!(scratch.segments().len(), 1);
+    assert_eq!(take(&spool).body, body(2, 40_000));
 }
 
 #[test]
@@ -458,7 +487,8 @@ fn drop_oldest_deletes_whole_old_segments() {
     for i in 0..40 {
         dropped += spool
             .append(0, 0, i + 1, &body(i as usize, 30_000))
-            .unwrap();
+            .unwrap()
+            .deleted;
         assert!(spool.disk_bytes() <= max);
         assert_eq!(spool.disk_bytes(), scratch.segment_bytes_on_disk());
     }
@@ -484,7 +514,7 @@ fn refuse_when_full_without_drop_oldest() {
     let mut n = 0;
     let err = loop {
         match spool.append(0, 0, 1, &body(n, 30_000)) {
-            Ok(dropped) => assert_eq!(dropped, 0),
+            Ok(appended) => assert_eq!(appended.deleted, 0),
             Err(err) => break err,
         }
         n += 1;
@@ -514,8 +544,8 @@ fn a_tiny_spool_keeps_the_newest_record() {
         spool.append(0, 0, 1, &body(0, 2000)),
         Err(SpoolError::Full { .. })
     ));
-    assert_eq!(spool.append(0, 0, 7, &body(1, 500)).unwrap(), 0);
-    assert_eq!(spool.append(0, 0, 8, &body(2, 500)).unwrap(), 7);
+    assert_eq!(spool.append(0, 0, 7, &body(1, 500)).unwrap().deleted, 0);
+    assert_eq!(spool.append(0, 0, 8, &body(2, 500)).unwrap().deleted, 7);
     assert!(spool.disk_bytes() <= 1000);
     assert_eq!(take(&spool).body, body(2, 500));
     assert!(matches!(spool.claim(), Claimed::Empty));
