@@ -289,6 +289,115 @@ impl Gate {
     }
 }
 
+/// Requests on their way to the spool, appended in order by the spool
+/// writer thread ([`Shared::write_spool`]). A disk that stalls (a segment
+/// created or synced, a file unlinked, a busy journal: hundreds of
+/// milliseconds on a shared disk) then holds up neither the I/O thread nor
+/// the in-flight slots the workers wait for: a request leaves its slot as
+/// it enters this queue. Bounded by bytes (the in-flight budget's); a
+/// request that finds it full is dropped as `spool_full`, the disk being
+/// slower than what comes in.
+struct SpoolQueue {
+    state: Mutex<SpoolQueueState>,
+    changed: Condvar,
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+struct SpoolQueueState {
+    jobs: VecDeque<SpoolJob>,
+    /// Bytes of the requests in `jobs` and of the one being written.
+    bytes: usize,
+    /// The writer is appending a request it took off `jobs`.
+    writing: bool,
+    /// No more jobs: the writer ends once `jobs` is empty.
+    closed: bool,
+}
+
+/// A request for the spool, and how it settles if the spool cannot take
+/// it.
+struct SpoolJob {
+    request: ExportRequest,
+    otherwise: Settled,
+}
+
+/// Why [`SpoolQueue::push`] refused a job.
+enum Refused {
+    /// The queue is at its byte bound.
+    Full,
+    /// The writer has stopped (shutdown): append on this thread.
+    Closed(SpoolJob),
+}
+
+impl SpoolQueue {
+    fn new(max_bytes: usize) -> Self {
+        Self {
+            state: Mutex::new(SpoolQueueState::default()),
+            changed: Condvar::new(),
+            max_bytes,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SpoolQueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `job`, unless the queue is closed, or full (an empty queue
+    /// takes a request of any size).
+    fn push(&self, job: SpoolJob) -> Result<(), Refused> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Refused::Closed(job));
+        }
+        let bytes = job.request.body.len();
+        if st.bytes > 0 && st.bytes.saturating_add(bytes) > self.max_bytes {
+            return Err(Refused::Full);
+        }
+        st.bytes += bytes;
+        st.jobs.push_back(job);
+        drop(st);
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// The next job, waiting for one; `None` once closed and empty.
+    fn take(&self) -> Option<SpoolJob> {
+        let mut st = self.lock();
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                st.writing = true;
+                return Some(job);
+            }
+            if st.closed {
+                return None;
+            }
+            st = self
+                .changed
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The job taken last, of `bytes` bytes, is written (and settled).
+    fn done(&self, bytes: usize) {
+        let mut st = self.lock();
+        st.bytes -= bytes;
+        st.writing = false;
+    }
+
+    /// Nothing queued or being written.
+    fn idle(&self) -> bool {
+        let st = self.lock();
+        st.jobs.is_empty() && !st.writing
+    }
+
+    /// Refuses new jobs; the writer ends after the queued ones.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+}
+
 /// What workers and the engine share.
 struct Shared {
     recorder: Arc<Recorder>,
@@ -323,6 +432,8 @@ struct Shared {
     spool_wake: Notify,
     /// Rate limit of the spool WARN diagnostics.
     spool_log: RateLimiter,
+    /// Requests for the spool writer thread.
+    spool_queue: SpoolQueue,
 }
 
 /// The spool drainer's pause after failed attempts.
@@ -386,7 +497,7 @@ impl Shared {
     /// Writes `request` to the spool: `Spooled` if it went there,
     /// `SpoolFull` if a full spool refused it, `otherwise` without a spool
     /// or when writing failed.
-    fn to_spool(self: &Arc<Self>, request: &ExportRequest, otherwise: Settled) -> Settled {
+    fn to_spool(&self, request: &ExportRequest, otherwise: Settled) -> Settled {
         let Some(spool) = self.spool() else {
             return otherwise;
         };
@@ -407,7 +518,8 @@ impl Shared {
                     );
                 }
                 if sync_due {
-                    self.sync_spool_later(spool);
+                    // Here, not on the I/O thread: see `write_spool`.
+                    self.sync_spool(&spool);
                 }
                 self.spool_appended.notify_one();
                 Settled::Spooled
@@ -428,26 +540,35 @@ impl Shared {
         }
     }
 
-    /// Syncs `spool` on a blocking thread: a full segment's `fdatasync`
-    /// can take hundreds of milliseconds, and the I/O thread that settles
-    /// requests (and so frees the slots the workers wait for) must not
-    /// wait for it. Shutdown's own sync waits for this one. If the runtime
-    /// is already shutting down, the task does not run, and shutdown's
-    /// sync covers it.
-    fn sync_spool_later(self: &Arc<Self>, spool: Arc<Spool>) {
-        let shared = Arc::clone(self);
-        drop(self.runtime.spawn_blocking(move || {
-            if let Err(e) = spool.sync() {
-                // Once per segment at most: not rate-limited.
-                let error = e.to_string();
-                tracing::warn!(
-                    error,
-                    "otlpx: the spool could not be synced to disk; its \
-                     records are written, but may not survive a power cut"
-                );
-                shared.note_error(error);
-            }
-        }));
+    /// Syncs `spool` (a full segment's `fdatasync` can take hundreds of
+    /// milliseconds), logging a failure.
+    fn sync_spool(&self, spool: &Spool) {
+        if let Err(e) = spool.sync() {
+            // At most once a segment or a shutdown: not rate-limited.
+            let error = e.to_string();
+            tracing::warn!(
+                error,
+                "otlpx: the spool could not be synced to disk; its \
+                 records are written, but may not survive a power cut"
+            );
+            self.note_error(error);
+        }
+    }
+
+    /// The spool writer thread: appends the queued requests in order and
+    /// settles them, syncing after each segment rotation. All of the
+    /// spool's slow file operations (creating, syncing and deleting
+    /// segments) happen here or on the drainer's blocking tasks, never on
+    /// the I/O thread.
+    fn write_spool(&self) {
+        while let Some(job) = self.spool_queue.take() {
+            let bytes = job.request.body.len();
+            let how = self.to_spool(&job.request, job.otherwise);
+            self.counters.settle(job.request.items as u64, how);
+            self.spool_queue.done(bytes);
+            // A flush waits for the queue to empty.
+            self.gate.notify();
+        }
     }
 
     /// Logs spans the spool lost or could not take, rate-limited.
@@ -478,12 +599,7 @@ impl Shared {
             let Some(spool) = self.spool() else {
                 return;
             };
-            let resume = self
-                .spool_resume
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .until;
-            if resume > Instant::now() {
+            if let Some(resume) = self.spool_paused_until() {
                 // Paused until `resume`, or until a live request is
                 // answered (then the pause is over: `resume_spool`).
                 let _ = tokio::time::timeout_at(resume.into(), self.spool_wake.notified()).await;
@@ -492,21 +608,24 @@ impl Shared {
             let Ok(permit) = Arc::clone(&window).acquire_owned().await else {
                 return;
             };
-            if self
-                .spool_resume
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .until
-                > Instant::now()
-            {
+            if self.spool_paused_until().is_some() {
                 // An attempt failed while this waited for the window.
                 continue;
             }
-            match spool.claim() {
+            // Reading a record (up to a request's bytes) may wait for the
+            // disk: not on the I/O thread. `None`: the runtime is stopping.
+            let claimed = {
+                let spool = Arc::clone(&spool);
+                tokio::task::spawn_blocking(move || spool.claim()).await
+            };
+            let Ok(claimed) = claimed else {
+                return;
+            };
+            match claimed {
                 Claimed::Record(record) => {
                     let shared = Arc::clone(&self);
                     tokio::spawn(async move {
-                        shared.send_spooled(&spool, record).await;
+                        shared.send_spooled(spool, record).await;
                         drop(permit);
                     });
                 }
@@ -525,14 +644,24 @@ impl Shared {
         }
     }
 
+    /// When the spool drainer may send again, if that is still to come.
+    fn spool_paused_until(&self) -> Option<Instant> {
+        let until = self
+            .spool_resume
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .until;
+        (until > Instant::now()).then_some(until)
+    }
+
     /// One attempt at a spooled request: completed if answered or refused
     /// for good, given back (and the drain paused) otherwise.
-    async fn send_spooled(&self, spool: &Spool, record: Record) {
+    async fn send_spooled(&self, spool: Arc<Spool>, record: Record) {
         let items = u64::from(record.items);
         if record.signal != signal_code(Signal::Traces) {
             // Checksummed, so written by a later version of otlpx with
             // signals this one cannot send.
-            self.complete_spooled(spool, record.id);
+            self.complete_spooled(&spool, record.id).await;
             self.counters.corrupt(1, record.body.len() as u64);
             self.counters.unspooled(items, Unspooled::Corrupt);
             return;
@@ -547,7 +676,7 @@ impl Shared {
         let e = match self.attempt(request, self.settings.timeout).await {
             Ok(rejected) => {
                 self.resume_spool(true);
-                self.complete_spooled(spool, record.id);
+                self.complete_spooled(&spool, record.id).await;
                 self.counters
                     .unspooled(items, Unspooled::Delivered { rejected });
                 return;
@@ -556,7 +685,7 @@ impl Shared {
         };
         if e.retry == Retry::Never {
             self.warn_failed(e.kind, items, &e.message);
-            self.complete_spooled(spool, record.id);
+            self.complete_spooled(&spool, record.id).await;
             self.counters.unspooled(items, Unspooled::Failed);
             return;
         }
@@ -600,10 +729,17 @@ impl Shared {
     }
 
     /// Marks a spooled record done, keeping the spool's size gauge.
-    fn complete_spooled(&self, spool: &Spool, id: crate::spool::RecordId) {
-        if let Err(e) = spool.complete(id) {
-            // The record stays on disk as pending: an engine started later
-            // sends it again (a duplicate, which at-least-once allows).
+    /// On a blocking thread: the last record of a segment deletes it,
+    /// and an unlink may wait for the disk.
+    async fn complete_spooled(&self, spool: &Arc<Spool>, id: crate::spool::RecordId) {
+        let done = {
+            let spool = Arc::clone(spool);
+            tokio::task::spawn_blocking(move || spool.complete(id)).await
+        };
+        // Not run (the runtime is stopping), or failed: the record stays
+        // on disk as pending, and an engine started later sends it again
+        // (a duplicate, which at-least-once allows).
+        if let Ok(Err(e)) = done {
             self.note_error(e.to_string());
         }
         self.counters.spool_bytes(spool.disk_bytes());
@@ -770,6 +906,8 @@ impl Shared {
 pub(crate) struct Workers {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The spool writer thread, with a spool.
+    spool_writer: Mutex<Option<JoinHandle<()>>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
@@ -808,6 +946,7 @@ impl Workers {
             make_transport()?
         };
         let workers = settings.workers.clamp(1, recorder.rings.len());
+        let spool_queue_bytes = settings.max_in_flight_bytes.max(1);
         let shared = Arc::new(Shared {
             gate: Gate {
                 state: Mutex::new(GateState {
@@ -839,8 +978,16 @@ impl Workers {
             spool_resume: Mutex::new(SpoolPause::none()),
             spool_wake: Notify::new(),
             spool_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
+            spool_queue: SpoolQueue::new(spool_queue_bytes),
         });
+        let mut spool_writer = None;
         if shared.spool().is_some() {
+            let mine = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name("otlpx-spool".into())
+                .spawn(move || mine.write_spool());
+            spool_writer =
+                Some(spawned.map_err(|e| format!("cannot start the spool thread: {e}"))?);
             runtime.spawn(Arc::clone(&shared).drain_spool());
         }
         let (tx, rx) = std::sync::mpsc::channel();
@@ -854,6 +1001,7 @@ impl Workers {
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
+                    shared.spool_queue.close();
                     shared.stop.store(true, Ordering::Release);
                     for t in &threads {
                         t.thread().unpark();
@@ -868,6 +1016,7 @@ impl Workers {
             Self {
                 shared,
                 threads: Mutex::new(threads),
+                spool_writer: Mutex::new(spool_writer),
                 runtime: Mutex::new(Some(runtime)),
             },
             started,
@@ -906,7 +1055,7 @@ impl Workers {
             // The spool's count as the counters keep it, not the spool's
             // own: a record leaves the spool just before it is counted
             // out, and a flush that returns must see it in `stats()`.
-            if acked && st.in_flight == 0 && s.counters.spooled() == 0 {
+            if acked && st.in_flight == 0 && s.spool_queue.idle() && s.counters.spooled() == 0 {
                 return Ok(());
             }
             let now = Instant::now();
@@ -973,6 +1122,19 @@ impl Workers {
                  at its deadline; their spans were dropped"
             );
         }
+        // The export tasks are gone: the writer ends once it has written
+        // what they queued.
+        self.shared.spool_queue.close();
+        let writer = self
+            .spool_writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            // It only panics on a bug; what it had not written stays
+            // counted in flight.
+            let _ = writer.join();
+        }
         // Unlocks the directory for a later engine (the drainer's tasks,
         // which held it too, went with the runtime).
         let spool = self
@@ -982,9 +1144,7 @@ impl Workers {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(spool) = spool {
-            if let Err(e) = spool.sync() {
-                self.shared.warn_spool(spool.pending().1, &e.to_string());
-            }
+            self.shared.sync_spool(&spool);
             self.shared.counters.spool_bytes(spool.disk_bytes());
         }
         let suppressed = self.shared.take_suppressed();
@@ -1029,18 +1189,41 @@ impl InFlight {
     }
 
     /// Settles the request by its outcome: failures that sending later may
-    /// mend go to the spool, when there is one.
+    /// mend go to the spool, when there is one (through the spool writer,
+    /// which settles them; the slot is freed at once).
     fn finish(mut self, outcome: Outcome) {
         self.evicted = matches!(outcome, Outcome::Evicted);
-        let how = match (outcome, self.request.take()) {
-            (Outcome::Answered { rejected }, _) => Settled::Ok { rejected },
-            (Outcome::Final, _) => Settled::Failed,
-            (Outcome::OutOfTime, Some(request)) => self.shared.to_spool(&request, Settled::Failed),
-            (Outcome::Evicted, Some(request)) => self.shared.to_spool(&request, Settled::Evicted),
-            (Outcome::OutOfTime, None) => Settled::Failed,
-            (Outcome::Evicted, None) => Settled::Evicted,
+        let otherwise = match outcome {
+            Outcome::Answered { rejected } => return self.settle(Settled::Ok { rejected }),
+            Outcome::Final => return self.settle(Settled::Failed),
+            Outcome::OutOfTime => Settled::Failed,
+            Outcome::Evicted => Settled::Evicted,
         };
-        self.settle(how);
+        let Some(request) = self.request.take() else {
+            return self.settle(otherwise);
+        };
+        if self.shared.spool().is_none() {
+            return self.settle(otherwise);
+        }
+        match self
+            .shared
+            .spool_queue
+            .push(SpoolJob { request, otherwise })
+        {
+            Ok(()) => self.settled = true, // by the writer
+            Err(Refused::Full) => {
+                self.shared.warn_spool(
+                    self.spans,
+                    "the spool's writer could not keep up (a slow disk): a \
+                     request that could not be delivered was dropped",
+                );
+                self.settle(Settled::SpoolFull);
+            }
+            Err(Refused::Closed(job)) => {
+                let how = self.shared.to_spool(&job.request, job.otherwise);
+                self.settle(how);
+            }
+        }
     }
 }
 
@@ -1335,5 +1518,75 @@ fn compression_of(code: u8) -> Compression {
         1 => Compression::Gzip,
         2 => Compression::Zstd,
         _ => Compression::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(bytes: usize, items: usize) -> SpoolJob {
+        SpoolJob {
+            request: ExportRequest::new(
+                Signal::Traces,
+                Bytes::from(vec![0u8; bytes]),
+                Compression::None,
+                items,
+            ),
+            otherwise: Settled::Evicted,
+        }
+    }
+
+    #[test]
+    fn the_spool_queue_is_bounded_ordered_and_drains_after_close() {
+        let queue = SpoolQueue::new(1000);
+        assert!(queue.idle());
+        // An empty queue takes a request of any size.
+        assert!(queue.push(job(5000, 1)).is_ok());
+        assert!(matches!(queue.push(job(1, 2)), Err(Refused::Full)));
+        let big = queue.take().expect("queued");
+        assert_eq!(big.request.items, 1);
+        assert!(!queue.idle(), "being written");
+        // Bytes are freed when written, not when taken.
+        assert!(matches!(queue.push(job(1, 2)), Err(Refused::Full)));
+        queue.done(5000);
+        assert!(queue.idle());
+        for items in 1..=3 {
+            assert!(queue.push(job(300, items)).is_ok());
+        }
+        assert!(matches!(queue.push(job(300, 4)), Err(Refused::Full)));
+        // Closed: no more jobs, but the queued ones are still handed out,
+        // in order.
+        queue.close();
+        assert!(matches!(queue.push(job(1, 5)), Err(Refused::Closed(j)) if j.request.items == 5));
+        for items in 1..=3 {
+            let j = queue.take().expect("queued before close");
+            assert_eq!(j.request.items, items);
+            queue.done(300);
+        }
+        assert!(queue.take().is_none());
+        assert!(queue.idle());
+    }
+
+    #[test]
+    fn the_spool_writer_waits_for_work_and_ends_when_closed() {
+        let queue = Arc::new(SpoolQueue::new(1 << 20));
+        let writer = {
+            let queue = Arc::clone(&queue);
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while let Some(j) = queue.take() {
+                    seen.push(j.request.items);
+                    queue.done(j.request.body.len());
+                }
+                seen
+            })
+        };
+        for items in 1..=100 {
+            assert!(queue.push(job(10, items)).is_ok());
+        }
+        queue.close();
+        assert_eq!(writer.join().unwrap(), (1..=100).collect::<Vec<_>>());
+        assert!(queue.idle());
     }
 }

@@ -66,7 +66,8 @@
 //! # Invariants
 //!
 //! * One `Mutex` guards all state. Appends, completions and deletions
-//!   happen under it; `claim` reads the record's bytes after dropping it,
+//!   from the index happen under it (the files of deleted segments are
+//!   unlinked just after it is released); `claim` reads the record's bytes after dropping it,
 //!   which is safe because a segment holding a Claimed record is never
 //!   deleted (neither by `complete` nor by `drop_oldest`), and the reader
 //!   holds its own `Arc` of the file.
@@ -267,6 +268,9 @@ struct State {
     /// Segments rotated away from and not yet synced (their files stay
     /// open here until `sync`, deleted or not).
     unsynced: Vec<(Arc<File>, PathBuf)>,
+    /// Segment files dropped from the index, to delete once the lock is
+    /// released (an unlink can wait on the file system's journal).
+    doomed: Vec<PathBuf>,
 }
 
 /// One segment file and the index of its records.
@@ -422,6 +426,7 @@ impl Spool {
             dir_synced: 0,
             rotate_next: false,
             unsynced: Vec::new(),
+            doomed: Vec::new(),
         };
         let spool = Self {
             state: Mutex::new(state),
@@ -433,6 +438,18 @@ impl Spool {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Releases the lock, then deletes the segment files dropped under it.
+    fn unlock(state: MutexGuard<'_, State>) {
+        let mut state = state;
+        let doomed = std::mem::take(&mut state.doomed);
+        drop(state);
+        for path in doomed {
+            // One that cannot be deleted is found again by the next `open`
+            // (see `remove_segment`).
+            let _ = fs::remove_file(path);
+        }
     }
 
     /// Appends one record (without syncing it; see [`Appended`]).
@@ -477,6 +494,7 @@ impl Spool {
                 dropped += state.remove_segment(oldest);
             }
         }
+        Self::unlock(state);
         Ok(Appended {
             deleted: dropped,
             sync_due,
@@ -507,6 +525,7 @@ impl Spool {
                 }
                 Err(_) => {
                     state.finish(id);
+                    Self::unlock(state);
                     return Claimed::Lost {
                         items: u64::from(entry.items),
                     };
@@ -532,6 +551,7 @@ impl Spool {
                     entry.offset + segment::STATE_OFFSET,
                 );
                 state.finish(id);
+                Self::unlock(state);
                 Claimed::Lost {
                     items: u64::from(entry.items),
                 }
@@ -578,10 +598,12 @@ impl Spool {
             .map_err(io_error("complete a record in", &segment.path))
         });
         state.finish(id);
+        Self::unlock(state);
         written
     }
 
     /// Records and items not completed (claimed ones included).
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> (u64, u64) {
         let state = self.lock();
         (state.live_records, state.live_items)
@@ -631,6 +653,14 @@ impl Spool {
             }
         }
         result
+    }
+}
+
+impl Drop for Spool {
+    /// Deletes what a failed `append` doomed and left (the next call would
+    /// have).
+    fn drop(&mut self) {
+        Self::unlock(self.lock());
     }
 }
 
@@ -778,8 +808,9 @@ impl State {
         }
     }
 
-    /// Deletes segment `seq`; returns the items of its live records, which
-    /// are thereby lost.
+    /// Drops segment `seq` from the index, its file to be deleted when the
+    /// lock is released ([`Spool::unlock`]); returns the items of its live
+    /// records, which are thereby lost.
     ///
     /// A file that cannot be deleted is forgotten all the same: the next
     /// `open` finds it again (completed records stay skipped; records
@@ -788,10 +819,10 @@ impl State {
         let Some(segment) = self.segments.remove(&seq) else {
             return 0;
         };
-        let _ = fs::remove_file(&segment.path);
         self.disk_bytes -= segment.bytes;
         self.live_records -= segment.live() as u64;
         self.live_items -= segment.live_items;
+        self.doomed.push(segment.path);
         segment.live_items
     }
 }

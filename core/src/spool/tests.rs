@@ -155,7 +155,10 @@ fn a_rotation_leaves_the_sync_to_the_caller() {
     spool.sync().unwrap();
     assert!(spool.lock().unsynced.is_empty(), "sync took it");
     let state = spool.lock();
-    assert_eq!(state.dir_synced, state.dir_changes, "the new segment's name too");
+    assert_eq!(
+        state.dir_synced, state.dir_changes,
+        "the new segment's name too"
+    );
     drop(state);
     // A segment whose records were all completed is deleted at rotation:
     // nothing to sync.
