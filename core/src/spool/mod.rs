@@ -87,10 +87,11 @@
 //! `Spool::sync` `fdatasync`s the active segment and every segment rotated
 //! away from since the last sync, and fsyncs the directory if a segment was
 //! created since then (so a synced record's file survives a power cut).
-//! `append` never syncs: it runs where the engine settles requests, and an
-//! `fdatasync` of a full segment can take hundreds of milliseconds, so it
-//! says when a rotation made a sync due ([`Appended::sync_due`]) and the
-//! engine syncs on a blocking thread; shutdown syncs last. Syncs are
+//! `append` never syncs (an `fdatasync` of a full segment can take hundreds
+//! of milliseconds, and `append` holds the lock): it says when a rotation
+//! made a sync due ([`Appended::sync_due`]), and the engine's spool writer
+//! thread syncs after it; shutdown syncs last. (The engine calls nothing
+//! here from its I/O thread: file operations wait for the disk.) Syncs are
 //! serialised, so a sync that returns has covered every rotation before
 //! it. Completions and deletions are not synced: after a crash a completed
 //! record may be sent again (delivery is at least once).

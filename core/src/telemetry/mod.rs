@@ -106,7 +106,9 @@ pub struct Dropped {
     pub evicted: u64,
     /// The spool was full: its oldest records were deleted to make room
     /// ([`Overflow::DropOldest`](crate::Overflow::DropOldest)), or the new
-    /// request was refused ([`Overflow::DropNewest`](crate::Overflow::DropNewest)).
+    /// request was refused ([`Overflow::DropNewest`](crate::Overflow::DropNewest));
+    /// or the disk was too slow: the queue of requests waiting to be
+    /// written to the spool (bounded by `max_in_flight_bytes`) was full.
     pub spool_full: u64,
     /// A spool record was damaged (a torn write, a bad checksum) and its
     /// spans could not be read back; see [`SpoolStats`] for the bytes.
