@@ -313,8 +313,9 @@ impl EngineBuilder {
     }
 
     /// Bound on the bytes (compressed, as sent) of requests in flight:
-    /// waiting for an answer or for a retry (default 16 MiB). A request
-    /// starts while fewer bytes are in flight.
+    /// waiting for an answer or for a retry, or (with a spool) to be
+    /// written to it (default 16 MiB). A request starts while fewer bytes
+    /// are in flight.
     pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
         self.layer.max_in_flight_bytes = by("max_in_flight_bytes", bytes);
         self

@@ -249,6 +249,15 @@ impl Gate {
         self.counters.in_flight_bytes_changed(bytes as i64);
     }
 
+    /// Uncounts `bytes` that outlived their slot (written to the spool).
+    fn release_bytes(&self, bytes: usize) {
+        let st = self.lock();
+        // Under the lock, before the wake-up: as in `leave`.
+        self.counters.in_flight_bytes_changed(-(bytes as i64));
+        drop(st);
+        self.changed.notify_all();
+    }
+
     fn leave(&self, bytes: usize, evicted: bool) {
         let mut st = self.lock();
         st.in_flight -= 1;
@@ -294,20 +303,19 @@ impl Gate {
 /// created or synced, a file unlinked, a busy journal: hundreds of
 /// milliseconds on a shared disk) then holds up neither the I/O thread nor
 /// the in-flight slots the workers wait for: a request leaves its slot as
-/// it enters this queue. Bounded by bytes (the in-flight budget's); a
-/// request that finds it full is dropped as `spool_full`, the disk being
-/// slower than what comes in.
+/// it enters this queue. Its bytes stay counted in the in-flight budget
+/// until written, so the budget bounds this queue too: a disk slower than
+/// what comes in makes the workers wait for bytes, as a slow receiver
+/// does.
+#[derive(Default)]
 struct SpoolQueue {
     state: Mutex<SpoolQueueState>,
     changed: Condvar,
-    max_bytes: usize,
 }
 
 #[derive(Default)]
 struct SpoolQueueState {
     jobs: VecDeque<SpoolJob>,
-    /// Bytes of the requests in `jobs` and of the one being written.
-    bytes: usize,
     /// The writer is appending a request it took off `jobs`.
     writing: bool,
     /// No more jobs: the writer ends once `jobs` is empty.
@@ -321,39 +329,17 @@ struct SpoolJob {
     otherwise: Settled,
 }
 
-/// Why [`SpoolQueue::push`] refused a job.
-enum Refused {
-    /// The queue is at its byte bound.
-    Full,
-    /// The writer has stopped (shutdown): append on this thread.
-    Closed(SpoolJob),
-}
-
 impl SpoolQueue {
-    fn new(max_bytes: usize) -> Self {
-        Self {
-            state: Mutex::new(SpoolQueueState::default()),
-            changed: Condvar::new(),
-            max_bytes,
-        }
-    }
-
     fn lock(&self) -> MutexGuard<'_, SpoolQueueState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `job`, unless the queue is closed, or full (an empty queue
-    /// takes a request of any size).
-    fn push(&self, job: SpoolJob) -> Result<(), Refused> {
+    /// Queues `job`; gives it back if the writer has stopped (shutdown).
+    fn push(&self, job: SpoolJob) -> Result<(), SpoolJob> {
         let mut st = self.lock();
         if st.closed {
-            return Err(Refused::Closed(job));
+            return Err(job);
         }
-        let bytes = job.request.body.len();
-        if st.bytes > 0 && st.bytes.saturating_add(bytes) > self.max_bytes {
-            return Err(Refused::Full);
-        }
-        st.bytes += bytes;
         st.jobs.push_back(job);
         drop(st);
         self.changed.notify_one();
@@ -378,11 +364,9 @@ impl SpoolQueue {
         }
     }
 
-    /// The job taken last, of `bytes` bytes, is written (and settled).
-    fn done(&self, bytes: usize) {
-        let mut st = self.lock();
-        st.bytes -= bytes;
-        st.writing = false;
+    /// The job taken last is written (and settled).
+    fn done(&self) {
+        self.lock().writing = false;
     }
 
     /// Nothing queued or being written.
@@ -562,12 +546,12 @@ impl Shared {
     /// the I/O thread.
     fn write_spool(&self) {
         while let Some(job) = self.spool_queue.take() {
-            let bytes = job.request.body.len();
             let how = self.to_spool(&job.request, job.otherwise);
             self.counters.settle(job.request.items as u64, how);
-            self.spool_queue.done(bytes);
-            // A flush waits for the queue to empty.
-            self.gate.notify();
+            self.spool_queue.done();
+            // Wakes workers waiting for bytes, and a flush waiting for the
+            // queue to empty.
+            self.gate.release_bytes(job.request.body.len());
         }
     }
 
@@ -946,7 +930,6 @@ impl Workers {
             make_transport()?
         };
         let workers = settings.workers.clamp(1, recorder.rings.len());
-        let spool_queue_bytes = settings.max_in_flight_bytes.max(1);
         let shared = Arc::new(Shared {
             gate: Gate {
                 state: Mutex::new(GateState {
@@ -978,7 +961,7 @@ impl Workers {
             spool_resume: Mutex::new(SpoolPause::none()),
             spool_wake: Notify::new(),
             spool_log: RateLimiter::new(DIAGNOSTIC_INTERVAL),
-            spool_queue: SpoolQueue::new(spool_queue_bytes),
+            spool_queue: SpoolQueue::default(),
         });
         let mut spool_writer = None;
         if shared.spool().is_some() {
@@ -1190,7 +1173,8 @@ impl InFlight {
 
     /// Settles the request by its outcome: failures that sending later may
     /// mend go to the spool, when there is one (through the spool writer,
-    /// which settles them; the slot is freed at once).
+    /// which settles them and uncounts their bytes; the slot is freed at
+    /// once).
     fn finish(mut self, outcome: Outcome) {
         self.evicted = matches!(outcome, Outcome::Evicted);
         let otherwise = match outcome {
@@ -1210,16 +1194,12 @@ impl InFlight {
             .spool_queue
             .push(SpoolJob { request, otherwise })
         {
-            Ok(()) => self.settled = true, // by the writer
-            Err(Refused::Full) => {
-                self.shared.warn_spool(
-                    self.spans,
-                    "the spool's writer could not keep up (a slow disk): a \
-                     request that could not be delivered was dropped",
-                );
-                self.settle(Settled::SpoolFull);
+            Ok(()) => {
+                // The writer settles it and uncounts its bytes.
+                self.settled = true;
+                self.bytes = 0;
             }
-            Err(Refused::Closed(job)) => {
+            Err(job) => {
                 let how = self.shared.to_spool(&job.request, job.otherwise);
                 self.settle(how);
             }
@@ -1538,31 +1518,26 @@ mod tests {
     }
 
     #[test]
-    fn the_spool_queue_is_bounded_ordered_and_drains_after_close() {
-        let queue = SpoolQueue::new(1000);
-        assert!(queue.idle());
-        // An empty queue takes a request of any size.
-        assert!(queue.push(job(5000, 1)).is_ok());
-        assert!(matches!(queue.push(job(1, 2)), Err(Refused::Full)));
-        let big = queue.take().expect("queued");
-        assert_eq!(big.request.items, 1);
-        assert!(!queue.idle(), "being written");
-        // Bytes are freed when written, not when taken.
-        assert!(matches!(queue.push(job(1, 2)), Err(Refused::Full)));
-        queue.done(5000);
+    fn the_spool_queue_keeps_order_and_drains_after_close() {
+        let queue = SpoolQueue::default();
         assert!(queue.idle());
         for items in 1..=3 {
             assert!(queue.push(job(300, items)).is_ok());
         }
-        assert!(matches!(queue.push(job(300, 4)), Err(Refused::Full)));
+        assert!(!queue.idle());
+        let first = queue.take().expect("queued");
+        assert_eq!(first.request.items, 1);
+        assert!(!queue.idle(), "being written");
+        queue.done();
         // Closed: no more jobs, but the queued ones are still handed out,
         // in order.
         queue.close();
-        assert!(matches!(queue.push(job(1, 5)), Err(Refused::Closed(j)) if j.request.items == 5));
-        for items in 1..=3 {
+        assert!(matches!(queue.push(job(1, 5)), Err(j) if j.request.items == 5));
+        for items in 2..=3 {
             let j = queue.take().expect("queued before close");
             assert_eq!(j.request.items, items);
-            queue.done(300);
+            assert!(!queue.idle());
+            queue.done();
         }
         assert!(queue.take().is_none());
         assert!(queue.idle());
@@ -1570,14 +1545,14 @@ mod tests {
 
     #[test]
     fn the_spool_writer_waits_for_work_and_ends_when_closed() {
-        let queue = Arc::new(SpoolQueue::new(1 << 20));
+        let queue = Arc::new(SpoolQueue::default());
         let writer = {
             let queue = Arc::clone(&queue);
             std::thread::spawn(move || {
                 let mut seen = Vec::new();
                 while let Some(j) = queue.take() {
                     seen.push(j.request.items);
-                    queue.done(j.request.body.len());
+                    queue.done();
                 }
                 seen
             })

@@ -106,9 +106,7 @@ pub struct Dropped {
     pub evicted: u64,
     /// The spool was full: its oldest records were deleted to make room
     /// ([`Overflow::DropOldest`](crate::Overflow::DropOldest)), or the new
-    /// request was refused ([`Overflow::DropNewest`](crate::Overflow::DropNewest));
-    /// or the disk was too slow: the queue of requests waiting to be
-    /// written to the spool (bounded by `max_in_flight_bytes`) was full.
+    /// request was refused ([`Overflow::DropNewest`](crate::Overflow::DropNewest)).
     pub spool_full: u64,
     /// A spool record was damaged (a torn write, a bad checksum) and its
     /// spans could not be read back; see [`SpoolStats`] for the bytes.
@@ -228,7 +226,7 @@ pub struct ExportStats {
     /// [`BATCH_BYTES_BOUNDS`].
     pub batch_bytes: HistogramSnapshot,
     /// Bytes (as sent, compressed) of the requests in flight now: waiting
-    /// for an answer or for a retry.
+    /// for an answer or for a retry, or (with a spool) to be written to it.
     pub in_flight_bytes: u64,
     /// The most bytes in flight at once since the engine started (compare
     /// with `max_in_flight_bytes`).
