@@ -167,14 +167,21 @@ impl<T> Table<T> {
                     None => self.insert_from(index, value),
                 }
             }
-            // At the size limit: search every slot before saying full.
-            None => match (0..slots)
-                .map(|i| (hint + i) % slots)
-                .find_map(|index| self.claim(index).map(|state| (index, state)))
-            {
-                Some((index, state)) => Ok(self.fill(index, state, value)),
-                None => Err((HandleError::Full, value)),
-            },
+            // At the size limit: search every slot before saying full,
+            // counted again (other threads may have grown the table to its
+            // limit since `slots` was read: with `slots` 0, this found
+            // nothing in a table with free slots).
+            None => {
+                // Acquire: as above.
+                let slots = self.len.load(Ordering::Acquire) * CHUNK_SLOTS;
+                match (0..slots)
+                    .map(|i| (hint + i) % slots)
+                    .find_map(|index| self.claim(index).map(|state| (index, state)))
+                {
+                    Some((index, state)) => Ok(self.fill(index, state, value)),
+                    None => Err((HandleError::Full, value)),
+                }
+            }
         }
     }
 
