@@ -596,17 +596,21 @@ impl Shared {
                 // An attempt failed while this waited for the window.
                 continue;
             }
-            // Reading a record (up to a request's bytes) may wait for the
-            // disk: not on the I/O thread. `None`: the runtime is stopping.
-            let claimed = {
-                let spool = Arc::clone(&spool);
-                tokio::task::spawn_blocking(move || spool.claim()).await
-            };
-            let Ok(claimed) = claimed else {
-                return;
+            let Some(claimed) = self.on_spool(&spool, Spool::claim).await else {
+                return; // the runtime is stopping
             };
             match claimed {
+                Claimed::Record(record) if self.spool_paused_until().is_some() => {
+                    // An attempt failed while this read the record.
+                    let id = record.id;
+                    self.on_spool(&spool, move |spool| spool.release(id)).await;
+                }
                 Claimed::Record(record) => {
+                    // Counted before anything else runs: a failure that
+                    // pauses the drain (counted and paused without an
+                    // await between) then never leaves an attempt out
+                    // uncounted.
+                    self.counters.retried();
                     let shared = Arc::clone(&self);
                     tokio::spawn(async move {
                         shared.send_spooled(spool, record).await;
@@ -616,7 +620,6 @@ impl Shared {
                 Claimed::Lost { items } => {
                     self.counters.corrupt(1, 0);
                     self.counters.unspooled(items, Unspooled::Corrupt);
-                    self.counters.spool_bytes(spool.disk_bytes());
                     self.warn_spool(items, "a spool record could not be read back");
                 }
                 Claimed::Empty => {
@@ -656,7 +659,7 @@ impl Shared {
             compression_of(record.compression),
             record.items as usize,
         );
-        self.counters.retried();
+
         let e = match self.attempt(request, self.settings.timeout).await {
             Ok(rejected) => {
                 self.resume_spool(true);
@@ -673,26 +676,31 @@ impl Shared {
             self.counters.unspooled(items, Unspooled::Failed);
             return;
         }
-        spool.release(record.id);
-        let mut pause = self
-            .spool_resume
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let random = u64::from_le_bytes(crate::SpanId::random().0);
-        // Retries off still pace the spool: it is the retry queue of last
-        // resort, so it backs off at the configured bound.
-        let wait = RetryPolicy {
-            enabled: true,
-            ..self.settings.retry
+        // The pause first, without an await since the failure was counted:
+        // no other attempt starts meanwhile.
+        {
+            let mut pause = self
+                .spool_resume
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let random = u64::from_le_bytes(crate::SpanId::random().0);
+            // Retries off still pace the spool: it is the retry queue of last
+            // resort, so it backs off at the configured bound.
+            let wait = RetryPolicy {
+                enabled: true,
+                ..self.settings.retry
+            }
+            .delay(e.retry, pause.failures, random)
+            .unwrap_or(self.settings.retry.max);
+            self.warn_retrying(e.kind, items, &e.message, wait);
+            *pause = SpoolPause {
+                until: Instant::now() + wait,
+                failures: pause.failures.saturating_add(1),
+                throttled: e.kind == FailureKind::Throttled,
+            };
         }
-        .delay(e.retry, pause.failures, random)
-        .unwrap_or(self.settings.retry.max);
-        self.warn_retrying(e.kind, items, &e.message, wait);
-        *pause = SpoolPause {
-            until: Instant::now() + wait,
-            failures: pause.failures.saturating_add(1),
-            throttled: e.kind == FailureKind::Throttled,
-        };
+        let id = record.id;
+        self.on_spool(&spool, move |spool| spool.release(id)).await;
     }
 
     /// An attempt was answered, so the receiver is there: resets the spool
@@ -712,21 +720,35 @@ impl Shared {
         }
     }
 
-    /// Marks a spooled record done, keeping the spool's size gauge.
-    /// On a blocking thread: the last record of a segment deletes it,
-    /// and an unlink may wait for the disk.
+    /// Marks a spooled record done.
     async fn complete_spooled(&self, spool: &Arc<Spool>, id: crate::spool::RecordId) {
-        let done = {
-            let spool = Arc::clone(spool);
-            tokio::task::spawn_blocking(move || spool.complete(id)).await
-        };
         // Not run (the runtime is stopping), or failed: the record stays
         // on disk as pending, and an engine started later sends it again
         // (a duplicate, which at-least-once allows).
-        if let Ok(Err(e)) = done {
+        if let Some(Err(e)) = self.on_spool(spool, move |spool| spool.complete(id)).await {
             self.note_error(e.to_string());
         }
-        self.counters.spool_bytes(spool.disk_bytes());
+    }
+
+    /// Runs `f` on `spool` on a blocking thread, then refreshes the spool's
+    /// size gauge. Never on the I/O thread: the spool's file operations
+    /// wait for the disk, and its lock may be held by the writer thread
+    /// while it creates a segment. `None`: the runtime is stopping, and
+    /// `f` did not run.
+    async fn on_spool<R: Send + 'static>(
+        &self,
+        spool: &Arc<Spool>,
+        f: impl FnOnce(&Spool) -> R + Send + 'static,
+    ) -> Option<R> {
+        let spool = Arc::clone(spool);
+        let (out, bytes) = tokio::task::spawn_blocking(move || {
+            let out = f(&spool);
+            (out, spool.disk_bytes())
+        })
+        .await
+        .ok()?;
+        self.counters.spool_bytes(bytes);
+        Some(out)
     }
 
     /// Logs a request of `spans` spans given up, rate-limited per kind.

@@ -14,9 +14,9 @@
 
 mod common;
 
-use common::{duplicates, received, receiver_on};
+use common::{duplicates, hint, received, receiver_on, refuse};
 use otlpx::{Engine, EngineBuilder, Protocol, Stats};
-use otlpx_bench::receiver::{Fault, Receiver, RetryHint, unused_ports};
+use otlpx_bench::receiver::{Fault, Receiver, unused_ports};
 use std::time::{Duration, Instant};
 
 const PROTOCOLS: [Protocol; 2] = [Protocol::Grpc, Protocol::HttpProtobuf];
@@ -103,19 +103,6 @@ fn refuse_first(protocol: Protocol, fault: Fault) -> (Stats, Receiver, Duration)
     let s = engine.stats();
     assert_settled(&s, 10, &format!("{protocol:?}"));
     (s, receiver, took)
-}
-
-fn refuse(grpc_code: i32, http_status: u16, retry_after: Option<RetryHint>) -> Fault {
-    Fault::Refuse {
-        grpc_code,
-        http_status,
-        message: "not now".into(),
-        retry_after,
-    }
-}
-
-fn hint(delay: Duration, http_date: bool) -> Option<RetryHint> {
-    Some(RetryHint { delay, http_date })
 }
 
 #[test]

@@ -12,9 +12,9 @@
 
 mod common;
 
-use common::{received, receiver_on};
+use common::{hint, received, receiver_on, refuse};
 use otlpx::{BuildError, Engine, EngineBuilder, Protocol, Stats};
-use otlpx_bench::receiver::{Fault, Receiver, RetryHint, unused_ports};
+use otlpx_bench::receiver::{Fault, Receiver, unused_ports};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -279,9 +279,12 @@ fn a_killed_process_loses_nothing_in_its_spool() {
             s.spool.restored,
             "{s:?}"
         );
-        assert_eq!(
-            s.dropped.spool_corrupt, 0,
-            "a killed process tears no write: {s:?}"
+        // Linux may cut a file write short when SIGKILL arrives (it checks
+        // for a fatal signal between pages): at most the one record being
+        // written (200 spans) is torn.
+        assert!(
+            s.spool.corrupt_records <= 1 && s.dropped.spool_corrupt <= 200,
+            "a killed process tears at most the write under way: {s:?}"
         );
         let seen = received(&receiver);
         assert_eq!(seen.len() as u64, s.spool.restored, "kill at {kill_at}");
@@ -337,7 +340,7 @@ fn requests_evicted_from_a_full_budget_go_to_the_spool() {
 /// it records (a 1 s deadline, shorter than any hint here, so requests go
 /// to the spool at once) until the drainer's first attempt has failed too
 /// and paused it. Returns the engine, the receiver and when the pause
-/// began (about).
+/// began (at most a poll late).
 fn spool_and_pause(dir: &Path, fault: Fault, n: u64) -> (Engine, Receiver, Instant) {
     let receiver = receiver_on(unused_ports().unwrap());
     receiver.set_fault(fault);
@@ -349,30 +352,26 @@ fn spool_and_pause(dir: &Path, fault: Fault, n: u64) -> (Engine, Receiver, Insta
     record(&engine, n);
     // Live requests are not retried (the hint is past their deadline):
     // each fails once, and every retry is a drainer's attempt. Paused
-    // once every attempt it made has failed.
+    // once every attempt it made has failed (it sends nothing after a
+    // failure, and counts an attempt before it can see one).
+    // The pause began when the first attempt failed: seen within a poll.
     let give_up = Instant::now() + Duration::from_secs(30);
+    let mut first_failure = None;
     loop {
         let s = engine.stats();
         let f = &s.export.failures;
         let drainer_failed = (f.unavailable + f.throttled).saturating_sub(s.export.requests);
-        if s.spool.written == n && drainer_failed > 0 && s.export.retries == drainer_failed {
-            break;
+        if drainer_failed > 0 {
+            first_failure.get_or_insert_with(Instant::now);
+        }
+        if let Some(paused) = first_failure
+            && s.spool.written == n
+            && s.export.retries == drainer_failed
+        {
+            return (engine, receiver, paused);
         }
         assert!(Instant::now() < give_up, "never spooled and paused: {s:?}");
         std::thread::sleep(Duration::from_millis(10));
-    }
-    (engine, receiver, Instant::now())
-}
-
-fn refuse(grpc_code: i32, delay: Duration) -> Fault {
-    Fault::Refuse {
-        grpc_code,
-        http_status: 503,
-        message: "not now".into(),
-        retry_after: Some(RetryHint {
-            delay,
-            http_date: false,
-        }),
     }
 }
 
@@ -380,7 +379,11 @@ fn refuse(grpc_code: i32, delay: Duration) -> Fault {
 fn the_spool_drains_as_soon_as_a_live_request_is_answered() {
     let dir = TempDir::new("wake");
     // UNAVAILABLE with a 60 s hint: the drainer pauses for 60 s.
-    let (engine, receiver, _) = spool_and_pause(&dir.0, refuse(14, Duration::from_secs(60)), 1000);
+    let (engine, receiver, _) = spool_and_pause(
+        &dir.0,
+        refuse(14, 503, hint(Duration::from_secs(60), false)),
+        1000,
+    );
     receiver.set_fault(Fault::None);
     // A live request answered shows the receiver is back: the spool
     // drains now, not when the pause ends.
@@ -404,17 +407,21 @@ fn the_spool_drains_as_soon_as_a_live_request_is_answered() {
 fn a_throttled_spool_waits_out_the_receivers_hint() {
     let dir = TempDir::new("throttled");
     // RESOURCE_EXHAUSTED with RetryInfo: the receiver asked for 4 s.
-    let hint = Duration::from_secs(4);
-    let (engine, receiver, paused) = spool_and_pause(&dir.0, refuse(8, hint), 1000);
+    let asked = Duration::from_secs(4);
+    let (engine, receiver, paused) =
+        spool_and_pause(&dir.0, refuse(8, 429, hint(asked, false)), 1000);
     receiver.set_fault(Fault::None);
     record(&engine, 10);
     assert!(receiver.wait_for_spans(10, Duration::from_secs(10)));
     // The live spans went; the spool still waits, as it was asked to.
-    if paused.elapsed() < hint - Duration::from_millis(500) {
+    if paused.elapsed() < asked - Duration::from_millis(500) {
         assert_eq!(engine.stats().spooled, 1000);
     }
     engine.flush(Duration::from_secs(20)).unwrap();
-    assert!(paused.elapsed() >= hint - Duration::from_millis(100));
+    // Slack for a late poll on a loaded machine; draining at once would
+    // take ~0.1 s.
+    let waited = paused.elapsed();
+    assert!(waited >= asked - Duration::from_millis(500), "{waited:?}");
     let s = engine.stats();
     assert_identity(&s, "throttled");
     assert_eq!((s.exported, s.spool.delivered), (1010, 1000), "{s:?}");

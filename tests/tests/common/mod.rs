@@ -3,8 +3,9 @@
 // Each test binary compiles this module and uses part of it.
 #![allow(dead_code)]
 
-use otlpx_bench::receiver::{Receiver, ReceiverConfig};
+use otlpx_bench::receiver::{Fault, Receiver, ReceiverConfig, RetryHint};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// The embedded receiver on `ports` (0: any), keeping every request.
 pub fn receiver_on(ports: (u16, u16)) -> Receiver {
@@ -48,4 +49,20 @@ pub fn duplicates(seen: &HashMap<Vec<u8>, u64>, unique: u64, label: &str) -> u64
         "{label}: distinct spans received"
     );
     seen.values().map(|n| n - 1).sum()
+}
+
+/// The receiver's refusal: `grpc_code` over gRPC, `http_status` over HTTP,
+/// with `retry_after` as its hint.
+pub fn refuse(grpc_code: i32, http_status: u16, retry_after: Option<RetryHint>) -> Fault {
+    Fault::Refuse {
+        grpc_code,
+        http_status,
+        message: "not now".into(),
+        retry_after,
+    }
+}
+
+/// A retry hint of `delay` (HTTP: as a date if `http_date`).
+pub fn hint(delay: Duration, http_date: bool) -> Option<RetryHint> {
+    Some(RetryHint { delay, http_date })
 }
