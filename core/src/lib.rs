@@ -61,6 +61,7 @@ mod clock;
 mod compress;
 pub mod config;
 mod context;
+mod current;
 mod encode;
 mod engine;
 mod fork;
@@ -82,15 +83,16 @@ pub use config::{Compression, Overflow, Protocol, SpanLimits};
 pub use context::{
     SpanContext, SpanId, TraceFlags, TraceId, TraceState, Traceparent, TraceparentError,
 };
+pub use current::{ContextGuard, FutureExt, WithContext, WithSpan};
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
 pub use record::{
-    DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind, Status,
-    Tracer,
+    ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind,
+    Status, Tracer,
 };
 pub use telemetry::{
     Dropped, ExportFailures, ExportStats, FailureKind, HistogramSnapshot, RingStats, SpoolStats,
     Stats,
 };
-pub use value::{KeyValue, Value};
+pub use value::{Array, ArrayItem, KeyValue, ToValue, Value};
 #[cfg(feature = "export")]
 pub use worker::{FlushError, ShutdownError, ShutdownReport};

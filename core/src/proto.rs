@@ -321,6 +321,10 @@ impl<'a> Prepared<'a> {
             }
             Bool(_) => (*v, 2),
             I64(i) => (*v, varint_field_len(i as u64)),
+            U64(u) => match i64::try_from(u) {
+                Ok(i) => (I64(i), varint_field_len(u)),
+                Err(_) => return Self::decimal(u),
+            },
             F64(_) => (*v, 9),
             Bytes(b) => {
                 let b = truncate_bytes(b, max_len);
@@ -332,6 +336,26 @@ impl<'a> Prepared<'a> {
             value,
             len,
             array_len: 0,
+        }
+    }
+
+    /// An unsigned value as its decimal digits, a string. `put` writes any
+    /// `U64` it holds this way: `new` turns those that fit into `I64`.
+    #[cold]
+    fn decimal(u: u64) -> Self {
+        Self {
+            value: Value::U64(u),
+            len: field_len(Decimal::new(u).as_bytes().len()),
+            array_len: 0,
+        }
+    }
+
+    /// An array item: as [`new`](Self::new), except that unsigned items
+    /// are strings when `strings` (see [`unsigned_as_strings`]).
+    fn item(v: &Value<'a>, max_len: usize, strings: bool) -> Self {
+        match *v {
+            Value::U64(u) if strings => Self::decimal(u),
+            _ => Self::new(v, max_len),
         }
     }
 
@@ -348,7 +372,13 @@ impl<'a> Prepared<'a> {
             I64Array(a) => a.iter().map(|&i| elem(I64(i))).sum(),
             F64Array(a) => a.len() * field_len(9),
             BytesArray(a) => a.iter().map(|&b| elem(Bytes(b))).sum(),
-            Str(_) | Bool(_) | I64(_) | F64(_) | Bytes(_) => 0,
+            Array(a) => {
+                let strings = unsigned_as_strings(&a);
+                a.iter()
+                    .map(|e| field_len(Prepared::item(&e, max_len, strings).len))
+                    .sum()
+            }
+            Str(_) | Bool(_) | I64(_) | U64(_) | F64(_) | Bytes(_) => 0,
         };
         Self {
             value: *v,
@@ -374,6 +404,8 @@ impl<'a> Prepared<'a> {
                 e.byte(u8::from(b));
             }
             I64(i) => e.varint_field(common::ANY_INT, i as u64),
+            // Only above i64::MAX: `new` made the others `I64`.
+            U64(u) => e.bytes_field(common::ANY_STRING, Decimal::new(u).as_bytes()),
             F64(f) => e.fixed64_field(common::ANY_DOUBLE, f.to_bits()),
             Bytes(b) => e.bytes_field(common::ANY_BYTES, b),
             _ => self.put_array(e, max_len),
@@ -384,29 +416,84 @@ impl<'a> Prepared<'a> {
     #[inline(never)]
     fn put_array(&self, e: &mut Enc<'_>, max_len: usize) {
         use Value::*;
-        fn elems<T>(
+        fn elems<'v>(
             e: &mut Enc<'_>,
             body: usize,
             max_len: usize,
-            items: &[T],
-            one: impl Fn(&T) -> Value<'_>,
+            items: impl Iterator<Item = Value<'v>>,
+            strings: bool,
         ) {
             e.len_prefix(common::ANY_ARRAY, body);
             for item in items {
-                let p = Prepared::new(&one(item), max_len);
+                let p = Prepared::item(&item, max_len, strings);
                 e.len_prefix(common::ARRAY_VALUES, p.len);
                 p.put(e, max_len);
             }
         }
         match self.value {
-            StrArray(a) => elems(e, self.array_len, max_len, a, |&s| Str(s)),
-            BoolArray(a) => elems(e, self.array_len, max_len, a, |&b| Bool(b)),
-            I64Array(a) => elems(e, self.array_len, max_len, a, |&i| I64(i)),
-            F64Array(a) => elems(e, self.array_len, max_len, a, |&f| F64(f)),
-            BytesArray(a) => elems(e, self.array_len, max_len, a, |&b| Bytes(b)),
-            Str(_) | Bool(_) | I64(_) | F64(_) | Bytes(_) => self.put(e, max_len),
+            StrArray(a) => elems(e, self.array_len, max_len, a.iter().map(|&s| Str(s)), false),
+            BoolArray(a) => elems(
+                e,
+                self.array_len,
+                max_len,
+                a.iter().map(|&b| Bool(b)),
+                false,
+            ),
+            I64Array(a) => elems(e, self.array_len, max_len, a.iter().map(|&i| I64(i)), false),
+            F64Array(a) => elems(e, self.array_len, max_len, a.iter().map(|&f| F64(f)), false),
+            BytesArray(a) => elems(
+                e,
+                self.array_len,
+                max_len,
+                a.iter().map(|&b| Bytes(b)),
+                false,
+            ),
+            Array(a) => elems(
+                e,
+                self.array_len,
+                max_len,
+                a.iter(),
+                unsigned_as_strings(&a),
+            ),
+            Str(_) | Bool(_) | I64(_) | U64(_) | F64(_) | Bytes(_) => self.put(e, max_len),
         }
     }
+}
+
+/// The decimal digits of a `u64`, on the stack: how an unsigned value that
+/// OTLP's signed ints cannot hold is sent.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(mut v: u64) -> Self {
+        let mut d = Self {
+            digits: [b'0'; 20],
+            start: 20,
+        };
+        loop {
+            d.start -= 1;
+            d.digits[d.start] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                return d;
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+}
+
+/// Whether an array holds an unsigned value above `i64::MAX`: then all its
+/// unsigned items go as strings, so that the array stays homogeneous.
+#[cold]
+fn unsigned_as_strings(a: &crate::value::Array<'_>) -> bool {
+    a.iter()
+        .any(|v| matches!(v, Value::U64(u) if i64::try_from(u).is_err()))
 }
 
 /// An `AnyValue` body for `v`, in a new buffer (setup paths only).

@@ -23,7 +23,8 @@ use crate::config::SpanLimits;
 use crate::context::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use crate::proto::{self, Buf, Enc, Prepared, field_len, trace as f, varint_field_len};
 use crate::ring::{RecordKind, Rings, WriteError};
-use crate::value::{KeyValue, Value};
+use crate::value::{KeyValue, ToValue, Value};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -243,19 +244,23 @@ impl std::fmt::Debug for Tracer {
 }
 
 impl Tracer {
-    /// Starts building a span named `name`.
-    pub fn span<'t, 'a>(&'t self, name: &'a str) -> SpanBuilder<'t, 'a> {
+    /// Starts building a span named `name`: a `&str` of any lifetime, a
+    /// `String` (`format!(…)`), or a `Cow<str>`. Its parent is the current
+    /// span context ([`SpanContext::current`]) unless
+    /// [`parent`](SpanBuilder::parent) or [`root`](SpanBuilder::root) says
+    /// otherwise.
+    pub fn span<'a>(&self, name: impl Into<Cow<'a, str>>) -> SpanBuilder<'_, 'a> {
         SpanBuilder {
             tracer: self,
-            name,
+            name: name.into(),
             kind: SpanKind::Internal,
-            parent: None,
+            parent: Parent::Current,
             start_time_unix_nano: None,
         }
     }
 
-    /// Starts a root span (or a child, with [`SpanBuilder::parent`]) of
-    /// kind `Internal`, now.
+    /// Starts a span of kind `Internal` now, as a child of the current span
+    /// context (a root when none is current).
     ///
     /// ```
     /// let engine = otlpx::Engine::builder().service_name("checkout").build()?;
@@ -266,8 +271,38 @@ impl Tracer {
     /// assert_eq!(engine.stats().recorded, 1);
     /// # Ok::<(), otlpx::BuildError>(())
     /// ```
-    pub fn start(&self, name: &str) -> Span<'_> {
+    pub fn start<'a>(&self, name: impl Into<Cow<'a, str>>) -> Span<'_> {
         self.span(name).start()
+    }
+
+    /// Runs `f` inside a new span named `name`: the span is current while
+    /// `f` runs (spans `f` starts are its children), and ends when `f`
+    /// returns or panics (a panic sets its status to error). Returns what
+    /// `f` returns.
+    ///
+    /// ```
+    /// # let engine = otlpx::Engine::builder().build()?;
+    /// # let tracer = engine.tracer("shop", "");
+    /// fn load_cart(tracer: &otlpx::Tracer) -> usize {
+    ///     // No parent given: a child of whatever span is current.
+    ///     let _span = tracer.start("SELECT cart");
+    ///     3
+    /// }
+    /// let items = tracer.in_span("GET /cart", |span| {
+    ///     let items = load_cart(&tracer);
+    ///     span.set_attribute("cart.items", items);
+    ///     items
+    /// });
+    /// assert_eq!((items, engine.stats().recorded), (3, 2));
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn in_span<'a, T>(
+        &self,
+        name: impl Into<Cow<'a, str>>,
+        f: impl FnOnce(&mut Span<'_>) -> T,
+    ) -> T {
+        let mut span = self.start(name).attach();
+        f(&mut span)
     }
 
     /// The attribute, event and link limits spans of this tracer obey.
@@ -368,10 +403,18 @@ impl Recorder {
 #[must_use = "a span builder does nothing until `start`"]
 pub struct SpanBuilder<'t, 'a> {
     tracer: &'t Tracer,
-    name: &'a str,
+    name: Cow<'a, str>,
     kind: SpanKind,
-    parent: Option<&'a SpanContext>,
+    parent: Parent,
     start_time_unix_nano: Option<u64>,
+}
+
+/// Where a new span's parent comes from.
+enum Parent {
+    /// The current span context, read at `start` (the default).
+    Current,
+    /// Given; `None` for a root.
+    Given(Option<SpanContext>),
 }
 
 impl<'t, 'a> SpanBuilder<'t, 'a> {
@@ -381,10 +424,17 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
         self
     }
 
-    /// Makes the span a child of `parent` (an invalid context is ignored:
-    /// the span is a root).
-    pub fn parent(mut self, parent: &'a SpanContext) -> Self {
-        self.parent = Some(parent).filter(|p| p.is_valid());
+    /// Makes the span a child of `parent` instead of the current span
+    /// context (an invalid context is ignored: the span is a root). The
+    /// context is copied: the builder borrows nothing from it.
+    pub fn parent(mut self, parent: &SpanContext) -> Self {
+        self.parent = Parent::Given(Some(parent.clone()).filter(SpanContext::is_valid));
+        self
+    }
+
+    /// Makes the span the root of a new trace, whatever is current.
+    pub fn root(mut self) -> Self {
+        self.parent = Parent::Given(None);
         self
     }
 
@@ -395,17 +445,27 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
     }
 
     /// Starts the span.
-    pub fn start(self) -> Span<'t> {
+    pub fn start(mut self) -> Span<'t> {
+        match std::mem::replace(&mut self.parent, Parent::Given(None)) {
+            Parent::Given(parent) => self.begin(parent.as_ref()),
+            Parent::Current => {
+                crate::current::with_current(|c| self.begin(c.filter(|c| c.is_valid())))
+            }
+        }
+    }
+
+    #[inline]
+    fn begin(self, parent: Option<&SpanContext>) -> Span<'t> {
         let recorder = &self.tracer.recorder;
         if recorder.disabled {
-            return self.no_op();
+            return self.no_op(parent);
         }
         let (new_trace_id, span_id) = crate::context::new_ids();
-        let (trace_id, trace_state) = match self.parent {
+        let (trace_id, trace_state) = match parent {
             Some(p) => (p.trace_id, p.trace_state.clone()),
             None => (new_trace_id, TraceState::EMPTY),
         };
-        let sampled = recorder.sampler.sampled(self.parent, &trace_id);
+        let sampled = recorder.sampler.sampled(parent, &trace_id);
         let context = SpanContext {
             trace_id,
             span_id,
@@ -419,13 +479,13 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
         };
         let scratch = sampled.then(|| {
             let mut s = Scratch::take();
-            s.name.push_str(self.name);
+            s.name.push_str(&self.name);
             s
         });
         Span {
             tracer: self.tracer,
             context,
-            parent: self.parent.map(|p| (p.span_id, p.is_remote)),
+            parent: parent.map(|p| (p.span_id, p.is_remote)),
             kind: self.kind,
             start: self
                 .start_time_unix_nano
@@ -440,17 +500,10 @@ impl<'t> SpanBuilder<'t, '_> {
     /// The span of a disabled engine: it records nothing, and carries its
     /// parent's context (or an invalid one) so propagation still works.
     #[cold]
-    fn no_op(self) -> Span<'t> {
-        let context = self.parent.cloned().unwrap_or(SpanContext {
-            trace_id: TraceId::INVALID,
-            span_id: SpanId::INVALID,
-            trace_flags: TraceFlags::NONE,
-            is_remote: false,
-            trace_state: TraceState::EMPTY,
-        });
+    fn no_op(self, parent: Option<&SpanContext>) -> Span<'t> {
         Span {
             tracer: self.tracer,
-            context,
+            context: parent.cloned().unwrap_or_default(),
             parent: None,
             kind: self.kind,
             start: 0,
@@ -498,16 +551,82 @@ impl<'t> Span<'t> {
 
     /// Sets an attribute; a key set before gets the new value. Past the
     /// attribute count limit new keys are dropped and counted.
-    pub fn set_attribute<'v>(&mut self, key: &str, value: impl Into<Value<'v>>) {
+    ///
+    /// Values are anything [`ToValue`]: strings (`&str`, `String`,
+    /// `Cow<str>`, `Arc<str>`, `Box<str>`), `bool`, every integer type
+    /// (`usize`, `u64`, `i32`, …), `f32`/`f64`, bytes (`&[u8]`,
+    /// `Vec<u8>`), a [`Value`], and slices, arrays and `Vec`s of these
+    /// (bytes aside) as arrays. OTLP integers are signed 64-bit: an
+    /// unsigned value above `i64::MAX` is sent as its decimal digits, a
+    /// string, so nothing is lost or wrapped.
+    ///
+    /// ```
+    /// # let engine = otlpx::Engine::builder().build()?;
+    /// # let tracer = engine.tracer("demo", "");
+    /// let body = vec![0u8; 512];
+    /// let route = String::from("/orders/{id}");
+    /// let mut span = tracer.start(format!("GET {route}"));
+    /// span.set_attribute("http.response.body.size", body.len());
+    /// span.set_attribute("http.route", route);
+    /// span.set_attribute("app.retry_delays_ms", vec![10u32, 20, 40]);
+    /// span.set_attribute("app.hash", u64::MAX); // "18446744073709551615"
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn set_attribute(&mut self, key: &str, value: impl ToValue) {
         let recorder = &*self.tracer.recorder;
         if let Some(s) = self.scratch.as_mut() {
             s.set_attribute(
                 key,
-                &value.into(),
+                &value.to_value(),
                 &recorder.limits,
                 recorder.max_body_bytes(),
             );
         }
+    }
+
+    /// Records `error` as an `exception` event, as the OpenTelemetry
+    /// semantic conventions describe it: `exception.type` (the Rust type's
+    /// name), `exception.message` (its `Display`), and, when it has
+    /// sources, `exception.stacktrace` listing the chain (`Caused by:`,
+    /// one `Display` a line). It leaves the span's status alone: set it
+    /// with [`set_status`](Self::set_status) if the error failed the
+    /// operation. Formats the texts, so it allocates (an error path).
+    ///
+    /// ```
+    /// # let engine = otlpx::Engine::builder().build()?;
+    /// # let tracer = engine.tracer("demo", "");
+    /// let mut span = tracer.start("read config");
+    /// if let Err(e) = std::fs::read("/nonexistent/otlpx.toml") {
+    ///     span.record_exception(&e);
+    ///     span.set_status(otlpx::Status::error("config unreadable"));
+    /// }
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn record_exception<E: std::error::Error + ?Sized>(&mut self, error: &E) {
+        if self.scratch.is_none() {
+            return;
+        }
+        let message = error.to_string();
+        let mut chain = String::new();
+        let mut source = error.source();
+        let mut n = 0;
+        while let Some(cause) = source {
+            use std::fmt::Write as _;
+            if n == 0 {
+                let _ = write!(chain, "{message}\n\nCaused by:");
+            }
+            let _ = write!(chain, "\n    {n}: {cause}");
+            n += 1;
+            source = cause.source();
+        }
+        let type_name = std::any::type_name::<E>();
+        let attributes = [
+            KeyValue::new("exception.type", type_name),
+            KeyValue::new("exception.message", &message),
+            KeyValue::new("exception.stacktrace", &chain),
+        ];
+        let kept = if chain.is_empty() { 2 } else { 3 };
+        self.add_event("exception", &attributes[..kept]);
     }
 
     /// Adds an event that happens now.
@@ -566,11 +685,42 @@ impl<'t> Span<'t> {
     }
 
     /// Renames the span.
-    pub fn update_name(&mut self, name: &str) {
+    pub fn update_name(&mut self, name: impl AsRef<str>) {
         if let Some(s) = self.scratch.as_mut() {
             s.name.clear();
-            s.name.push_str(name);
+            s.name.push_str(name.as_ref());
         }
+    }
+
+    /// Makes this span current on this thread until the returned
+    /// [`ActiveSpan`] drops, and ends the span then: spans started
+    /// meanwhile without an explicit parent, by this code or by libraries
+    /// it calls, are its children. The `ActiveSpan` is used as the span
+    /// itself (it dereferences to it).
+    ///
+    /// ```
+    /// # let engine = otlpx::Engine::builder().build()?;
+    /// # let tracer = engine.tracer("demo", "");
+    /// let mut request = tracer.span("GET /").kind(otlpx::SpanKind::Server).start().attach();
+    /// request.set_attribute("http.route", "/");
+    /// let child = tracer.start("render"); // no parent given
+    /// assert_eq!(child.parent_span_id(), Some(request.context().span_id));
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn attach(self) -> ActiveSpan<'t> {
+        let guard = self.context.attach();
+        ActiveSpan { span: self, guard }
+    }
+
+    /// The context of the span current on this thread (an invalid one when
+    /// none is): the same as [`SpanContext::current`].
+    pub fn current() -> SpanContext {
+        SpanContext::current()
+    }
+
+    /// The parent's span id, `None` for a root.
+    pub fn parent_span_id(&self) -> Option<SpanId> {
+        self.parent.map(|(id, _)| id)
     }
 
     /// Ends the span now and records it.
@@ -625,9 +775,54 @@ impl<'t> Span<'t> {
     }
 }
 
+/// A span that is current on this thread; from [`Span::attach`].
+///
+/// Dereferences to the [`Span`]. Dropping it (or [`end`](Self::end))
+/// ends the span and makes the context that was current before it current
+/// again. Not `Send`: it belongs to the thread it was attached on (across
+/// `.await`, use [`FutureExt::with_span`](crate::FutureExt::with_span)).
+#[must_use = "the span ends when this is dropped"]
+pub struct ActiveSpan<'t> {
+    span: Span<'t>,
+    guard: crate::current::ContextGuard,
+}
+
+impl std::fmt::Debug for ActiveSpan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ActiveSpan").field(&self.span).finish()
+    }
+}
+
+impl<'t> std::ops::Deref for ActiveSpan<'t> {
+    type Target = Span<'t>;
+    fn deref(&self) -> &Span<'t> {
+        &self.span
+    }
+}
+
+impl std::ops::DerefMut for ActiveSpan<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.span
+    }
+}
+
+impl<'t> ActiveSpan<'t> {
+    /// Ends the span now; the context current before it is current again.
+    pub fn end(self) {
+        let Self { span, guard } = self;
+        drop(guard);
+        span.end();
+    }
+
+    /// Stops the span being current and hands it back, still open.
+    pub fn deactivate(self) -> Span<'t> {
+        self.span
+    }
+}
+
 impl<'t> Span<'t> {
     /// Lets go of the tracer borrow: the span stays open, as a value to keep
-    /// in a table and [`attach`](DetachedSpan::attach) again later (the C
+    /// in a table and [`resume`](DetachedSpan::resume) again later (the C
     /// ABI's span handles work this way). Costs a move, nothing else.
     pub fn detach(mut self) -> DetachedSpan {
         DetachedSpan {
@@ -681,7 +876,7 @@ impl DetachedSpan {
 
     /// A live span again, borrowing `tracer`: the tracer it was started
     /// from (another one records it under that tracer's scope).
-    pub fn attach(self, tracer: &Tracer) -> Span<'_> {
+    pub fn resume(self, tracer: &Tracer) -> Span<'_> {
         Span {
             tracer,
             context: self.context,
@@ -695,7 +890,12 @@ impl DetachedSpan {
 }
 
 impl Drop for Span<'_> {
+    /// Ends the span; one dropped while a panic unwinds the stack, with no
+    /// status set, ends with status error `panicked`.
     fn drop(&mut self) {
+        if self.scratch.is_some() && self.status_code == 0 && std::thread::panicking() {
+            self.set_status(Status::error("panicked"));
+        }
         // As in `end`.
         let _ = self.finish(None);
     }

@@ -96,7 +96,7 @@ fn with_span(
         .with(span, |open| {
             let tracer = open.tracer();
             let detached = open.span.take().ok_or(otlpx_status::InvalidHandle)?;
-            let mut live = detached.attach(&tracer.tracer);
+            let mut live = detached.resume(&tracer.tracer);
             let result = f(&mut live, tracer);
             open.span = Some(live.detach());
             result.map_err(|s| tracer.refuse(s))
@@ -160,10 +160,13 @@ pub unsafe extern "C" fn otlpx_span_begin(
                 },
                 None => None,
             };
+            // The C caller names the parent or none: the Rust side's
+            // current context (of whatever thread this is) plays no part.
             let mut builder = t.tracer.span(name).kind(kind);
-            if let Some(p) = &parent {
-                builder = builder.parent(p);
-            }
+            builder = match &parent {
+                Some(p) => builder.parent(p),
+                None => builder.root(),
+            };
             if let Some(start) = options.map(|o| o.start_time_unix_nano).filter(|&s| s != 0) {
                 builder = builder.start_time_unix_nano(start);
             }
@@ -432,7 +435,7 @@ pub unsafe extern "C" fn otlpx_span_end(span: otlpx_span, end_time_unix_nano: u6
                 }
                 let end = Some(end_time_unix_nano).filter(|&e| e != 0);
                 detached
-                    .attach(&t.tracer)
+                    .resume(&t.tracer)
                     .end_checked(end)
                     .map_err(|e| t.refuse(e.into()))
             })
