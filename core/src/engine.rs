@@ -1003,22 +1003,46 @@ impl Engine {
     /// Sends every span recorded before the call and waits for the
     /// receiver's answers, for at most `timeout`; with a spool, until the
     /// spool is empty too. Recording goes on meanwhile; spans recorded
-    /// during the flush may or may not be in it.
+    /// during the flush may or may not be in it. Returns what became of
+    /// the spans ([`FlushReport`](crate::FlushReport)): delivered, spooled.
+    ///
+    /// This is the call that answers "did it get out?": it succeeds only
+    /// when nothing it waited for was dropped.
     ///
     /// # Errors
     ///
+    /// [`FlushError::Dropped`] when spans were dropped on their way (the
+    /// receiver refused them, or their requests failed for good: a 404
+    /// from a port that is not OTLP, a failed TLS handshake), naming the
+    /// reasons, the kinds of failure and the last error;
     /// [`FlushError::Timeout`] if spans were still in rings, in flight or
-    /// in the spool at the deadline (they stay counted there, and go on their way);
-    /// [`FlushError::NotExporting`] for an engine without an exporter or
-    /// after shutdown.
+    /// in the spool at the deadline (they stay counted there, and go on
+    /// their way); [`FlushError::NotExporting`] for an engine without an
+    /// exporter or after shutdown. Each carries the report.
     ///
+    /// [`FlushError::Dropped`]: crate::FlushError::Dropped
     /// [`FlushError::Timeout`]: crate::FlushError::Timeout
     /// [`FlushError::NotExporting`]: crate::FlushError::NotExporting
     #[cfg(feature = "export")]
-    pub fn flush(&self, timeout: Duration) -> Result<(), crate::FlushError> {
-        match self.inner.exporter() {
-            Some(e) => e.workers.flush(Instant::now() + timeout),
-            None => Err(crate::FlushError::NotExporting),
+    pub fn flush(&self, timeout: Duration) -> Result<crate::FlushReport, crate::FlushError> {
+        use crate::worker::Unflushed;
+        let Some(e) = self.inner.exporter() else {
+            return Err(crate::FlushError::NotExporting);
+        };
+        let before = self.stats();
+        let flushed = e.workers.flush(Instant::now() + timeout);
+        let report = crate::FlushReport::between(&before, &self.stats());
+        match flushed {
+            Err(Unflushed::Stopped) => Err(crate::FlushError::NotExporting),
+            Err(Unflushed::Timeout) => Err(crate::FlushError::Timeout {
+                report,
+                last_error: e.workers.last_error(),
+            }),
+            Ok(()) if report.dropped.total() > 0 => Err(crate::FlushError::Dropped {
+                report,
+                last_error: e.workers.last_error(),
+            }),
+            Ok(()) => Ok(report),
         }
     }
 
@@ -1051,15 +1075,16 @@ impl Engine {
             return Ok(crate::ShutdownReport::default());
         };
         let before = self.stats();
-        let flushed = e.shutdown(timeout).is_ok();
+        let completed = e.shutdown(timeout).is_ok();
         let after = self.stats();
+        let dropped = after.dropped.total() - before.dropped.total();
         let report = crate::ShutdownReport {
             delivered: after.exported - before.exported,
             spooled: after.spool.written - before.spool.written,
-            dropped: after.dropped.total() - before.dropped.total(),
+            dropped,
             in_rings: after.in_rings,
             spool_pending: after.spooled,
-            flushed,
+            flushed: completed && dropped == 0,
         };
         if report.dropped > 0 || report.in_rings > 0 {
             return Err(crate::ShutdownError { report });
@@ -1183,7 +1208,7 @@ impl Exporter {
         self.timeout
     }
 
-    fn shutdown(&self, timeout: Duration) -> Result<(), crate::worker::FlushError> {
+    fn shutdown(&self, timeout: Duration) -> Result<(), crate::worker::Unflushed> {
         // Relaxed: a flag for `/ready`, ordered with nothing else.
         self.stopped.store(true, Ordering::Relaxed);
         self.workers.shutdown(Instant::now() + timeout)

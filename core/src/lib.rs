@@ -95,4 +95,4 @@ pub use telemetry::{
 };
 pub use value::{Array, ArrayItem, KeyValue, ToValue, Value};
 #[cfg(feature = "export")]
-pub use worker::{FlushError, ShutdownError, ShutdownReport};
+pub use worker::{FlushError, FlushReport, ShutdownError, ShutdownReport};

@@ -65,7 +65,9 @@ use crate::record::Recorder;
 use crate::ring::{Doorbell, Ring};
 use crate::spool::{Appended, Claimed, Record, Spool, SpoolError};
 use crate::telemetry::limiter::{DIAGNOSTIC_INTERVAL, RateLimiter};
-use crate::telemetry::{ExportCounters, FailureKind, KINDS, Settled, Unspooled};
+use crate::telemetry::{
+    Dropped, ExportCounters, ExportFailures, FailureKind, KINDS, Settled, Stats, Unspooled,
+};
 use crate::transport::{ExportError, ExportRequest, Retry, Signal, Transport};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -117,17 +119,131 @@ pub(crate) struct WorkerSettings {
     pub(crate) overflow: Overflow,
 }
 
-/// Why a flush did not complete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+/// What became of the spans a flush waited for, counted from its start to
+/// its end; from [`Engine::flush`](crate::Engine::flush).
+///
+/// Spans recorded while the flush ran may be counted in it too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Spans the receiver acknowledged.
+    pub delivered: u64,
+    /// Spans written to the spool, to be sent later.
+    pub spooled: u64,
+    /// Spans dropped on their way out, by reason: refused by the receiver
+    /// (`rejected`), their request failed for good (`export_failed`),
+    /// `evicted`, `spool_full`, `spool_corrupt`. Drops while recording
+    /// (`ring_full`, `too_large`, `invalid`, `aborted`) befall spans that
+    /// never reached a ring, so no flush waited for them: they stay 0
+    /// here, and are in [`Stats::dropped`](crate::Stats).
+    pub dropped: Dropped,
+    /// Failed export attempts, by kind (retried or not): why spans were
+    /// dropped, or why the flush took long.
+    pub failures: ExportFailures,
+}
+
+impl FlushReport {
+    /// The report of what happened between the snapshots `before` and
+    /// `after`.
+    pub(crate) fn between(before: &Stats, after: &Stats) -> Self {
+        let (b, a) = (&before.dropped, &after.dropped);
+        let (bf, af) = (&before.export.failures, &after.export.failures);
+        Self {
+            delivered: after.exported - before.exported,
+            spooled: after.spool.written - before.spool.written,
+            dropped: Dropped {
+                rejected: a.rejected - b.rejected,
+                export_failed: a.export_failed - b.export_failed,
+                shutdown: a.shutdown - b.shutdown,
+                evicted: a.evicted - b.evicted,
+                spool_full: a.spool_full - b.spool_full,
+                spool_corrupt: a.spool_corrupt - b.spool_corrupt,
+                ..Dropped::default()
+            },
+            failures: ExportFailures {
+                unavailable: af.unavailable - bf.unavailable,
+                timeout: af.timeout - bf.timeout,
+                throttled: af.throttled - bf.throttled,
+                rejected: af.rejected - bf.rejected,
+                protocol: af.protocol - bf.protocol,
+                other: af.other - bf.other,
+                tls: af.tls - bf.tls,
+            },
+        }
+    }
+}
+
+/// `name count, name count` for the non-zero counts of `counts`; `none` if
+/// all are zero.
+fn non_zero(counts: &[(&'static str, u64)]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Why a flush did not deliver everything it waited for.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlushError {
-    /// The deadline passed with spans still in rings, in flight or in
-    /// the spool.
-    #[error("flush timed out with spans still in rings, in flight or in the spool")]
-    Timeout,
+    /// Spans it waited for were dropped (the receiver refused them, or
+    /// their requests failed for good); the rest were delivered or spooled.
+    #[error(
+        "flush: {} spans dropped ({}); failed export attempts: {}{}",
+        report.dropped.total(),
+        non_zero(&report.dropped.by_reason()),
+        non_zero(&report.failures.by_kind()),
+        last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+    )]
+    Dropped {
+        /// What became of the spans.
+        report: FlushReport,
+        /// The most recent export error, as
+        /// [`Engine::last_export_error`](crate::Engine::last_export_error)
+        /// says it.
+        last_error: Option<String>,
+    },
+    /// The deadline passed with spans still in rings, in flight or in the
+    /// spool (they stay counted there, and go on their way).
+    #[error(
+        "flush timed out with spans still in rings, in flight or in the spool \
+         ({} delivered, {} dropped; failed export attempts: {}{})",
+        report.delivered,
+        report.dropped.total(),
+        non_zero(&report.failures.by_kind()),
+        last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+    )]
+    Timeout {
+        /// What became of the spans that did get somewhere.
+        report: FlushReport,
+        /// The most recent export error, if any.
+        last_error: Option<String>,
+    },
     /// The engine was shut down, or never had an exporter.
-    #[error("the engine is not exporting (shut down, or built without an endpoint)")]
+    #[error("the engine is not exporting (shut down, or built without an exporter)")]
     NotExporting,
+}
+
+impl std::fmt::Debug for FlushError {
+    /// The same sentence as `Display`: what `main` returning an error prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why [`Workers::flush`] returned before everything was delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unflushed {
+    /// The deadline passed first.
+    Timeout,
+    /// The workers were stopped.
+    Stopped,
 }
 
 /// What [`Engine::shutdown`](crate::Engine::shutdown) did with the spans
@@ -170,7 +286,7 @@ pub struct ShutdownReport {
 
 /// A shutdown that lost spans: some were dropped or left in the rings
 /// (spooled ones are not lost). The report says how many.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "shutdown could not deliver or spool every span: {} dropped, {} left in the rings \
      ({} delivered, {} spooled)",
@@ -183,6 +299,13 @@ pub struct ShutdownReport {
 pub struct ShutdownError {
     /// What the shutdown did.
     pub report: ShutdownReport,
+}
+
+impl std::fmt::Debug for ShutdownError {
+    /// The same sentence as `Display`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Bounds requests in flight, by count and by bytes; also where flush
@@ -1041,11 +1164,11 @@ impl Workers {
 
     /// Sends everything recorded before the call and waits for the answers
     /// (and, with a spool, for the spool to empty), until `deadline`.
-    pub(crate) fn flush(&self, deadline: Instant) -> Result<(), FlushError> {
+    pub(crate) fn flush(&self, deadline: Instant) -> Result<(), Unflushed> {
         let s = &*self.shared;
         // Acquire: pairs with the Release store in `shutdown`.
         if s.stop.load(Ordering::Acquire) {
-            return Err(FlushError::NotExporting);
+            return Err(Unflushed::Stopped);
         }
         // Release: pairs with the Acquire load in `Worker::run`; spans
         // recorded before this call (committed with Release, seen by this
@@ -1065,7 +1188,7 @@ impl Workers {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(FlushError::Timeout);
+                return Err(Unflushed::Timeout);
             }
             st = s
                 .gate
@@ -1079,7 +1202,7 @@ impl Workers {
     /// Flushes until `deadline`, then stops the workers and the runtime;
     /// requests still unanswered are abandoned and counted as dropped
     /// (`shutdown`). Idempotent.
-    pub(crate) fn shutdown(&self, deadline: Instant) -> Result<(), FlushError> {
+    pub(crate) fn shutdown(&self, deadline: Instant) -> Result<(), Unflushed> {
         let Some(runtime) = self
             .runtime
             .lock()

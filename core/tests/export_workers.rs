@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use otlpx::transport::{
     ExportError, ExportFuture, ExportRequest, ExportResponse, Retry, Transport,
 };
-use otlpx::{BuildError, Compression, Engine, FailureKind, FlushError};
+use otlpx::{BuildError, Compression, Engine, FailureKind, FlushError, FlushReport};
 use prost::Message;
 use std::collections::HashSet;
 use std::io::Read;
@@ -156,13 +156,21 @@ fn every_span_arrives_exactly_once_through_each_compression() {
     let total = (threads * per_thread) as u64;
     for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
         let capture = Capture::new(Answer::Accept);
+        // Sized for everything recorded, whatever the worker manages
+        // meanwhile: on a loaded machine it may send nothing until the
+        // producers are done. One ring, which every thread shares (with a
+        // ring per CPU, all four threads may run on one CPU); a span here
+        // takes under 100 bytes, so 120,000 fit in 32 MiB with room to
+        // spare (a span may take half a ring, so the rest is the limit).
         let engine = engine_with(&capture)
             .compression(compression)
             .max_batch_spans(300)
-            .ring_bytes_per_cpu(8 << 20)
+            .rings(1)
+            .ring_bytes_per_cpu(32 << 20)
             .build()
             .unwrap();
         record(&engine, threads, per_thread);
+        assert_eq!(engine.stats().dropped.ring_full, 0, "the ring is too small");
         engine.flush(Duration::from_secs(30)).unwrap();
 
         let requests = capture.decoded();
@@ -186,12 +194,35 @@ fn every_span_arrives_exactly_once_through_each_compression() {
     }
 }
 
+/// The report of a flush that must have failed because spans were dropped
+/// (and only for that reason); the error names the reasons.
+fn dropping(flushed: Result<FlushReport, FlushError>) -> FlushReport {
+    match flushed {
+        Err(e @ FlushError::Dropped { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("spans dropped"), "{text}");
+            let FlushError::Dropped { report, .. } = e else {
+                unreachable!()
+            };
+            for (reason, n) in report.dropped.by_reason() {
+                if n > 0 {
+                    assert!(text.contains(&format!("{reason} {n}")), "{text}");
+                }
+            }
+            report
+        }
+        other => panic!("expected FlushError::Dropped, got {other:?}"),
+    }
+}
+
 #[test]
 fn partial_success_and_failures_are_counted_by_kind() {
     let capture = Capture::new(Answer::Partial(2));
     let engine = engine_with(&capture).max_batch_spans(10).build().unwrap();
     record(&engine, 1, 50);
-    engine.flush(Duration::from_secs(10)).unwrap();
+    let report = dropping(engine.flush(Duration::from_secs(10)));
+    assert_eq!((report.delivered, report.dropped.rejected), (40, 10));
+    assert_eq!(report.dropped.total(), 10);
     let s = engine.stats();
     assert_eq!(s.export.requests, 5);
     assert_eq!((s.exported, s.dropped.rejected), (40, 10));
@@ -209,7 +240,9 @@ fn partial_success_and_failures_are_counted_by_kind() {
             .build()
             .unwrap();
         record(&engine, 1, 30);
-        engine.flush(Duration::from_secs(10)).unwrap();
+        let report = dropping(engine.flush(Duration::from_secs(10)));
+        assert_eq!((report.delivered, report.dropped.export_failed), (0, 30));
+        assert_eq!(report.failures.total(), 3, "{kind:?}");
         let s = engine.stats();
         assert_eq!((s.exported, s.dropped.export_failed), (0, 30), "{kind:?}");
         let f = s.export.failures;
@@ -281,8 +314,10 @@ fn attempts_that_time_out_are_retried_until_the_batch_export_timeout() {
         .unwrap();
     record(&engine, 1, 5);
     let start = Instant::now();
-    engine.flush(Duration::from_secs(10)).unwrap();
+    let report = dropping(engine.flush(Duration::from_secs(10)));
     let took = start.elapsed();
+    assert_eq!(report.dropped.export_failed, 5);
+    assert!(report.failures.timeout >= 1, "{report:?}");
     let s = engine.stats();
     let e = &s.export;
     assert_eq!((s.dropped.export_failed, e.requests), (5, 1));
@@ -333,7 +368,8 @@ fn final_errors_and_retries_turned_off_are_not_retried() {
         let capture = Capture::new(Answer::FailFirst(1, retry));
         let engine = engine_with(&capture).retry(enabled).build().unwrap();
         record(&engine, 1, 4);
-        engine.flush(Duration::from_secs(10)).unwrap();
+        let report = dropping(engine.flush(Duration::from_secs(10)));
+        assert_eq!(report.dropped.export_failed, 4, "{retry:?}");
         let s = engine.stats();
         assert_eq!((s.exported, s.dropped.export_failed), (0, 4), "{retry:?}");
         assert_eq!((s.export.retries, s.export.failures.throttled), (0, 1));
@@ -347,7 +383,8 @@ fn a_delay_past_the_batch_export_timeout_gives_up_at_once() {
     let engine = engine_with(&capture).build().unwrap();
     record(&engine, 1, 3);
     let start = Instant::now();
-    engine.flush(Duration::from_secs(10)).unwrap();
+    let report = dropping(engine.flush(Duration::from_secs(10)));
+    assert_eq!(report.dropped.export_failed, 3);
     assert!(start.elapsed() < Duration::from_secs(5));
     let s = engine.stats();
     assert_eq!((s.dropped.export_failed, s.export.retries), (3, 0));

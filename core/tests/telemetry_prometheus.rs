@@ -316,8 +316,13 @@ fn prometheus_text_matches_stats_after_answers_of_every_kind() {
     for _ in 0..2 {
         assert!(tracer.record_span(&finished(false)).is_err());
     }
-    tracer.start(&"x".repeat(40 << 10)).end(); // more than half a ring
-    engine.flush(Duration::from_secs(10)).unwrap();
+    tracer.start("x".repeat(40 << 10)).end(); // more than half a ring
+    // Some answers failed or refused spans: the flush says so.
+    let flushed = engine.flush(Duration::from_secs(10));
+    assert!(
+        matches!(flushed, Err(otlpx::FlushError::Dropped { .. })),
+        "{flushed:?}"
+    );
 
     let s = engine.stats();
     assert_eq!(s.recorded, spans as u64 + 3);
@@ -511,7 +516,11 @@ fn a_flood_of_failures_logs_one_warning_per_kind_and_no_header_value() {
     for _ in 0..60 {
         tracer.start("op").end();
     }
-    engine.flush(Duration::from_secs(10)).unwrap();
+    let flushed = engine.flush(Duration::from_secs(10));
+    assert!(
+        matches!(flushed, Err(otlpx::FlushError::Dropped { .. })),
+        "{flushed:?}"
+    );
     let s = engine.stats();
     assert_eq!(s.export.failures.unavailable, 41);
     assert_eq!(s.export.failures.throttled, 5);

@@ -95,6 +95,13 @@ enum otlpx_status
    * The output buffer was too small; what fit was written.
    */
   OTLPX_STATUS_BUFFER_TOO_SMALL = 15,
+  /**
+   * A flush finished, but spans it waited for were dropped: the
+   * receiver refused them, or their requests failed for good (a 404, a
+   * failed TLS handshake); `otlpx_last_error` names the reasons and the
+   * last error.
+   */
+  OTLPX_STATUS_EXPORT_FAILED = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1135,9 +1142,11 @@ otlpx_status otlpx_engine_tracer(const otlpx_engine *engine,
  *
  * # Errors
  *
- * `OTLPX_STATUS_TIMEOUT` when spans were still in rings or in flight at
- * the deadline; `OTLPX_STATUS_NOT_EXPORTING` for an engine without an
- * exporter or after shutdown; `OTLPX_STATUS_NULL_POINTER`,
+ * `OTLPX_STATUS_EXPORT_FAILED` when spans it waited for were dropped (the
+ * receiver refused them, or their requests failed for good; the others
+ * were delivered); `OTLPX_STATUS_TIMEOUT` when spans were still in rings
+ * or in flight at the deadline; `OTLPX_STATUS_NOT_EXPORTING` for an engine
+ * without an exporter or after shutdown; `OTLPX_STATUS_NULL_POINTER`,
  * `OTLPX_STATUS_INVALID_HANDLE`.
  *
  * # Safety

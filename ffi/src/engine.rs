@@ -257,11 +257,12 @@ pub unsafe extern "C" fn otlpx_engine_tracer(
 }
 
 fn flush_status(e: FlushError) -> otlpx_status {
-    match e {
-        FlushError::Timeout => fail(otlpx_status::Timeout, e),
-        FlushError::NotExporting => fail(otlpx_status::NotExporting, e),
-        _ => fail(otlpx_status::Timeout, e),
-    }
+    let status = match &e {
+        FlushError::Dropped { .. } => otlpx_status::ExportFailed,
+        FlushError::NotExporting => otlpx_status::NotExporting,
+        _ => otlpx_status::Timeout,
+    };
+    fail(status, e)
 }
 
 /// Sends everything recorded so far, waiting at most `timeout_ms`
@@ -269,9 +270,11 @@ fn flush_status(e: FlushError) -> otlpx_status {
 ///
 /// # Errors
 ///
-/// `OTLPX_STATUS_TIMEOUT` when spans were still in rings or in flight at
-/// the deadline; `OTLPX_STATUS_NOT_EXPORTING` for an engine without an
-/// exporter or after shutdown; `OTLPX_STATUS_NULL_POINTER`,
+/// `OTLPX_STATUS_EXPORT_FAILED` when spans it waited for were dropped (the
+/// receiver refused them, or their requests failed for good; the others
+/// were delivered); `OTLPX_STATUS_TIMEOUT` when spans were still in rings
+/// or in flight at the deadline; `OTLPX_STATUS_NOT_EXPORTING` for an engine
+/// without an exporter or after shutdown; `OTLPX_STATUS_NULL_POINTER`,
 /// `OTLPX_STATUS_INVALID_HANDLE`.
 ///
 /// # Safety
@@ -286,7 +289,11 @@ pub unsafe extern "C" fn otlpx_engine_flush(
     ffi_guard! {
         // SAFETY: forwarded from the caller.
         let state = unsafe { state(engine)? };
-        state.engine.flush(Duration::from_millis(timeout_ms)).map_err(flush_status)
+        state
+            .engine
+            .flush(Duration::from_millis(timeout_ms))
+            .map(drop)
+            .map_err(flush_status)
     }
 }
 

@@ -91,6 +91,11 @@ pub enum otlpx_status {
     Panic = 14,
     /// The output buffer was too small; what fit was written.
     BufferTooSmall = 15,
+    /// A flush finished, but spans it waited for were dropped: the
+    /// receiver refused them, or their requests failed for good (a 404, a
+    /// failed TLS handshake); `otlpx_last_error` names the reasons and the
+    /// last error.
+    ExportFailed = 16,
 }
 
 impl otlpx_status {
@@ -118,10 +123,11 @@ impl otlpx_status {
             Self::TooManySpans => c"too many spans open at once",
             Self::Panic => c"internal error (a caught panic): please report it",
             Self::BufferTooSmall => c"output buffer too small: truncated",
+            Self::ExportFailed => c"spans were dropped on export (see otlpx_last_error)",
         }
     }
 
-    const ALL: [Self; 16] = [
+    const ALL: [Self; 17] = [
         Self::Ok,
         Self::NullPointer,
         Self::InvalidUtf8,
@@ -138,6 +144,7 @@ impl otlpx_status {
         Self::TooManySpans,
         Self::Panic,
         Self::BufferTooSmall,
+        Self::ExportFailed,
     ];
 }
 

@@ -279,7 +279,8 @@ class Engine:
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Sends everything recorded so far, waiting at most ``timeout_s``.
-        Raises :class:`OtlpxError` (``TIMEOUT``, ``NOT_EXPORTING``)."""
+        Raises :class:`OtlpxError` (``EXPORT_FAILED`` when spans were
+        dropped on export, ``TIMEOUT``, ``NOT_EXPORTING``)."""
         self._blocking(_ffi.otlpx_engine_flush, timeout_s, "otlpx_engine_flush")
 
     def shutdown(self, timeout_s: float = 30.0) -> None:

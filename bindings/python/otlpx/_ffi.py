@@ -58,6 +58,7 @@ class Status(enum.IntEnum):
     TOO_MANY_SPANS = 13
     PANIC = 14
     BUFFER_TOO_SMALL = 15
+    EXPORT_FAILED = 16
 
 
 class OtlpxError(Exception):

@@ -446,7 +446,8 @@ class SpanProcessor(_SdkSpanProcessor):
         self.recorder.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Sends everything recorded so far; False on timeout."""
+        """Sends everything recorded so far; False on timeout, or when spans
+        were dropped on export."""
         return self.recorder.force_flush(timeout_millis)
 
 
