@@ -195,17 +195,18 @@ fn builder(receiver: &Receiver, protocol: Protocol) -> EngineBuilder {
 }
 
 /// Records [`SPANS`] spans and flushes them.
-fn record_and_flush(engine: &Engine) {
+fn record_and_flush(engine: &Engine) -> Result<otlpx::FlushReport, otlpx::FlushError> {
     let tracer = engine.tracer("e2e-tls", "");
     for _ in 0..SPANS {
         tracer.start("op").end();
     }
-    engine.flush(FLUSH).expect("flushed");
+    engine.flush(FLUSH)
 }
 
 /// Every span exported, exactly once, and counted so on both sides.
 fn assert_delivered(engine: &Engine, receiver: &Receiver, label: &str) {
-    record_and_flush(engine);
+    let report = record_and_flush(engine).expect("flushed");
+    assert_eq!(report.delivered, SPANS, "{label}");
     engine.shutdown(Duration::from_secs(10)).expect("shut down");
     let s = engine.stats();
     assert_eq!((s.recorded, s.exported), (SPANS, SPANS), "{label}");
@@ -224,7 +225,17 @@ fn assert_delivered(engine: &Engine, receiver: &Receiver, label: &str) {
 /// Nothing delivered, every failure a TLS one, every span accounted for as
 /// failed; returns the last export error.
 fn assert_refused(engine: &Engine, receiver: &Receiver, label: &str) -> String {
-    record_and_flush(engine);
+    // The flush says what happened: dropped, and why.
+    match record_and_flush(engine) {
+        Err(e @ otlpx::FlushError::Dropped { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("export_failed {SPANS}")) && text.contains("tls "),
+                "{label}: {text}"
+            );
+        }
+        other => panic!("{label}: the flush must fail naming the drops: {other:?}"),
+    }
     let s = engine.stats();
     assert_eq!(s.exported, 0, "{label}");
     assert!(
