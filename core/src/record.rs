@@ -446,26 +446,26 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
 
     /// Starts the span.
     pub fn start(mut self) -> Span<'t> {
-        match std::mem::replace(&mut self.parent, Parent::Given(None)) {
-            Parent::Given(parent) => self.begin(parent.as_ref()),
-            Parent::Current => {
-                crate::current::with_current(|c| self.begin(c.filter(|c| c.is_valid())))
-            }
-        }
+        let parent = match std::mem::replace(&mut self.parent, Parent::Given(None)) {
+            Parent::Given(parent) => parent,
+            Parent::Current => crate::current::current_parent(),
+        };
+        self.begin(parent)
     }
 
     #[inline]
-    fn begin(self, parent: Option<&SpanContext>) -> Span<'t> {
+    fn begin(self, parent: Option<SpanContext>) -> Span<'t> {
         let recorder = &self.tracer.recorder;
         if recorder.disabled {
             return self.no_op(parent);
         }
         let (new_trace_id, span_id) = crate::context::new_ids();
-        let (trace_id, trace_state) = match parent {
-            Some(p) => (p.trace_id, p.trace_state.clone()),
-            None => (new_trace_id, TraceState::EMPTY),
+        let trace_id = parent.as_ref().map_or(new_trace_id, |p| p.trace_id);
+        let sampled = recorder.sampler.sampled(parent.as_ref(), &trace_id);
+        let (trace_id, trace_state, parent) = match parent {
+            Some(p) => (p.trace_id, p.trace_state, Some((p.span_id, p.is_remote))),
+            None => (new_trace_id, TraceState::EMPTY, None),
         };
-        let sampled = recorder.sampler.sampled(parent, &trace_id);
         let context = SpanContext {
             trace_id,
             span_id,
@@ -485,7 +485,7 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
         Span {
             tracer: self.tracer,
             context,
-            parent: parent.map(|p| (p.span_id, p.is_remote)),
+            parent,
             kind: self.kind,
             start: self
                 .start_time_unix_nano
@@ -500,10 +500,10 @@ impl<'t> SpanBuilder<'t, '_> {
     /// The span of a disabled engine: it records nothing, and carries its
     /// parent's context (or an invalid one) so propagation still works.
     #[cold]
-    fn no_op(self, parent: Option<&SpanContext>) -> Span<'t> {
+    fn no_op(self, parent: Option<SpanContext>) -> Span<'t> {
         Span {
             tracer: self.tracer,
-            context: parent.cloned().unwrap_or_default(),
+            context: parent.unwrap_or_default(),
             parent: None,
             kind: self.kind,
             start: 0,
