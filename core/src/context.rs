@@ -245,7 +245,7 @@ impl fmt::Debug for Traceparent {
 }
 
 /// Why a `traceparent` header was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TraceparentError {
     /// Too short, or the wrong length for its version.
@@ -264,6 +264,8 @@ pub enum TraceparentError {
     #[error("traceparent has an all-zero trace id or span id")]
     ZeroId,
 }
+
+debug_as_display!(TraceparentError);
 
 fn parse_hex(src: &[u8], out: &mut [u8]) -> Result<(), TraceparentError> {
     fn nibble(c: u8) -> Result<u8, TraceparentError> {
