@@ -98,7 +98,8 @@ mod worker;
 
 pub use config::{Compression, Overflow, Protocol, SpanLimits};
 pub use context::{
-    SpanContext, SpanId, TraceFlags, TraceId, TraceState, Traceparent, TraceparentError,
+    SpanContext, SpanId, TraceFlags, TraceId, TraceState, TraceStateError, Traceparent,
+    TraceparentError,
 };
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
 pub use record::{
@@ -121,8 +122,9 @@ mod tests {
     /// Errors debug-print as the sentence their `Display` writes.
     #[test]
     fn errors_debug_as_display() {
-        let errors: [&dyn Error; 4] = [
+        let errors: [&dyn Error; 5] = [
             &TraceparentError::Hex,
+            &TraceStateError::DuplicateKey,
             &RecordError::RingFull,
             &ring::WriteError::TooLarge,
             &ring::CapacityError { bytes: 3 },
