@@ -46,7 +46,8 @@
 //! (threads that drain rings), `batch` (when and what to send), `encode`
 //! (framing requests), `compress`, [`transport`] (gRPC and HTTP); beside
 //! the flow, `proto` (wire format), `context` (ids and `traceparent`),
-//! [`config`] and [`telemetry`].
+//! [`propagation`] (W3C `traceparent`, `tracestate` and `baggage` in and out
+//! of headers), [`config`] and [`telemetry`].
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Under miri no fork handlers are installed (miri has no `fork()`), which
@@ -82,6 +83,7 @@ mod context;
 mod encode;
 mod engine;
 mod fork;
+pub mod propagation;
 mod proto;
 pub mod record;
 pub mod ring;
@@ -102,6 +104,7 @@ pub use context::{
     TraceparentError,
 };
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
+pub use propagation::{Baggage, Extracted, Extractor, Injector};
 pub use record::{
     DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind, Status,
     Tracer,
