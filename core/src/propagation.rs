@@ -422,8 +422,8 @@ impl Baggage {
     }
 
     /// The entries as `(name, value)`, in order.
-    pub fn iter(&self) -> Iter<'_> {
-        Iter(self.entries().iter())
+    pub fn iter(&self) -> BaggageIter<'_> {
+        BaggageIter(self.entries().iter())
     }
 
     /// How many entries there are.
@@ -495,9 +495,9 @@ impl fmt::Debug for Baggage {
 
 impl<'a> IntoIterator for &'a Baggage {
     type Item = (&'a str, &'a str);
-    type IntoIter = Iter<'a>;
+    type IntoIter = BaggageIter<'a>;
 
-    fn into_iter(self) -> Iter<'a> {
+    fn into_iter(self) -> BaggageIter<'a> {
         self.iter()
     }
 }
@@ -516,7 +516,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Baggage {
 
 /// The entries of a [`Baggage`] as `(name, value)`, in order.
 #[derive(Clone, Debug)]
-pub struct Iter<'a>(std::slice::Iter<'a, Entry>);
+pub struct BaggageIter<'a>(std::slice::Iter<'a, Entry>);
 
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -524,7 +524,7 @@ impl fmt::Debug for Entry {
     }
 }
 
-impl<'a> Iterator for Iter<'a> {
+impl<'a> Iterator for BaggageIter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -536,7 +536,7 @@ impl<'a> Iterator for Iter<'a> {
     }
 }
 
-impl ExactSizeIterator for Iter<'_> {}
+impl ExactSizeIterator for BaggageIter<'_> {}
 
 /// Optional white space (RFC 9110: space and horizontal tab).
 fn trim_ows(s: &str) -> &str {
@@ -913,6 +913,33 @@ mod tests {
         // Replacing a value measures without the old one.
         let mut b = fill(MAX_BAGGAGE_BYTES - 2);
         assert!(b.insert("k", "v".repeat(MAX_BAGGAGE_BYTES - 2)));
+    }
+
+    proptest::proptest! {
+        // Miri is slow: a few cases there show the code is sound.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+        /// Any value survives the header; any header parses without a
+        /// panic, and what it parses to formats to a header that parses
+        /// back the same (within the limits).
+        #[test]
+        fn baggage_header_round_trips(
+            pairs in proptest::collection::vec(("[a-zA-Z0-9!#$&'*+.^_`|~-]{1,12}", "\\PC{0,40}"), 0..80),
+            // Header-ish text: names, `=`, `,`, `;`, escapes, white space.
+            header in "[a-e0-9=,; %A-F\t\"\\\\]{0,300}|\\PC{0,100}",
+        ) {
+            let b: Baggage = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            proptest::prop_assert!(b.len() <= MAX_BAGGAGE_ENTRIES);
+            let text = b.to_header();
+            proptest::prop_assert!(text.len() <= MAX_BAGGAGE_BYTES);
+            proptest::prop_assert_eq!(Baggage::from_header(&text), b.clone());
+            // Each value is one given for its name (the last, unless the limits
+            // refused a replacement).
+            for (name, value) in &b {
+                proptest::prop_assert!(pairs.iter().any(|(n, v)| n == name && v == value));
+            }
+            let parsed = Baggage::from_header(&header);
+            proptest::prop_assert_eq!(Baggage::from_header(&parsed.to_header()), parsed);
+        }
     }
 
     #[test]
