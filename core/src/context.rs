@@ -116,11 +116,125 @@ impl TraceState {
         }
     }
 
+    /// Trace state from a `tracestate` header value, validated as W3C
+    /// Trace Context asks of a receiver: at most 32 `key=value` list
+    /// members with well-formed, distinct keys and values. Empty members
+    /// and white space around members are dropped; what is kept is the
+    /// members joined by `,`.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceStateError`] naming what is wrong; the specification says a
+    /// malformed `tracestate` is discarded whole.
+    ///
+    /// ```
+    /// use otlpx::{TraceState, TraceStateError};
+    /// let state = TraceState::parse("rojo=00f067aa0ba902b7, ,congo=t61rcWkgMzE")?;
+    /// assert_eq!(state.as_str(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    /// assert_eq!(TraceState::parse("Rojo=1"), Err(TraceStateError::Member));
+    /// assert_eq!(TraceState::parse("a=1,a=2"), Err(TraceStateError::DuplicateKey));
+    /// # Ok::<(), TraceStateError>(())
+    /// ```
+    pub fn parse(header: &str) -> Result<Self, TraceStateError> {
+        let mut members: Vec<(&str, &str)> = Vec::new();
+        for member in header.split(',').map(|m| m.trim_matches([' ', '\t'])) {
+            if member.is_empty() {
+                continue;
+            }
+            if members.len() == MAX_TRACESTATE_MEMBERS {
+                return Err(TraceStateError::TooManyMembers);
+            }
+            let (key, value) = member.split_once('=').ok_or(TraceStateError::Member)?;
+            if !is_tracestate_key(key) || !is_tracestate_value(value) {
+                return Err(TraceStateError::Member);
+            }
+            if members.iter().any(|&(k, _)| k == key) {
+                return Err(TraceStateError::DuplicateKey);
+            }
+            members.push((key, value));
+        }
+        if members.is_empty() {
+            return Ok(Self::EMPTY);
+        }
+        let mut text = String::with_capacity(header.len());
+        for (i, (key, value)) in members.into_iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(key);
+            text.push('=');
+            text.push_str(value);
+        }
+        Ok(Self(Some(Arc::from(text))))
+    }
+
     /// The header value; empty when there is none.
     pub fn as_str(&self) -> &str {
         self.0.as_deref().unwrap_or("")
     }
 }
+
+/// Most list members a `tracestate` may have (W3C Trace Context).
+const MAX_TRACESTATE_MEMBERS: usize = 32;
+
+/// A `tracestate` key: `simple-key` (a lowercase letter, then up to 255 of
+/// `a-z 0-9 _ - * /`) or `multi-tenant-key` (`tenant@system`: a tenant of
+/// a lowercase letter or digit then up to 240 more, a system of a
+/// lowercase letter then up to 13 more).
+fn is_tracestate_key(key: &str) -> bool {
+    /// A first byte `first` accepts, then up to `max_rest` more of the key
+    /// alphabet.
+    fn part(s: &str, first: fn(&u8) -> bool, max_rest: usize) -> bool {
+        match s.as_bytes() {
+            [f, rest @ ..] => {
+                first(f)
+                    && rest.len() <= max_rest
+                    && rest
+                        .iter()
+                        .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/'))
+            }
+            [] => false,
+        }
+    }
+    let lower = |c: &u8| c.is_ascii_lowercase();
+    match key.split_once('@') {
+        None => part(key, lower, 255),
+        Some((tenant, system)) => {
+            part(
+                tenant,
+                |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+                240,
+            ) && part(system, lower, 13)
+        }
+    }
+}
+
+/// A `tracestate` value: 1 to 256 printable ASCII characters but `,` and
+/// `=`, spaces allowed except at the end.
+fn is_tracestate_value(value: &str) -> bool {
+    let v = value.as_bytes();
+    (1..=256).contains(&v.len())
+        && v.iter()
+            .all(|&c| matches!(c, 0x20..=0x2B | 0x2D..=0x3C | 0x3E..=0x7E))
+        && v.last() != Some(&b' ')
+}
+
+/// Why a `tracestate` header was rejected ([`TraceState::parse`]).
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceStateError {
+    /// More than 32 list members.
+    #[error("tracestate has more than 32 list members")]
+    TooManyMembers,
+    /// A list member is not `key=value` with a valid key and value.
+    #[error("tracestate has a list member that is not a valid key=value")]
+    Member,
+    /// A key appears more than once.
+    #[error("tracestate has a key more than once")]
+    DuplicateKey,
+}
+
+debug_as_display!(TraceStateError);
 
 /// What identifies a span and travels with it across process boundaries.
 #[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
@@ -245,7 +359,7 @@ impl fmt::Debug for Traceparent {
 }
 
 /// Why a `traceparent` header was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TraceparentError {
     /// Too short, or the wrong length for its version.
@@ -264,6 +378,8 @@ pub enum TraceparentError {
     #[error("traceparent has an all-zero trace id or span id")]
     ZeroId,
 }
+
+debug_as_display!(TraceparentError);
 
 fn parse_hex(src: &[u8], out: &mut [u8]) -> Result<(), TraceparentError> {
     fn nibble(c: u8) -> Result<u8, TraceparentError> {
@@ -398,6 +514,49 @@ mod tests {
             }
         }
         assert_ne!(children[0], children[1]);
+    }
+
+    #[test]
+    fn tracestate_parse_validates_keys_values_and_count() {
+        let ok = |h: &str| TraceState::parse(h).map(|s| s.as_str().to_owned());
+        assert_eq!(ok(""), Ok(String::new()));
+        assert_eq!(ok(" , \t,"), Ok(String::new()));
+        assert_eq!(ok("a=1 , b=x y,\tc@d=3"), Ok("a=1,b=x y,c@d=3".into()));
+        assert_eq!(ok("0tenant@sys-1=v"), Ok("0tenant@sys-1=v".into()));
+        assert_eq!(
+            ok(&format!("k={}", "v".repeat(256))).map(|s| s.len()),
+            Ok(258)
+        );
+        let members = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(TraceState::parse(&members(32)).is_ok());
+        use TraceStateError as E;
+        let long_key = format!("{}=v", "k".repeat(257));
+        let long_value = format!("k={}", "v".repeat(257));
+        let too_many = members(33);
+        let bad = [
+            (too_many.as_str(), E::TooManyMembers),
+            ("a=1,a=2", E::DuplicateKey),
+            ("A=1", E::Member),
+            ("1a=1", E::Member),
+            ("a", E::Member),
+            ("a=", E::Member),
+            ("a=b=c", E::Member),
+            ("a =1", E::Member),
+            ("a@b@c=1", E::Member),
+            ("a@1b=1", E::Member),
+            ("a@bcdefghijklmnop=1", E::Member),
+            ("a=\u{e9}", E::Member),
+            (long_key.as_str(), E::Member),
+            (long_value.as_str(), E::Member),
+        ];
+        for (h, e) in bad {
+            assert_eq!(TraceState::parse(h), Err(e), "{h}");
+        }
     }
 
     #[test]

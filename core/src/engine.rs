@@ -31,7 +31,7 @@ use {
 };
 
 /// Why an engine could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
     /// A configuration value is malformed or out of range; the error names
@@ -51,6 +51,8 @@ pub enum BuildError {
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),
 }
+
+debug_as_display!(BuildError);
 
 /// Configures and builds an [`Engine`].
 ///

@@ -46,12 +46,31 @@
 //! (threads that drain rings), `batch` (when and what to send), `encode`
 //! (framing requests), `compress`, [`transport`] (gRPC and HTTP); beside
 //! the flow, `proto` (wire format), `context` (ids and `traceparent`),
-//! [`config`] and [`telemetry`].
+//! [`propagation`] (W3C `traceparent`, `tracestate` and `baggage` in and out
+//! of headers), [`config`] and [`telemetry`].
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Under miri no fork handlers are installed (miri has no `fork()`), which
 // leaves the prepare/parent chain unused there.
 #![cfg_attr(miri, allow(dead_code))]
+
+/// Implements `Debug` for error types as their `Display`.
+///
+/// `fn main() -> Result<(), Box<dyn Error>>` prints a returned error with
+/// `Debug`; a derived one would dump the enum or struct, where the
+/// sentence is what the user needs. The `Display` of every error here
+/// already includes its source's text when it has one (`{0}`, `{source}`
+/// or `#[error(transparent)]`), so nothing more is appended. Defined before
+/// the `mod` declarations, so every module can use it.
+macro_rules! debug_as_display {
+    ($($error:ty),+ $(,)?) => {$(
+        impl ::std::fmt::Debug for $error {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(self, f)
+            }
+        }
+    )+};
+}
 
 #[cfg(feature = "export")]
 mod admin;
@@ -65,6 +84,7 @@ mod current;
 mod encode;
 mod engine;
 mod fork;
+pub mod propagation;
 mod proto;
 pub mod record;
 pub mod ring;
@@ -81,10 +101,12 @@ mod worker;
 
 pub use config::{Compression, Overflow, Protocol, SpanLimits};
 pub use context::{
-    SpanContext, SpanId, TraceFlags, TraceId, TraceState, Traceparent, TraceparentError,
+    SpanContext, SpanId, TraceFlags, TraceId, TraceState, TraceStateError, Traceparent,
+    TraceparentError,
 };
 pub use current::{ContextGuard, FutureExt, WithContext, WithSpan};
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
+pub use propagation::{Baggage, Extracted, Extractor, Injector};
 pub use record::{
     ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind,
     Status, Tracer,
@@ -96,3 +118,67 @@ pub use telemetry::{
 pub use value::{Array, ArrayItem, KeyValue, ToValue, Value};
 #[cfg(feature = "export")]
 pub use worker::{FlushError, FlushReport, ShutdownError, ShutdownReport};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    /// Errors debug-print as the sentence their `Display` writes.
+    #[test]
+    fn errors_debug_as_display() {
+        let errors: [&dyn Error; 5] = [
+            &TraceparentError::Hex,
+            &TraceStateError::DuplicateKey,
+            &RecordError::RingFull,
+            &ring::WriteError::TooLarge,
+            &ring::CapacityError { bytes: 3 },
+        ];
+        for e in errors {
+            assert_eq!(format!("{e:?}"), e.to_string());
+            assert_eq!(format!("{e:#?}"), e.to_string());
+        }
+        let Err(BuildError::Config(config)) = Engine::builder().ring_bytes_per_cpu(3).build()
+        else {
+            panic!("ring_bytes_per_cpu(3) is a ConfigError");
+        };
+        assert_eq!(format!("{config:?}"), config.to_string());
+        #[cfg(feature = "export")]
+        {
+            let spool = spool::SpoolError::Io {
+                what: "open",
+                path: "/nonexistent".into(),
+                source: std::io::ErrorKind::NotFound.into(),
+            };
+            let export = transport::ExportError::new(FailureKind::Timeout, "no answer");
+            for e in [&spool as &dyn Error, &export] {
+                assert_eq!(format!("{e:?}"), e.to_string());
+            }
+            // The cause is in the sentence once, from `Display`.
+            assert_eq!(
+                format!("{spool:?}"),
+                "spool open /nonexistent: entity not found"
+            );
+        }
+    }
+
+    /// What `fn main() -> Result<(), Box<dyn Error>>` prints for a bad
+    /// builder value: the sentence, not a struct dump.
+    #[test]
+    fn build_error_debug_prints_the_sentence() {
+        let err: Box<dyn Error> = Engine::builder()
+            .ring_bytes_per_cpu(3)
+            .build()
+            .map(drop)
+            .unwrap_err()
+            .into();
+        let debug = format!("{err:?}");
+        assert_eq!(debug, err.to_string());
+        assert!(debug.contains("ring_bytes_per_cpu"), "{debug}");
+        assert!(debug.contains("3"), "{debug}");
+        assert!(
+            !debug.contains('{') && !debug.contains("Config("),
+            "{debug}"
+        );
+    }
+}

@@ -188,7 +188,7 @@ pub struct FinishedSpan<'a> {
 
 /// Why a span was not recorded. Small and `Copy`; the drop is also counted
 /// in [`Stats`](crate::Stats).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {
     /// This CPU's ring is full: the exporter is behind.
@@ -201,6 +201,8 @@ pub enum RecordError {
     #[error("span has an all-zero trace id or span id")]
     InvalidIds,
 }
+
+debug_as_display!(RecordError);
 
 impl From<WriteError> for RecordError {
     fn from(e: WriteError) -> Self {

@@ -142,7 +142,7 @@ pub const MAX_TAG: u32 = (1 << 24) - 1;
 
 /// Why a record was not written. Small and `Copy`: it is returned on the hot
 /// path and never allocates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
     /// The ring has no room: the consumer is behind. The record is dropped
@@ -154,8 +154,10 @@ pub enum WriteError {
     TooLarge,
 }
 
+debug_as_display!(WriteError);
+
 /// A capacity that is not a power of two in the accepted range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "ring capacity {bytes} bytes is not a power of two between {MIN_CAPACITY_BYTES} and {MAX_CAPACITY_BYTES}"
 )]
@@ -163,6 +165,8 @@ pub struct CapacityError {
     /// The capacity asked for.
     pub bytes: usize,
 }
+
+debug_as_display!(CapacityError);
 
 /// Producer-side cursor and counters, on one cache line of their own.
 #[derive(Default)]

@@ -230,12 +230,7 @@ pub enum FlushError {
     NotExporting,
 }
 
-impl std::fmt::Debug for FlushError {
-    /// The same sentence as `Display`: what `main` returning an error prints.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
+debug_as_display!(FlushError, ShutdownError);
 
 /// Why [`Workers::flush`] returned before everything was delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,13 +294,6 @@ pub struct ShutdownReport {
 pub struct ShutdownError {
     /// What the shutdown did.
     pub report: ShutdownReport,
-}
-
-impl std::fmt::Debug for ShutdownError {
-    /// The same sentence as `Display`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
 }
 
 /// Bounds requests in flight, by count and by bytes; also where flush

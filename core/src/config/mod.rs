@@ -62,7 +62,7 @@ impl fmt::Display for Source {
 
 /// A configuration value that cannot be used: where it came from, the key,
 /// the value (secrets masked) and why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.describe())]
 #[non_exhaustive]
 pub struct ConfigError {
@@ -76,6 +76,8 @@ pub struct ConfigError {
     /// What is wrong with it.
     pub reason: String,
 }
+
+debug_as_display!(ConfigError);
 
 impl ConfigError {
     pub(crate) fn new(

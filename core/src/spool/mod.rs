@@ -192,7 +192,7 @@ pub(crate) enum Claimed {
 }
 
 /// Why the spool could not do something.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum SpoolError {
     /// Another engine (process) holds the directory's lock.
@@ -220,6 +220,8 @@ pub enum SpoolError {
         source: std::io::Error,
     },
 }
+
+debug_as_display!(SpoolError);
 
 /// A closure building [`SpoolError::Io`] for `map_err`.
 fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {

@@ -111,7 +111,7 @@ impl ExportResponse {
 }
 
 /// Why a request failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind:?}: {message}")]
 #[non_exhaustive]
 pub struct ExportError {
@@ -126,6 +126,8 @@ pub struct ExportError {
     /// Whether, and when, the request may be sent again.
     pub retry: Retry,
 }
+
+debug_as_display!(ExportError);
 
 impl ExportError {
     /// An error of `kind`, retryable after backoff if it is
