@@ -21,13 +21,18 @@
 //!     .build()?;
 //! let tracer = engine.tracer("checkout.http", "1.4.0");
 //!
-//! let mut span = tracer.span("POST /charge").kind(SpanKind::Server).start();
-//! span.set_attribute("http.request.method", "POST");
-//! span.set_attribute("http.response.status_code", 502);
-//! span.add_event("retrying", &[KeyValue::new("attempt", 2)]);
-//! span.set_status(Status::error("upstream timed out"));
-//! span.end();
+//! // Current until dropped: spans started meanwhile without a parent
+//! // argument, here or in libraries, are its children.
+//! let mut request = tracer.span("POST /charge").kind(SpanKind::Server).start().attach();
+//! request.set_attribute("http.request.method", "POST");
+//! tracer.in_span("card.authorize", |span| {
+//!     span.add_event("retrying", &[KeyValue::new("attempt", 2)]);
+//!     span.set_status(Status::error("upstream timed out"));
+//! });
+//! request.set_attribute("http.response.status_code", 502);
+//! request.end();
 //!
+//! engine.flush(Duration::from_secs(5))?; // fails naming what was dropped, if anything
 //! engine.shutdown(Duration::from_secs(5))?; // or just drop the engine
 //! println!("{:?}", engine.stats());
 //! # Ok(())
@@ -42,7 +47,8 @@
 //! # Reading order
 //!
 //! One module per stage of the flow, upstream first: [`record`] (the API
-//! and the one-pass span write), [`ring`] (per-CPU MPSC rings), `worker`
+//! and the one-pass span write), `current` (the current span context:
+//! [`SpanContext::attach`], [`FutureExt`]), [`ring`] (per-CPU MPSC rings), `worker`
 //! (threads that drain rings), `batch` (when and what to send), `encode`
 //! (framing requests), `compress`, [`transport`] (gRPC and HTTP); beside
 //! the flow, `proto` (wire format), `context` (ids and `traceparent`),
