@@ -125,8 +125,10 @@ pub enum FlushError {
     /// the spool.
     #[error("flush timed out with spans still in rings, in flight or in the spool")]
     Timeout,
-    /// The engine was shut down, or never had an exporter.
-    #[error("the engine is not exporting (shut down, or built without an endpoint)")]
+    /// The engine was shut down, or never had an exporter
+    /// (`EngineBuilder::export(false)`, `OTEL_TRACES_EXPORTER=none`,
+    /// disabled).
+    #[error("the engine is not exporting (shut down, or built with export off)")]
     NotExporting,
 }
 
