@@ -80,7 +80,8 @@ pub fn time_in_chunks(
 }
 
 /// An otlpx engine configured like every bench's: `service.name` set, the
-/// default ring size (1 MiB per CPU).
+/// default ring size (1 MiB per CPU), recording only (`export(false)`):
+/// the benches take the spans out themselves with `drain_traces`.
 ///
 /// # Panics
 ///
@@ -89,6 +90,7 @@ pub fn otlpx_engine() -> otlpx::Engine {
     otlpx::Engine::builder()
         .service_name(SERVICE_NAME)
         .ring_bytes_per_cpu(1 << 20)
+        .export(false)
         .build()
         .expect("a valid engine configuration")
 }
@@ -173,6 +175,7 @@ pub fn otlpx_engine_with_admin() -> otlpx::Engine {
     otlpx::Engine::builder()
         .service_name(SERVICE_NAME)
         .ring_bytes_per_cpu(1 << 20)
+        .export(false)
         .admin_address("127.0.0.1:0")
         .build()
         .expect("a valid engine configuration")

@@ -92,7 +92,8 @@ fn config_main(args: &ConfigArgs) -> Result<(), run::BenchError> {
     if !args.check {
         return Err(run::BenchError::msg("`config` needs `--check`"));
     }
-    let mut builder = otlpx::Engine::builder();
+    // Strict: a check says what is wrong, where an engine would only warn.
+    let mut builder = otlpx::Engine::builder().strict_env(true);
     if let Some(file) = &args.file {
         builder = builder.config_file(file);
     }

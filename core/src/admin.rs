@@ -321,8 +321,8 @@ fn stats_json(s: &Stats) -> String {
     json_object(&mut o, &d.by_reason());
     let _ = write!(
         o,
-        ",\"in_flight\":{},\"in_rings\":{},\"drained_by_caller\":{},\"spooled\":{},\"spool\":",
-        s.in_flight, s.in_rings, s.drained_by_caller, s.spooled
+        ",\"in_flight\":{},\"in_rings\":{},\"drained_by_caller\":{},\"config_warnings\":{},\"spooled\":{},\"spool\":",
+        s.in_flight, s.in_rings, s.drained_by_caller, s.config_warnings, s.spooled
     );
     let sp = &s.spool;
     json_object(
@@ -477,7 +477,7 @@ mod tests {
         let json = stats_json(&s);
         for needle in [
             "{\"recorded\":1,\"exported\":2,\"dropped\":{\"ring_full\":0,",
-            "\"shutdown\":7,\"evicted\":0,\"spool_full\":0,\"spool_corrupt\":0},\"in_flight\":3,\"in_rings\":4,\"drained_by_caller\":5,",
+            "\"shutdown\":7,\"evicted\":0,\"spool_full\":0,\"spool_corrupt\":0},\"in_flight\":3,\"in_rings\":4,\"drained_by_caller\":5,\"config_warnings\":0,",
             "\"spooled\":0,\"spool\":{\"restored\":0,\"written\":0,\"delivered\":0,\"bytes\":0,\"corrupt_records\":0,\"corrupt_bytes\":0},",
             "\"ring_bytes_used\":6,\"rings\":[{\"used_bytes\":0,\"high_water_bytes\":0,\"capacity_bytes\":0},{",
             "\"tls\":8},\"bytes_uncompressed\":0,",

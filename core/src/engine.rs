@@ -80,6 +80,8 @@ pub struct EngineBuilder {
     resource: Vec<(String, Vec<u8>)>,
     environment: Environment,
     file: Option<ConfigFile>,
+    /// An invalid environment value is an error, not a warning.
+    strict_env: bool,
     #[cfg(feature = "export")]
     transport: Option<CustomTransport>,
 }
@@ -202,9 +204,20 @@ impl EngineBuilder {
 
     /// Exports to the OTLP receiver at `url`, for every signal: over gRPC
     /// the URL as given (`http://collector:4317`), over HTTP a base to
-    /// which `/v1/traces` is appended (`http://collector:4318`). Without an
-    /// endpoint from any source (or a [`transport`](Self::transport)) the
-    /// engine records and its caller drains ([`Engine::drain_traces`]).
+    /// which `/v1/traces` is appended (`http://collector:4318`). A URL
+    /// without a scheme (`collector:4317`) gets `https://`, or `http://`
+    /// when `insecure` is set (`OTEL_EXPORTER_OTLP_INSECURE`, `[exporter]
+    /// insecure`), with a warning saying which.
+    ///
+    /// Without an endpoint from any source, the engine exports to the
+    /// OpenTelemetry default, a Collector on this host:
+    /// [`DEFAULT_GRPC_ENDPOINT`](crate::config::DEFAULT_GRPC_ENDPOINT)
+    /// (`http://localhost:4317`) over gRPC,
+    /// [`DEFAULT_HTTP_TRACES_ENDPOINT`](crate::config::DEFAULT_HTTP_TRACES_ENDPOINT)
+    /// (`http://localhost:4318/v1/traces`) over HTTP. To record without
+    /// exporting, for [`Engine::drain_traces`], use
+    /// [`export(false)`](Self::export). (Built without the `export`
+    /// feature, an engine never exports, and an endpoint is an error.)
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.generic().endpoint = by("endpoint", url.into());
         self
@@ -234,6 +247,60 @@ impl EngineBuilder {
     /// `/v1/traces` included); overrides [`endpoint`](Self::endpoint).
     pub fn traces_endpoint(mut self, url: impl Into<String>) -> Self {
         self.layer.exporter[Scope::Traces as usize].endpoint = by("traces_endpoint", url.into());
+        self
+    }
+
+    /// Whether the engine exports (default true). `false` keeps it
+    /// recording, with no workers and no connections, for its caller to
+    /// take the spans with [`Engine::drain_traces`]; it beats an endpoint
+    /// or a [`transport`](Self::transport) from any source. The
+    /// environment says the same with `OTEL_TRACES_EXPORTER=none`, the
+    /// file with `[exporter] enabled = false`. (To record nothing at all,
+    /// see [`disabled`](Self::disabled).)
+    ///
+    /// ```
+    /// let engine = otlpx::Engine::builder().export(false).build()?;
+    /// engine.tracer("demo", "").start("work").end();
+    /// let mut out = bytes::BytesMut::new();
+    /// assert_eq!(engine.drain_traces(&mut out, 512), 1);
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn export(mut self, enabled: bool) -> Self {
+        self.generic().enabled = by("export", enabled);
+        self
+    }
+
+    /// How long dropping the last [`Engine`] handle may take to deliver
+    /// what is still on its way (default
+    /// [`SHUTDOWN_TIMEOUT_MS_DEFAULT`](crate::config::SHUTDOWN_TIMEOUT_MS_DEFAULT),
+    /// 5 s; `OTLPX_SHUTDOWN_TIMEOUT_MS`, `[exporter] shutdown_timeout_ms`).
+    /// A drop returns within this timeout plus about 100 ms to abandon the
+    /// requests still unanswered (counted as
+    /// [`Dropped::shutdown`](crate::Dropped::shutdown), or spooled, with a
+    /// spool). [`Engine::shutdown`] takes its own timeout instead.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.layer.shutdown_timeout = by("shutdown_timeout", timeout);
+        self
+    }
+
+    /// Whether an invalid `OTEL_*` / `OTLPX_*` environment value fails
+    /// [`build`](Self::build) (default false). By default, as the SDK
+    /// configuration specification says, such a value is reported (a
+    /// warning in [`EffectiveConfig::warnings`], a `tracing` event,
+    /// [`Stats::config_warnings`](crate::telemetry::Stats::config_warnings))
+    /// and ignored: the setting takes the file's value or the default.
+    /// The builder's and the file's values are always checked strictly.
+    ///
+    /// ```
+    /// let vars = [("OTEL_BSP_SCHEDULE_DELAY", "abc")];
+    /// let lenient = otlpx::Engine::builder().environment(vars).export(false).build()?;
+    /// assert!(lenient.config().warnings()[0].contains("OTEL_BSP_SCHEDULE_DELAY"));
+    /// let strict = otlpx::Engine::builder().environment(vars).strict_env(true).build();
+    /// assert!(strict.is_err());
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn strict_env(mut self, strict: bool) -> Self {
+        self.strict_env = strict;
         self
     }
 
@@ -488,7 +555,7 @@ impl EngineBuilder {
                     .map(|(_, v)| v.clone()),
             }
         };
-        let env = config::env::read(&lookup, &mut warnings)?;
+        let env = config::env::read(&lookup, &mut warnings, self.strict_env)?;
         let file = match &self.file {
             Some(ConfigFile::Path(path)) => {
                 let source = Source::Builder {
@@ -524,9 +591,12 @@ impl EngineBuilder {
             },
         };
         let empty = Layer::default();
-        config::resolve::resolve(
-            &[&self.layer, &env, file.as_ref().unwrap_or(&empty)],
+        config::resolve::resolve_layers(
+            &self.layer,
+            env,
+            file.as_ref().unwrap_or(&empty),
             warnings,
+            self.strict_env,
         )
     }
 
@@ -747,7 +817,6 @@ impl Inner {
         let export = exporter.as_deref().map(Exporter::counters);
         #[cfg(not(feature = "export"))]
         let export = None;
-        #[allow(unused_mut)]
         let mut s = Stats::collect(
             r.rings.iter().map(|ring| ring.counters()),
             // Relaxed: a statistic.
@@ -758,6 +827,7 @@ impl Inner {
         if let Some(balanced) = exporter.as_deref().and_then(|e| e.balanced.as_ref()) {
             s.export.endpoints = balanced.stats();
         }
+        s.config_warnings = self.config.warnings().len() as u64;
         s
     }
 
@@ -875,24 +945,28 @@ fn restart_exporter(inner: &Inner, mut slot: MutexGuard<'_, ExportSlot>) {
 #[cfg(feature = "export")]
 impl Drop for Inner {
     /// The last handle gone: deliver what can be delivered within the
-    /// export timeout, then stop.
+    /// shutdown timeout (`EngineBuilder::shutdown_timeout`), abandon the
+    /// rest (up to ~100 ms more), then stop.
     fn drop(&mut self) {
         let slot = self
             .export
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
         if let Exporting::Yes(exporter) = &slot.exporter {
-            let _ = exporter.shutdown(exporter.timeout());
+            let _ = exporter.shutdown(exporter.shutdown_timeout());
         }
     }
 }
 
 /// The otlpx engine: cheap to clone (`Arc`), `Send + Sync`.
 ///
-/// Record spans through the [`Tracer`]s it hands out. Built with an
-/// endpoint, its workers send them; without one, take them out as
-/// ready-to-send OTLP requests with [`drain_traces`](Self::drain_traces).
-/// Dropping the last handle of an exporting engine shuts it down.
+/// Record spans through the [`Tracer`]s it hands out. Its workers send
+/// them to the configured endpoint (by default a Collector on this host,
+/// `http://localhost:4317`); built with
+/// [`EngineBuilder::export(false)`](EngineBuilder::export), take them out
+/// as ready-to-send OTLP requests with [`drain_traces`](Self::drain_traces)
+/// instead. Dropping the last handle of an exporting engine shuts it
+/// down, within [`EngineBuilder::shutdown_timeout`].
 ///
 /// # Fork safety
 ///
@@ -972,6 +1046,7 @@ impl Engine {
             resource: Vec::new(),
             environment: Environment::Process,
             file: None,
+            strict_env: false,
             #[cfg(feature = "export")]
             transport: None,
         }
@@ -1019,8 +1094,10 @@ impl Engine {
     /// reasons, the kinds of failure and the last error;
     /// [`FlushError::Timeout`] if spans were still in rings, in flight or
     /// in the spool at the deadline (they stay counted there, and go on
-    /// their way); [`FlushError::NotExporting`] for an engine without an
-    /// exporter or after shutdown. Each carries the report.
+    /// their way); [`FlushError::NotExporting`] for an engine that does not
+    /// export ([`EngineBuilder::export(false)`](EngineBuilder::export),
+    /// `OTEL_TRACES_EXPORTER=none`, disabled) or after shutdown. `Dropped`
+    /// and `Timeout` carry the report.
     ///
     /// [`FlushError::Dropped`]: crate::FlushError::Dropped
     /// [`FlushError::Timeout`]: crate::FlushError::Timeout
@@ -1060,7 +1137,8 @@ impl Engine {
     /// ([`EngineBuilder::spool_dir`]), both go to the spool instead, for
     /// the next engine on the same directory. Spans recorded afterwards
     /// are kept in the rings and never sent. Dropping the last handle of an
-    /// engine shuts it down with the export timeout. Calling it again does
+    /// engine shuts it down with the shutdown timeout
+    /// ([`EngineBuilder::shutdown_timeout`], 5 s). Calling it again does
     /// nothing (and reports nothing).
     ///
     /// # Errors
@@ -1140,14 +1218,16 @@ impl Engine {
     /// OTLP `ExportTraceServiceRequest` in `out` (cleared first). Returns how
     /// many spans it framed; with none, `out` stays empty.
     ///
-    /// This is the consumer side of an engine built without an exporter,
+    /// This is the consumer side of an engine built not to export
+    /// ([`EngineBuilder::export(false)`](EngineBuilder::export), or without
+    /// the `export` feature),
     /// for callers that send the bytes themselves (and for tests); an
     /// exporting engine's workers own its rings, and this returns 0. Rings
     /// another consumer is draining at the moment are skipped. Spans are copied once, from ring memory
     /// into `out`; reuse `out` across calls.
     ///
     /// ```
-    /// # let engine = otlpx::Engine::builder().build()?;
+    /// let engine = otlpx::Engine::builder().export(false).build()?;
     /// engine.tracer("demo", "").start("work").end();
     /// let mut out = bytes::BytesMut::new();
     /// assert_eq!(engine.drain_traces(&mut out, 512), 1);
@@ -1192,7 +1272,8 @@ impl Engine {
 struct Exporter {
     workers: Workers,
     counters: Arc<ExportCounters>,
-    timeout: Duration,
+    /// How long the last handle's drop may flush.
+    shutdown_timeout: Duration,
     pinned: Vec<Option<usize>>,
     /// With several endpoints, their balancer (for their stats).
     balanced: Option<Arc<Balanced>>,
@@ -1206,8 +1287,8 @@ impl Exporter {
         &self.counters
     }
 
-    fn timeout(&self) -> Duration {
-        self.timeout
+    fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<(), crate::worker::Unflushed> {
@@ -1246,7 +1327,7 @@ fn start_exporter(
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    if uris.is_empty() && custom.is_none() {
+    if !config.enabled || (uris.is_empty() && custom.is_none()) {
         return Ok(None);
     }
     let mut headers = http::HeaderMap::new();
@@ -1383,7 +1464,7 @@ fn start_exporter(
     Ok(Some(Exporter {
         workers,
         counters,
-        timeout: config.timeout,
+        shutdown_timeout: config.shutdown_timeout,
         pinned: started.into_iter().map(|s| s.pinned).collect(),
         balanced: balanced.into_inner(),
         stopped: std::sync::atomic::AtomicBool::new(false),

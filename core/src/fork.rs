@@ -279,6 +279,7 @@ mod tests {
     fn prepare_holds_the_locks_until_parent_releases_them() {
         let engine = Engine::builder()
             .environment(Vec::<(String, String)>::new())
+            .export(false)
             .service_name("fork")
             .rings(1)
             .build()
@@ -308,6 +309,7 @@ mod tests {
         drop(engine);
         let other = Engine::builder()
             .environment(Vec::<(String, String)>::new())
+            .export(false)
             .service_name("fork")
             .rings(1)
             .build()

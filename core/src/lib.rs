@@ -41,7 +41,11 @@
 //! # fn main() {}
 //! ```
 //!
-//! Without an endpoint the engine only records, and its caller takes the
+//! Without an endpoint from any source, the engine exports to the
+//! OpenTelemetry default, `http://localhost:4317` (gRPC) or
+//! `http://localhost:4318/v1/traces` (HTTP). Built with
+//! [`EngineBuilder::export(false)`](EngineBuilder::export) (or
+//! `OTEL_TRACES_EXPORTER=none`) it only records, and its caller takes the
 //! framed requests out with [`Engine::drain_traces`].
 //!
 //! # Reading order

@@ -131,7 +131,7 @@ impl<'a> Link<'a> {
 /// ```
 /// use otlpx::{FinishedSpan, KeyValue, SpanId, SpanKind, TraceFlags, TraceId};
 ///
-/// let engine = otlpx::Engine::builder().build()?;
+/// let engine = otlpx::Engine::builder().export(false).build()?;
 /// let tracer = engine.tracer("sdk-adapter", "");
 /// let attributes = [KeyValue::new("db.system.name", "postgresql")];
 /// tracer.record_span(&FinishedSpan {
@@ -265,7 +265,10 @@ impl Tracer {
     /// context (a root when none is current).
     ///
     /// ```
-    /// let engine = otlpx::Engine::builder().service_name("checkout").build()?;
+    /// let engine = otlpx::Engine::builder()
+    ///     .service_name("checkout")
+    ///     .export(false) // record only: this example has no collector
+    ///     .build()?;
     /// let tracer = engine.tracer("checkout", "1.0.0");
     /// let mut span = tracer.start("charge card");
     /// span.set_attribute("payment.amount", 42);

@@ -225,8 +225,10 @@ pub enum FlushError {
         /// The most recent export error, if any.
         last_error: Option<String>,
     },
-    /// The engine was shut down, or never had an exporter.
-    #[error("the engine is not exporting (shut down, or built without an exporter)")]
+    /// The engine was shut down, or never had an exporter
+    /// (`EngineBuilder::export(false)`, `OTEL_TRACES_EXPORTER=none`,
+    /// disabled).
+    #[error("the engine is not exporting (shut down, or built with export off)")]
     NotExporting,
 }
 

@@ -76,6 +76,7 @@ fn record_one(tracer: &otlpx::Tracer, user: &str) {
 #[test]
 fn recording_a_span_allocates_nothing_once_warm() {
     let engine = Engine::builder()
+        .export(false)
         .service_name("alloc")
         .rings(1)
         .ring_bytes_per_cpu(4 << 20)

@@ -1,7 +1,8 @@
 //! The standard `OTEL_*` environment variables: each one set shows in the
 //! effective configuration with its source and changes what the engine
-//! does; bad values are errors naming the variable and the value; values
-//! the specification defines but otlpx lacks are reported, once.
+//! does; bad values are warnings naming the variable and the value, and
+//! ignored (errors in strict mode); values the specification defines but
+//! otlpx lacks are reported, once.
 //!
 //! The environment is given to the builder (`EngineBuilder::environment`),
 //! never set on the process, so tests can run in parallel. That the
@@ -25,8 +26,36 @@ fn effective(vars: &[(&str, &str)]) -> EffectiveConfig {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A record-only engine (`export(false)`), for tests that drain.
+fn recording(vars: &[(&str, &str)]) -> Engine {
+    with_env(vars)
+        .export(false)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The error a bad environment value gives in strict mode; checks that
+/// without strict mode the same text is a warning, counted in the stats,
+/// and the engine builds.
 fn error(vars: &[(&str, &str)]) -> String {
-    with_env(vars).build().unwrap_err().to_string()
+    let e = with_env(vars)
+        .strict_env(true)
+        .export(false)
+        .build()
+        .unwrap_err()
+        .to_string();
+    let engine = with_env(vars).export(false).build().unwrap_or_else(|l| {
+        panic!("not strict, {vars:?} should only warn; got {l}");
+    });
+    let warnings = engine.config().warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with(&e) && w.contains("; ignored, using the default")),
+        "{vars:?}: no warning {e:?} in {warnings:?}"
+    );
+    assert_eq!(engine.stats().config_warnings, warnings.len() as u64);
+    e
 }
 
 /// The value of `key` and, if from the environment, which variable.
@@ -275,15 +304,33 @@ fn insecure_picks_the_scheme_of_a_grpc_endpoint_without_one() {
         get(&c, "exporter.traces.endpoint").0,
         "https://collector:4317"
     );
-    // Over HTTP a scheme is required.
-    let e = error(&[
+    // Over HTTP the same: the scheme from `insecure`, with a warning
+    // that says which and how to change it.
+    let c = effective(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
     ]);
-    assert!(
-        e.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && e.contains("http://"),
-        "{e}"
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint").0,
+        "https://collector:4318/v1/traces"
     );
+    let w = c.warnings().join("\n");
+    assert!(
+        w.contains("env OTEL_EXPORTER_OTLP_ENDPOINT")
+            && w.contains("\"collector:4318\" has no scheme; assumed https://")
+            && w.contains("OTEL_EXPORTER_OTLP_INSECURE=true"),
+        "{w}"
+    );
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+    ]);
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint").0,
+        "http://collector:4318/v1/traces"
+    );
+    assert!(c.warnings()[0].contains("assumed http://"), "{c}");
     // A value that is neither true nor false is false, and reported.
     let c = effective(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
@@ -365,15 +412,13 @@ fn metrics_and_logs_settings_are_checked_and_reported_once() {
 
 #[test]
 fn service_name_and_resource_attributes_reach_the_resource() {
-    let engine = with_env(&[
+    let engine = recording(&[
         ("OTEL_SERVICE_NAME", "checkout"),
         (
             "OTEL_RESOURCE_ATTRIBUTES",
             "service.name=ignored,deployment.environment.name=prod%2Ceu,team=pay%20ments",
         ),
-    ])
-    .build()
-    .unwrap();
+    ]);
     let c = engine.config();
     assert_entry(c, "resource.service_name", "checkout", "OTEL_SERVICE_NAME");
     assert_entry(
@@ -394,9 +439,7 @@ fn service_name_and_resource_attributes_reach_the_resource() {
     );
     assert_eq!(resource_string(&req, "team").as_deref(), Some("pay ments"));
     // Without OTEL_SERVICE_NAME, the attribute's service.name is used.
-    let engine = with_env(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")])
-        .build()
-        .unwrap();
+    let engine = recording(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")]);
     engine.tracer("t", "").start("s").end();
     assert_eq!(
         resource_string(&drained(&engine), "service.name").as_deref(),
@@ -412,7 +455,7 @@ fn service_name_and_resource_attributes_reach_the_resource() {
 #[test]
 fn samplers() {
     let count = |vars: &[(&str, &str)], parent_sampled: Option<bool>| -> u64 {
-        let engine = with_env(vars).build().unwrap();
+        let engine = recording(vars);
         let tracer = engine.tracer("t", "");
         let parent = parent_sampled.map(|s| {
             otlpx::SpanContext::from_traceparent(&format!(
@@ -539,7 +582,7 @@ fn limit_variables_and_their_effect() {
     for (var, _, v) in names {
         vars.push((var, v));
     }
-    let engine = with_env(&vars).build().unwrap();
+    let engine = recording(&vars);
     for (var, key, v) in names {
         assert_entry(engine.config(), &format!("limits.{key}"), v, var);
     }
@@ -633,7 +676,7 @@ fn sdk_disabled_records_nothing_and_exports_nothing() {
         assert!(engine.worker_cores().is_empty(), "no workers run");
         assert!(engine.flush(std::time::Duration::from_millis(10)).is_err());
     }
-    let engine = with_env(&[("OTEL_SDK_DISABLED", "false")]).build().unwrap();
+    let engine = recording(&[("OTEL_SDK_DISABLED", "false")]);
     engine.tracer("t", "").start("s").end();
     assert_eq!(engine.stats().recorded, 1);
 }
@@ -716,4 +759,179 @@ fn admin_address_variable() {
     let c = effective(&[("OTLPX_ADMIN_ADDRESS", "127.0.0.1:0")]);
     assert_entry(&c, "admin.enabled", "true", "OTLPX_ADMIN_ADDRESS");
     assert_entry(&c, "admin.address", "127.0.0.1:0", "OTLPX_ADMIN_ADDRESS");
+}
+
+#[test]
+fn an_invalid_value_warns_and_the_default_applies() {
+    let vars = [("OTEL_BSP_SCHEDULE_DELAY", "abc")];
+    let engine = recording(&vars);
+    let c = engine.config();
+    assert_eq!(
+        get(c, "batch.schedule_delay_ms"),
+        ("1000".to_owned(), "default".to_owned())
+    );
+    assert_eq!(
+        c.warnings(),
+        [
+            "environment variable OTEL_BSP_SCHEDULE_DELAY=\"abc\": expected a whole number of \
+          milliseconds, 0 or more; ignored, using the default (or the configuration file's value)"
+        ]
+    );
+    assert_eq!(engine.stats().config_warnings, 1);
+    assert!(
+        engine
+            .stats()
+            .prometheus_text()
+            .contains("otlpx_config_warnings 1\n")
+    );
+    // Strict mode: the same text, as an error.
+    let e = with_env(&vars).strict_env(true).build().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "environment variable OTEL_BSP_SCHEDULE_DELAY=\"abc\": expected a whole number of \
+         milliseconds, 0 or more"
+    );
+    // A value out of range falls through to the file, not only to the
+    // default; the builder and the file stay strict.
+    let file = "[batch]\nschedule_delay_ms = 250\n";
+    let c = with_env(&[("OTEL_BSP_SCHEDULE_DELAY", "0")])
+        .config_toml("otlpx.toml", file)
+        .effective_config()
+        .unwrap();
+    assert_eq!(get(&c, "batch.schedule_delay_ms").0, "250");
+    assert!(c.warnings()[0].contains("more than zero"), "{c}");
+    let e = with_env(&[])
+        .config_toml("otlpx.toml", "[batch]\nschedule_delay_ms = 0\n")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("otlpx.toml:2"), "{e}");
+    let e = with_env(&[])
+        .schedule_delay(std::time::Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("builder .schedule_delay"), "{e}");
+    // Several bad values: each reported, each ignored.
+    let c = with_env(&[
+        ("OTEL_BSP_SCHEDULE_DELAY", "abc"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x"),
+    ])
+    .effective_config()
+    .unwrap();
+    assert_eq!(c.warnings().len(), 3, "{c}");
+    assert_eq!(get(&c, "batch.max_export_batch_size").0, "512");
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint"),
+        ("http://localhost:4317".to_owned(), "default".to_owned())
+    );
+}
+
+#[test]
+fn no_endpoint_exports_to_the_specification_default() {
+    let c = effective(&[]);
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint"),
+        ("http://localhost:4317".to_owned(), "default".to_owned())
+    );
+    assert_eq!(
+        get(&c, "exporter.traces.enabled"),
+        ("true".to_owned(), "default".to_owned())
+    );
+    let c = effective(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint"),
+        (
+            "http://localhost:4318/v1/traces".to_owned(),
+            "default".to_owned()
+        )
+    );
+}
+
+#[test]
+fn traces_exporter_none_records_without_exporting() {
+    let var = "OTEL_TRACES_EXPORTER";
+    for value in ["none", " none ", "none,none"] {
+        let engine = with_env(&[(var, value)]).build().unwrap();
+        let c = engine.config();
+        assert_entry(c, "exporter.traces.enabled", "false", var);
+        assert_entry(
+            c,
+            "exporter.traces.endpoint",
+            "none: export off, the caller drains",
+            var,
+        );
+        assert!(engine.worker_cores().is_empty(), "no workers");
+        engine.tracer("t", "").start("s").end();
+        assert_eq!(drained(&engine).resource_spans.len(), 1);
+        assert_eq!(
+            engine.flush(std::time::Duration::from_millis(10)),
+            Err(otlpx::FlushError::NotExporting)
+        );
+    }
+    // `none` beats an endpoint, and the builder beats the environment.
+    let c = effective(&[
+        (var, "none"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+    ]);
+    assert_eq!(get(&c, "exporter.traces.enabled").0, "false");
+    let c = with_env(&[(var, "none")])
+        .export(true)
+        .effective_config()
+        .unwrap();
+    assert_eq!(get(&c, "exporter.traces.enabled").0, "true");
+    // otlp is the default; the specification's other exporters are
+    // reported and OTLP is used.
+    let c = effective(&[(var, "otlp")]);
+    assert_entry(&c, "exporter.traces.enabled", "true", var);
+    assert!(c.warnings().is_empty(), "{c}");
+    for other in ["console", "zipkin", "otlp,console"] {
+        let c = effective(&[(var, other)]);
+        assert_entry(&c, "exporter.traces.enabled", "true", var);
+        assert!(
+            c.warnings()[0].contains("exporting over OTLP instead"),
+            "{c}"
+        );
+    }
+    let e = error(&[(var, "carrier-pigeon")]);
+    assert!(e.contains("expected otlp or none"), "{e}");
+    // The metrics and logs forms are checked and reported.
+    let c = effective(&[("OTEL_METRICS_EXPORTER", "none")]);
+    assert!(c.warnings()[0].contains("traces only"), "{c}");
+}
+
+#[test]
+fn export_false_records_for_drain_traces() {
+    let engine = with_env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")])
+        .export(false)
+        .build()
+        .unwrap();
+    assert_eq!(
+        get(engine.config(), "exporter.traces.enabled"),
+        ("false".to_owned(), "builder .export()".to_owned())
+    );
+    engine.tracer("t", "").start("s").end();
+    assert_eq!(drained(&engine).resource_spans.len(), 1);
+    assert_eq!(engine.stats().drained_by_caller, 1);
+}
+
+#[test]
+fn shutdown_timeout_variable() {
+    let var = "OTLPX_SHUTDOWN_TIMEOUT_MS";
+    assert_eq!(
+        get(&effective(&[]), "exporter.shutdown_timeout_ms"),
+        ("5000".to_owned(), "default".to_owned())
+    );
+    assert_entry(
+        &effective(&[(var, "250")]),
+        "exporter.shutdown_timeout_ms",
+        "250",
+        var,
+    );
+    let c = with_env(&[(var, "250")])
+        .shutdown_timeout(std::time::Duration::from_millis(40))
+        .effective_config()
+        .unwrap();
+    assert_eq!(get(&c, "exporter.shutdown_timeout_ms").0, "40");
+    let e = error(&[(var, "soon")]);
+    assert!(e.contains("milliseconds"), "{e}");
 }

@@ -549,3 +549,50 @@ fn several_endpoints_and_the_spool() {
         assert!(e.contains(reason), "{text}: {e}");
     }
 }
+
+#[test]
+fn exporter_enabled_and_shutdown_timeout() {
+    let c = toml("[exporter]\nenabled = false\nshutdown_timeout_ms = 750\n")
+        .effective_config()
+        .unwrap();
+    let file = |line| Source::File {
+        path: PathBuf::from("otlpx.toml"),
+        line,
+    };
+    assert_eq!(
+        at(&c, "exporter.traces.enabled"),
+        ("false".to_owned(), file(2))
+    );
+    assert_eq!(
+        at(&c, "exporter.traces.endpoint"),
+        ("none: export off, the caller drains".to_owned(), file(2))
+    );
+    assert_eq!(
+        at(&c, "exporter.shutdown_timeout_ms"),
+        ("750".to_owned(), file(3))
+    );
+    // The traces section beats the generic one.
+    let c = toml("[exporter]\nenabled = false\n[exporter.traces]\nenabled = true\n")
+        .effective_config()
+        .unwrap();
+    assert_eq!(at(&c, "exporter.traces.enabled").0, "true");
+    // An engine built so records for its caller.
+    let engine = toml("[exporter]\nenabled = false\n").build().unwrap();
+    engine.tracer("t", "").start("s").end();
+    let mut out = bytes::BytesMut::new();
+    assert_eq!(engine.drain_traces(&mut out, 10), 1);
+    // Strict as ever: a bad value, or the timeout in a signal's section.
+    let e = toml("[exporter]\nenabled = \"no\"\n").build().unwrap_err();
+    assert!(
+        e.to_string().contains("otlpx.toml:2: exporter.enabled"),
+        "{e}"
+    );
+    let e = toml("[exporter.traces]\nshutdown_timeout_ms = 1\n")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown key"), "{e}");
+    let e = toml("[exporter]\nshutdown_timeout_ms = -1\n")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("milliseconds"), "{e}");
+}

@@ -439,6 +439,7 @@ fn model_span(
 
 fn engine(lim: SpanLimits) -> Engine {
     Engine::builder()
+        .export(false)
         .service_name("golden")
         .resource_attribute("host.name", "test-host")
         .rings(2)
@@ -702,7 +703,7 @@ fn record_span_rejects_zero_ids_and_counts_them() {
 
 #[test]
 fn default_service_name_names_the_executable() {
-    let engine = Engine::builder().rings(1).build().unwrap();
+    let engine = Engine::builder().export(false).rings(1).build().unwrap();
     engine.tracer("t", "").start("s").end();
     let req = drain(&engine);
     let name = str_attr(

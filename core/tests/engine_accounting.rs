@@ -23,6 +23,7 @@ fn decode_names(bytes: &[u8]) -> Vec<String> {
 #[test]
 fn tiny_ring_without_consumer_keeps_what_fits_and_counts_the_rest() {
     let engine = Engine::builder()
+        .export(false)
         .rings(1)
         .ring_bytes_per_cpu(1024)
         .build()
@@ -73,6 +74,7 @@ fn tiny_ring_without_consumer_keeps_what_fits_and_counts_the_rest() {
 #[test]
 fn span_larger_than_half_a_ring_is_dropped_as_too_large() {
     let engine = Engine::builder()
+        .export(false)
         .rings(1)
         .ring_bytes_per_cpu(1024)
         .build()
@@ -89,6 +91,7 @@ fn producers_and_a_draining_consumer_account_for_every_span() {
     let threads = 4;
     let per_thread = if cfg!(miri) { 50 } else { 50_000 };
     let engine = Engine::builder()
+        .export(false)
         .rings(2)
         .ring_bytes_per_cpu(64 << 10)
         .build()

@@ -67,6 +67,7 @@ fn child(engine: &Engine, fd: libc::c_int) -> i32 {
 #[test]
 fn a_drained_engine_starts_empty_in_a_forked_child_with_fresh_ids() {
     let engine = Engine::builder()
+        .export(false)
         .environment(Vec::<(String, String)>::new())
         .service_name("fork")
         .build()

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 fn engine() -> Engine {
     Engine::builder()
-        // MERGE: .export(false)
+        .export(false)
         .ring_bytes_per_cpu(1 << 20)
         .build()
         .unwrap()

@@ -17,10 +17,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 fn engine() -> Engine {
-    Engine::builder()
-        // MERGE: .export(false)
-        .build()
-        .unwrap()
+    Engine::builder().export(false).build().unwrap()
 }
 
 fn drain_one(engine: &Engine) -> PSpan {

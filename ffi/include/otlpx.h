@@ -70,7 +70,8 @@ enum otlpx_status
    */
   OTLPX_STATUS_TIMEOUT = 9,
   /**
-   * The engine has no exporter (no endpoint, or disabled): nothing to
+   * The engine has no exporter (`otlpx_config_set_export(c, 0)`,
+   * `OTEL_TRACES_EXPORTER=none`, or disabled) or was shut down: nothing to
    * flush.
    */
   OTLPX_STATUS_NOT_EXPORTING = 10,
@@ -847,9 +848,13 @@ otlpx_status otlpx_config_set_service_name(otlpx_config *config,
                                            size_t name_len);
 
 /**
- * Sets the OTLP endpoint, e.g. `http://localhost:4317`
- * (`OTEL_EXPORTER_OTLP_ENDPOINT`; over HTTP, `/v1/traces` is added).
- * Without one (anywhere) the engine records but does not export.
+ * Sets the OTLP endpoint, e.g. `http://collector:4317`
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT`; over HTTP, `/v1/traces` is added;
+ * without a scheme, `https://` unless `insecure` is set). Without one
+ * (anywhere) the engine exports to the OpenTelemetry default,
+ * `http://localhost:4317` (gRPC) or `http://localhost:4318/v1/traces`
+ * (HTTP); `otlpx_config_set_export(config, 0)` records without
+ * exporting.
  *
  * # Errors
  *
@@ -1043,6 +1048,43 @@ otlpx_status otlpx_config_set_disabled(otlpx_config *config,
                                        uint8_t disabled);
 
 /**
+ * Zero: the engine records but does not export (no workers, no
+ * connections), whatever endpoint is configured; `otlpx_engine_flush`
+ * then returns `OTLPX_STATUS_NOT_EXPORTING`. Non-zero (the default):
+ * it exports, to the configured endpoint or the default one
+ * (`OTEL_TRACES_EXPORTER`: `none` is zero, `otlp` non-zero).
+ *
+ * # Errors
+ *
+ * `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`.
+ *
+ * # Safety
+ *
+ * `config` is from `otlpx_config_new` and not used by another thread
+ * meanwhile.
+ */
+otlpx_status otlpx_config_set_export(otlpx_config *config,
+                                     uint8_t export_);
+
+/**
+ * Sets how long freeing the engine (`otlpx_engine_free` without a
+ * prior `otlpx_engine_shutdown`) may flush, in milliseconds, before
+ * abandoning what is still unanswered (`OTLPX_SHUTDOWN_TIMEOUT_MS`;
+ * default 5000).
+ *
+ * # Errors
+ *
+ * `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`.
+ *
+ * # Safety
+ *
+ * `config` is from `otlpx_config_new` and not used by another thread
+ * meanwhile.
+ */
+otlpx_status otlpx_config_set_shutdown_timeout_ms(otlpx_config *config,
+                                                  uint64_t timeout_ms);
+
+/**
  * Non-zero: the engine ignores the process's `OTEL_*` variables and
  * `OTLPX_CONFIG` (for tests, and embedders that configure everything).
  *
@@ -1181,8 +1223,10 @@ otlpx_status otlpx_engine_shutdown(const otlpx_engine *engine,
 /**
  * Frees an engine: drops its open spans (their handles then return
  * `OTLPX_STATUS_INVALID_HANDLE`), its tracers, and the engine, shutting
- * it down first (with the export timeout) unless `otlpx_engine_shutdown`
- * did. NULL is fine. Blocks while it shuts down.
+ * it down first (within the shutdown timeout,
+ * `otlpx_config_set_shutdown_timeout_ms`, 5 s by default, plus ~100 ms to
+ * abandon unanswered requests) unless `otlpx_engine_shutdown` did. NULL
+ * is fine. Blocks while it shuts down.
  *
  * The handle's memory is kept as a small tombstone, so that a late call
  * or a second free returns `OTLPX_STATUS_INVALID_HANDLE` rather than

@@ -185,9 +185,13 @@ pub unsafe extern "C" fn otlpx_config_set_service_name(
     unsafe { set_str(config, name, name_len, |b, v| b.service_name(v)) }
 }
 
-/// Sets the OTLP endpoint, e.g. `http://localhost:4317`
-/// (`OTEL_EXPORTER_OTLP_ENDPOINT`; over HTTP, `/v1/traces` is added).
-/// Without one (anywhere) the engine records but does not export.
+/// Sets the OTLP endpoint, e.g. `http://collector:4317`
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`; over HTTP, `/v1/traces` is added;
+/// without a scheme, `https://` unless `insecure` is set). Without one
+/// (anywhere) the engine exports to the OpenTelemetry default,
+/// `http://localhost:4317` (gRPC) or `http://localhost:4318/v1/traces`
+/// (HTTP); `otlpx_config_set_export(config, 0)` records without
+/// exporting.
 ///
 /// # Errors
 ///
@@ -482,6 +486,55 @@ pub unsafe extern "C" fn otlpx_config_set_disabled(
 ) -> otlpx_status {
     // SAFETY: forwarded from the caller.
     unsafe { set(config, |b| b.disabled(disabled != 0)) }
+}
+
+/// Zero: the engine records but does not export (no workers, no
+/// connections), whatever endpoint is configured; `otlpx_engine_flush`
+/// then returns `OTLPX_STATUS_NOT_EXPORTING`. Non-zero (the default):
+/// it exports, to the configured endpoint or the default one
+/// (`OTEL_TRACES_EXPORTER`: `none` is zero, `otlp` non-zero).
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`.
+///
+/// # Safety
+///
+/// `config` is from `otlpx_config_new` and not used by another thread
+/// meanwhile.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_config_set_export(
+    config: *mut otlpx_config,
+    export: u8,
+) -> otlpx_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { set(config, |b| b.export(export != 0)) }
+}
+
+/// Sets how long freeing the engine (`otlpx_engine_free` without a
+/// prior `otlpx_engine_shutdown`) may flush, in milliseconds, before
+/// abandoning what is still unanswered (`OTLPX_SHUTDOWN_TIMEOUT_MS`;
+/// default 5000).
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`.
+///
+/// # Safety
+///
+/// `config` is from `otlpx_config_new` and not used by another thread
+/// meanwhile.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_config_set_shutdown_timeout_ms(
+    config: *mut otlpx_config,
+    timeout_ms: u64,
+) -> otlpx_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |b| {
+            b.shutdown_timeout(Duration::from_millis(timeout_ms))
+        })
+    }
 }
 
 /// Non-zero: the engine ignores the process's `OTEL_*` variables and

@@ -338,8 +338,10 @@ const STUCK_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Frees an engine: drops its open spans (their handles then return
 /// `OTLPX_STATUS_INVALID_HANDLE`), its tracers, and the engine, shutting
-/// it down first (with the export timeout) unless `otlpx_engine_shutdown`
-/// did. NULL is fine. Blocks while it shuts down.
+/// it down first (within the shutdown timeout,
+/// `otlpx_config_set_shutdown_timeout_ms`, 5 s by default, plus ~100 ms to
+/// abandon unanswered requests) unless `otlpx_engine_shutdown` did. NULL
+/// is fine. Blocks while it shuts down.
 ///
 /// The handle's memory is kept as a small tombstone, so that a late call
 /// or a second free returns `OTLPX_STATUS_INVALID_HANDLE` rather than

@@ -89,6 +89,7 @@ fuzz_target!(|input: Input| {
     // Rings from 64 bytes to 1 MiB: small ones make drops likely.
     let ring = 1usize << (6 + input.ring_log2 % 15);
     let engine = Engine::builder()
+        .export(false)
         .rings(1)
         .ring_bytes_per_cpu(ring)
         .span_limits(limits)

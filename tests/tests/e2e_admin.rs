@@ -218,6 +218,7 @@ fn stats_json(s: &Stats) -> serde_json::Value {
         "in_flight": s.in_flight,
         "in_rings": s.in_rings,
         "drained_by_caller": s.drained_by_caller,
+        "config_warnings": s.config_warnings,
         "spooled": s.spooled,
         "spool": {
             "restored": s.spool.restored,

@@ -81,6 +81,7 @@ fn forking_while_threads_record_register_flush_and_drain_never_deadlocks_a_child
         .unwrap();
     let draining = Engine::builder()
         .service_name("fork-stress-drain")
+        .export(false)
         .ring_bytes_per_cpu(1 << 20)
         .build()
         .unwrap();

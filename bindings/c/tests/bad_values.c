@@ -151,6 +151,7 @@ static void utf8(void) {
     CHECK_STATUS(otlpx_config_add_resource_attribute(c, &bad_key), OTLPX_STATUS_INVALID_UTF8);
     /* None of them was kept: the config still builds an engine. */
     REQUIRE_OK(otlpx_config_ignore_environment(c, 1));
+    REQUIRE_OK(otlpx_config_set_export(c, 0));
     otlpx_engine *e = NULL;
     CHECK_STATUS(otlpx_engine_new(c, &e), OTLPX_STATUS_OK);
     CHECK_STATUS(otlpx_engine_free(e), OTLPX_STATUS_OK);

@@ -78,7 +78,9 @@ static inline otlpx_stats stats_of(const otlpx_engine *engine) {
 
 /*
  * A configuration that reads nothing from the environment, samples every
- * span, and exports to `endpoint` (NULL: nowhere), with optional TOML.
+ * span, and exports to `endpoint` (NULL: records without exporting, set
+ * explicitly: with no endpoint an engine would export to localhost:4317),
+ * with optional TOML.
  */
 static inline otlpx_config *test_config(const char *endpoint, const char *toml) {
     otlpx_config *config = NULL;
@@ -89,6 +91,8 @@ static inline otlpx_config *test_config(const char *endpoint, const char *toml) 
     if (endpoint != NULL) {
         REQUIRE_OK(otlpx_config_set_endpoint(config, endpoint, strlen(endpoint)));
         REQUIRE_OK(otlpx_config_set_export_timeout_ms(config, 2000));
+    } else {
+        REQUIRE_OK(otlpx_config_set_export(config, 0));
     }
     if (toml != NULL) {
         REQUIRE_OK(otlpx_config_set_toml(config, toml, strlen(toml)));

@@ -163,7 +163,8 @@ static void after_shutdown(const char *endpoint) {
     CHECK(s.calls_refused == 0); /* shut down is not bad input */
     CHECK_STATUS(otlpx_engine_free(e), OTLPX_STATUS_OK);
 
-    /* An engine with no endpoint has nothing to flush. */
+    /* An engine that does not export (otlpx_config_set_export(c, 0), as
+     * test_config sets it without an endpoint) has nothing to flush. */
     e = test_engine(NULL, NULL);
     CHECK_STATUS(otlpx_engine_flush(e, 100), OTLPX_STATUS_NOT_EXPORTING);
     CHECK_STATUS(otlpx_engine_shutdown(e, 100), OTLPX_STATUS_OK);

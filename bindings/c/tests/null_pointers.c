@@ -32,6 +32,8 @@ static void config_functions(void) {
     CHECK_STATUS(otlpx_config_set_ring_bytes_per_cpu(NULL, 4096), OTLPX_STATUS_NULL_POINTER);
     CHECK_STATUS(otlpx_config_set_disabled(NULL, 1), OTLPX_STATUS_NULL_POINTER);
     CHECK_STATUS(otlpx_config_ignore_environment(NULL, 1), OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_config_set_export(NULL, 0), OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_config_set_shutdown_timeout_ms(NULL, 100), OTLPX_STATUS_NULL_POINTER);
     CHECK_STATUS(otlpx_config_set_sampler(NULL, OTLPX_SAMPLER_ALWAYS_ON, 0.0),
                  OTLPX_STATUS_NULL_POINTER);
 

@@ -483,6 +483,18 @@ class Config {
     return set(otlpx_config_ignore_environment(raw_, ignore ? 1 : 0),
                "otlpx_config_ignore_environment");
   }
+  /// false: record without exporting (`otlpx_config_set_export`; `export`
+  /// is a C++ keyword). Without an endpoint an engine exports to
+  /// http://localhost:4317.
+  Config& export_enabled(bool enabled = true) & {
+    return set(otlpx_config_set_export(raw_, enabled ? 1 : 0), "otlpx_config_set_export");
+  }
+  /// How long destroying the engine may flush (default 5 s).
+  template <class Rep, class Period>
+  Config& shutdown_timeout(std::chrono::duration<Rep, Period> timeout) & {
+    return set(otlpx_config_set_shutdown_timeout_ms(raw_, detail::millis(timeout)),
+               "otlpx_config_set_shutdown_timeout_ms");
+  }
   /// `ratio` (0.0 to 1.0) is used by the ratio samplers only.
   Config& sampler(Sampler s, double ratio = 1.0) & {
     return set(otlpx_config_set_sampler(raw_, static_cast<std::uint32_t>(s), ratio),
@@ -514,6 +526,11 @@ class Config {
   Config&& ring_bytes_per_cpu(std::size_t n) && { return std::move(ring_bytes_per_cpu(n)); }
   Config&& disabled(bool d = true) && { return std::move(disabled(d)); }
   Config&& ignore_environment(bool i = true) && { return std::move(ignore_environment(i)); }
+  Config&& export_enabled(bool e = true) && { return std::move(export_enabled(e)); }
+  template <class Rep, class Period>
+  Config&& shutdown_timeout(std::chrono::duration<Rep, Period> t) && {
+    return std::move(shutdown_timeout(t));
+  }
   Config&& sampler(Sampler s, double r = 1.0) && { return std::move(sampler(s, r)); }
 
   /// The handle (NULL once moved from or released).

@@ -484,8 +484,9 @@ void test_lifetimes() {
   otlpx::Span survivor;
   otlpx::Tracer stale_tracer;
   {
-    // No endpoint: it records, exports nothing.
-    otlpx::Engine engine(otlpx::Config().ignore_environment().service_name("lifetime"));
+    // Export off: it records, exports nothing.
+    otlpx::Engine engine(
+        otlpx::Config().ignore_environment().export_enabled(false).service_name("lifetime"));
     stale_tracer = engine.tracer("lifetime");
     survivor = stale_tracer.start_span("outlives-its-engine");
     CHECK(survivor);
@@ -512,8 +513,11 @@ void test_lifetimes() {
   otlpx::Span none = stale_tracer.start_span("through-a-freed-tracer");
   CHECK_STATUS(none.start_status(), OTLPX_STATUS_INVALID_HANDLE);
 
-  // The environment alone (the driver clears it): no exporter.
+  // The environment alone (the driver clears it), saying record only: no
+  // exporter.
+  CHECK(::setenv("OTEL_TRACES_EXPORTER", "none", 1) == 0);
   otlpx::Engine env = otlpx::Engine::from_env();
+  CHECK(::unsetenv("OTEL_TRACES_EXPORTER") == 0);
   CHECK_STATUS(env.try_flush(100ms), OTLPX_STATUS_NOT_EXPORTING);
   auto created = otlpx::Engine::try_create(otlpx::Config().ignore_environment());
   CHECK(created.ok());

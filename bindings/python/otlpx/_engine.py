@@ -136,7 +136,12 @@ class Engine:
     ``OTEL_*`` environment (``OTEL_EXPORTER_OTLP_ENDPOINT``,
     ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ...) and the
     ``OTLPX_CONFIG`` file, unless ``ignore_environment`` is true. Without
-    an endpoint anywhere the engine records but exports nothing.
+    an endpoint anywhere the engine exports to the OpenTelemetry default,
+    ``http://localhost:4317`` (gRPC) or ``http://localhost:4318/v1/traces``
+    (HTTP); ``export=False`` (or ``OTEL_TRACES_EXPORTER=none``) makes it
+    record without exporting. ``shutdown_timeout_ms`` bounds how long
+    freeing the engine may flush when nothing shut it down first (default
+    5000; ``close()`` and ``shutdown()`` take their own timeout).
 
     ``protocol``: ``"grpc"`` or ``"http/protobuf"``; ``compression``:
     ``None``/``"none"``, ``"gzip"`` or ``"zstd"``; ``headers``: a mapping
@@ -179,6 +184,8 @@ class Engine:
         ring_bytes_per_cpu: Optional[int] = None,
         admin_address: Optional[str] = None,
         disabled: Optional[bool] = None,
+        export: Optional[bool] = None,
+        shutdown_timeout_ms: Optional[int] = None,
     ) -> None:
         self._ptr: Optional[int] = None
         self._tracers: dict = {}
@@ -240,11 +247,14 @@ class Engine:
                 ("otlpx_config_set_schedule_delay_ms", schedule_delay_ms),
                 ("otlpx_config_set_max_batch_spans", max_batch_spans),
                 ("otlpx_config_set_ring_bytes_per_cpu", ring_bytes_per_cpu),
+                ("otlpx_config_set_shutdown_timeout_ms", shutdown_timeout_ms),
             ):
                 if value is not None:
                     setter(name, int(value))
             if disabled is not None:
                 setter("otlpx_config_set_disabled", 1 if disabled else 0)
+            if export is not None:
+                setter("otlpx_config_set_export", 1 if export else 0)
             out = c_void_p()
             consumed = True
             check(_ffi.otlpx_engine_new(cfg, byref(out)), "otlpx_engine_new")

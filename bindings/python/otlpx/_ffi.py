@@ -390,6 +390,8 @@ _NUM_SETTERS = {
     "otlpx_config_set_max_batch_spans": c_size_t,
     "otlpx_config_set_ring_bytes_per_cpu": c_size_t,
     "otlpx_config_set_disabled": c_uint8,
+    "otlpx_config_set_export": c_uint8,
+    "otlpx_config_set_shutdown_timeout_ms": c_uint64,
     "otlpx_config_ignore_environment": c_uint8,
 }
 for _name, _t in _NUM_SETTERS.items():

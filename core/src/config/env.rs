@@ -1,9 +1,12 @@
 //! The standard `OTEL_*` environment variables, read into a [`Layer`], and
 //! the string parsers the file reader shares.
 //!
-//! As the specification says, an empty variable counts as unset. Malformed
-//! values are errors naming the variable; values the specification defines
-//! but otlpx does not support (`http/json`, the Jaeger and X-Ray samplers)
+//! As the specification says, an empty variable counts as unset, and a
+//! malformed value is reported and ignored: a warning naming the variable
+//! and the value, and the setting falls back to the file or the default
+//! (in strict mode, `EngineBuilder::strict_env`, it is an error instead).
+//! Values the specification defines but otlpx does not support
+//! (`http/json`, the Jaeger and X-Ray samplers, the `console` exporter)
 //! are reported as warnings and fall back, never ignored silently.
 
 use super::layer::{BatchLayer, ExporterLayer, LIMITS, Layer, Scope, Sourced};
@@ -22,11 +25,21 @@ pub(crate) const ADMIN_ADDRESS_VAR: &str = "OTLPX_ADMIN_ADDRESS";
 pub(crate) const SPOOL_DIR_VAR: &str = "OTLPX_SPOOL_DIR";
 pub(crate) const SPOOL_MAX_BYTES_VAR: &str = "OTLPX_SPOOL_MAX_BYTES";
 
-/// Reads every variable otlpx knows into a layer.
-pub(crate) fn read(lookup: Lookup<'_>, warnings: &mut Vec<String>) -> Result<Layer, ConfigError> {
+/// otlpx's own variable for how long dropping the last engine handle may
+/// flush, in milliseconds.
+pub(crate) const SHUTDOWN_TIMEOUT_MS_VAR: &str = "OTLPX_SHUTDOWN_TIMEOUT_MS";
+
+/// Reads every variable otlpx knows into a layer. A malformed value is an
+/// error if `strict`, else a warning in `warnings` and left unset.
+pub(crate) fn read(
+    lookup: Lookup<'_>,
+    warnings: &mut Vec<String>,
+    strict: bool,
+) -> Result<Layer, ConfigError> {
     let mut r = Reader {
         lookup,
         warnings,
+        strict,
         layer: Layer::default(),
     };
     r.read_all()?;
@@ -36,6 +49,7 @@ pub(crate) fn read(lookup: Lookup<'_>, warnings: &mut Vec<String>) -> Result<Lay
 struct Reader<'a, 'w> {
     lookup: Lookup<'a>,
     warnings: &'w mut Vec<String>,
+    strict: bool,
     layer: Layer,
 }
 
@@ -68,8 +82,18 @@ impl Reader<'_, '_> {
                 value,
                 source: source.clone(),
             })),
-            Err(reason) => Err(ConfigError::new(&source, var, value, reason)),
+            Err(reason) => self.invalid(ConfigError::new(&source, var, value, reason)),
         }
+    }
+
+    /// A malformed value: the error in strict mode, else a warning and
+    /// the value left unset.
+    fn invalid<T>(&mut self, e: ConfigError) -> Result<Option<T>, ConfigError> {
+        if self.strict {
+            return Err(e);
+        }
+        self.warnings.push(super::ignored(&e));
+        Ok(None)
     }
 
     fn ms(&mut self, var: &str) -> Result<Option<Sourced<Duration>>, ConfigError> {
@@ -86,10 +110,16 @@ impl Reader<'_, '_> {
         self.layer.service_name =
             self.parse("OTEL_SERVICE_NAME", |v, _, _| Ok(Some(v.to_owned())))?;
         if let Some((value, source)) = self.get("OTEL_RESOURCE_ATTRIBUTES") {
-            let pairs = key_values(&value).map_err(|reason| {
-                ConfigError::new(&source, "OTEL_RESOURCE_ATTRIBUTES", &value, reason)
-            })?;
-            self.layer.resource = tagged(pairs, &source);
+            let pairs = match key_values(&value) {
+                Ok(pairs) => Some(pairs),
+                Err(reason) => self.invalid(ConfigError::new(
+                    &source,
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    &value,
+                    reason,
+                ))?,
+            };
+            self.layer.resource = tagged(pairs.unwrap_or_default(), &source);
         }
         for scope in Scope::ALL {
             self.read_exporter(scope)?;
@@ -119,6 +149,7 @@ impl Reader<'_, '_> {
             self.parse(ADMIN_ADDRESS_VAR, |v, _, _| Ok(Some(v.to_owned())))?;
         self.layer.spool_dir = self.parse(SPOOL_DIR_VAR, |v, _, _| Ok(Some(v.into())))?;
         self.layer.spool_max_bytes = self.count(SPOOL_MAX_BYTES_VAR)?;
+        self.layer.shutdown_timeout = self.ms(SHUTDOWN_TIMEOUT_MS_VAR)?;
         Ok(())
     }
 
@@ -128,10 +159,21 @@ impl Reader<'_, '_> {
         let headers_var = var("HEADERS");
         let headers = match self.get(&headers_var) {
             // Never echo header values: they are often credentials.
-            Some((value, source)) => key_values(&value)
-                .map(|pairs| tagged(pairs, &source))
-                .map_err(|reason| ConfigError::new(&source, &headers_var, "***", reason))?,
+            Some((value, source)) => match key_values(&value) {
+                Ok(pairs) => tagged(pairs, &source),
+                Err(reason) => self
+                    .invalid(ConfigError::new(&source, &headers_var, "***", reason))?
+                    .unwrap_or_default(),
+            },
             None => Vec::new(),
+        };
+        // `OTEL_{TRACES,METRICS,LOGS}_EXPORTER`: per signal only.
+        let enabled = match scope {
+            Scope::Generic => None,
+            _ => {
+                let name = format!("OTEL_{}EXPORTER", scope.env_infix());
+                self.parse(&name, exporter)?
+            }
         };
         self.layer.exporter[scope as usize] = ExporterLayer {
             endpoint: self.parse(&var("ENDPOINT"), |v, _, _| Ok(Some(v.to_owned())))?,
@@ -143,6 +185,7 @@ impl Reader<'_, '_> {
             client_certificate: self.parse(&var("CLIENT_CERTIFICATE"), path)?,
             client_key: self.parse(&var("CLIENT_KEY"), path)?,
             insecure: self.parse(&var("INSECURE"), |v, w, s| Ok(Some(boolean(v, w, s))))?,
+            enabled,
         };
         Ok(())
     }
@@ -220,6 +263,38 @@ pub(super) fn protocol(
         }
         _ => Err("expected grpc or http/protobuf".to_owned()),
     }
+}
+
+/// `OTEL_TRACES_EXPORTER` (and its metrics and logs forms): a
+/// comma-separated list of exporters. `otlp` exports, `none` alone turns
+/// export off; the specification's other exporters (`console`, `zipkin`,
+/// ...) otlpx lacks: reported, and OTLP used instead.
+pub(super) fn exporter(
+    v: &str,
+    warnings: &mut Vec<String>,
+    source: &Source,
+) -> Result<Option<bool>, String> {
+    let names: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.iter().all(|&n| n == "none") {
+        return Ok(Some(false));
+    }
+    for &name in &names {
+        match name {
+            "otlp" => {}
+            "console" | "logging" | "zipkin" | "jaeger" | "prometheus" => warnings.push(format!(
+                "{source}: otlpx has no {name} exporter; exporting over OTLP instead"
+            )),
+            "none" => warnings.push(format!(
+                "{source}: \"none\" beside other exporters has no effect"
+            )),
+            _ => return Err("expected otlp or none".to_owned()),
+        }
+    }
+    Ok(Some(true))
 }
 
 pub(super) fn compression(v: &str) -> Result<Compression, String> {

@@ -172,6 +172,7 @@ impl File<'_> {
                 }
                 "client_key" => x.client_key = e.string()?.map(|s| s.map(Into::into)),
                 "insecure" => x.insecure = e.boolean()?,
+                "enabled" => x.enabled = e.boolean()?,
                 "headers" => {
                     for h in self.entries(e.table()?, &e.key) {
                         let header = h.key[e.key.len() + 1..].to_owned();
@@ -206,6 +207,9 @@ impl File<'_> {
                         None => None,
                     };
                 }
+                "shutdown_timeout_ms" if scope == Scope::Generic => {
+                    layer.shutdown_timeout = e.ms()?;
+                }
                 "connections" if scope == Scope::Generic => layer.connections = e.count()?,
                 "max_in_flight" if scope == Scope::Generic => layer.max_in_flight = e.count()?,
                 "max_in_flight_bytes" if scope == Scope::Generic => {
@@ -222,7 +226,7 @@ impl File<'_> {
                     return Err(e.unknown(if scope == Scope::Generic {
                         &EXPORTER_KEYS
                     } else {
-                        &EXPORTER_KEYS[..9]
+                        &EXPORTER_KEYS[..SIGNAL_EXPORTER_KEYS]
                     }));
                 }
             }
@@ -404,8 +408,9 @@ const SECTIONS: [&str; 10] = [
     "spool",
 ];
 
-/// Keys of `[exporter]`; the first nine also of `[exporter.<signal>]`.
-const EXPORTER_KEYS: [&str; 17] = [
+/// Keys of `[exporter]`; the first [`SIGNAL_EXPORTER_KEYS`] also of
+/// `[exporter.<signal>]`.
+const EXPORTER_KEYS: [&str; 19] = [
     "endpoint",
     "protocol",
     "headers",
@@ -415,7 +420,9 @@ const EXPORTER_KEYS: [&str; 17] = [
     "client_certificate",
     "client_key",
     "insecure",
+    "enabled",
     "compression_level",
+    "shutdown_timeout_ms",
     "connections",
     "max_in_flight",
     "max_in_flight_bytes",
@@ -424,6 +431,9 @@ const EXPORTER_KEYS: [&str; 17] = [
     "metrics",
     "logs",
 ];
+
+/// How many of [`EXPORTER_KEYS`] a signal's section takes.
+const SIGNAL_EXPORTER_KEYS: usize = 10;
 
 /// Keys of `[batch]`; the first four also of `[batch.logs]`.
 const BATCH_KEYS: [&str; 7] = [

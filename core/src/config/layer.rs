@@ -77,6 +77,10 @@ pub(crate) struct ExporterLayer {
     pub(crate) client_certificate: Opt<PathBuf>,
     pub(crate) client_key: Opt<PathBuf>,
     pub(crate) insecure: Opt<bool>,
+    /// Whether this signal is exported at all (`OTEL_TRACES_EXPORTER`,
+    /// `[exporter] enabled`, `.export(bool)`); off, the engine records for
+    /// `drain_traces`.
+    pub(crate) enabled: Opt<bool>,
 }
 
 impl ExporterLayer {
@@ -93,6 +97,7 @@ impl ExporterLayer {
             .or(self.client_certificate.as_ref().map(|v| &v.source))
             .or(self.client_key.as_ref().map(|v| &v.source))
             .or(self.insecure.as_ref().map(|v| &v.source))
+            .or(self.enabled.as_ref().map(|v| &v.source))
     }
 }
 
@@ -221,4 +226,124 @@ pub(crate) struct Layer {
     pub(crate) retry_max_backoff: Opt<Duration>,
     pub(crate) spool_dir: Opt<PathBuf>,
     pub(crate) spool_max_bytes: Opt<usize>,
+    /// How long dropping the last engine handle may flush.
+    pub(crate) shutdown_timeout: Opt<Duration>,
+}
+
+/// Clears `opt` if `source` set it; whether it did.
+fn forget_opt<T>(opt: &mut Opt<T>, source: &Source) -> bool {
+    if opt.as_ref().is_some_and(|v| &v.source == source) {
+        *opt = None;
+        return true;
+    }
+    false
+}
+
+/// Removes the entries `source` set; whether there were any.
+fn forget_list<T>(list: &mut Vec<(String, Sourced<T>)>, source: &Source) -> bool {
+    let before = list.len();
+    list.retain(|(_, v)| &v.source != source);
+    list.len() != before
+}
+
+impl ExporterLayer {
+    fn forget(&mut self, s: &Source) -> bool {
+        // `|` (not `||`): every field is cleared, not only the first.
+        forget_opt(&mut self.endpoint, s)
+            | forget_opt(&mut self.protocol, s)
+            | forget_list(&mut self.headers, s)
+            | forget_opt(&mut self.compression, s)
+            | forget_opt(&mut self.timeout, s)
+            | forget_opt(&mut self.certificate, s)
+            | forget_opt(&mut self.client_certificate, s)
+            | forget_opt(&mut self.client_key, s)
+            | forget_opt(&mut self.insecure, s)
+            | forget_opt(&mut self.enabled, s)
+    }
+}
+
+impl BatchLayer {
+    fn forget(&mut self, s: &Source) -> bool {
+        forget_opt(&mut self.schedule_delay, s)
+            | forget_opt(&mut self.export_timeout, s)
+            | forget_opt(&mut self.max_queue_size, s)
+            | forget_opt(&mut self.max_export_batch_size, s)
+    }
+}
+
+impl Layer {
+    /// Clears every value `source` set (one environment variable, say),
+    /// so that resolution falls through to the next layer or the default;
+    /// whether there was any. How an invalid environment value is
+    /// ignored rather than fatal (see `resolve::resolve_lenient`).
+    pub(crate) fn forget(&mut self, s: &Source) -> bool {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            disabled,
+            service_name,
+            resource,
+            exporter,
+            compression_level,
+            connections,
+            max_in_flight,
+            max_in_flight_bytes,
+            overflow,
+            bsp,
+            max_batch_bytes,
+            blrp,
+            metric_export_interval,
+            metric_export_timeout,
+            sampler,
+            limits,
+            workers,
+            pin_workers,
+            worker_cores,
+            ring_bytes_per_cpu,
+            rings,
+            admin_enabled,
+            admin_address,
+            ready_window,
+            retry_enabled,
+            retry_initial_backoff,
+            retry_max_backoff,
+            spool_dir,
+            spool_max_bytes,
+            shutdown_timeout,
+        } = self;
+        let mut any = false;
+        for x in exporter {
+            any |= x.forget(s);
+        }
+        for l in limits {
+            any |= forget_opt(l, s);
+        }
+        any | forget_opt(disabled, s)
+            | forget_opt(service_name, s)
+            | forget_list(resource, s)
+            | forget_opt(compression_level, s)
+            | forget_opt(connections, s)
+            | forget_opt(max_in_flight, s)
+            | forget_opt(max_in_flight_bytes, s)
+            | forget_opt(overflow, s)
+            | bsp.forget(s)
+            | forget_opt(max_batch_bytes, s)
+            | blrp.forget(s)
+            | forget_opt(metric_export_interval, s)
+            | forget_opt(metric_export_timeout, s)
+            | forget_opt(sampler, s)
+            | forget_opt(workers, s)
+            | forget_opt(pin_workers, s)
+            | forget_opt(worker_cores, s)
+            | forget_opt(ring_bytes_per_cpu, s)
+            | forget_opt(rings, s)
+            | forget_opt(admin_enabled, s)
+            | forget_opt(admin_address, s)
+            | forget_opt(ready_window, s)
+            | forget_opt(retry_enabled, s)
+            | forget_opt(retry_initial_backoff, s)
+            | forget_opt(retry_max_backoff, s)
+            | forget_opt(spool_dir, s)
+            | forget_opt(spool_max_bytes, s)
+            | forget_opt(shutdown_timeout, s)
+    }
 }

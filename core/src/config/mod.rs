@@ -111,6 +111,12 @@ impl ConfigError {
     }
 }
 
+/// The warning for an environment value that is ignored (not strict
+/// mode): the error, and what happens instead.
+pub(crate) fn ignored(e: &ConfigError) -> String {
+    format!("{e}; ignored, using the default (or the configuration file's value)")
+}
+
 /// How much of a span is kept, as the OpenTelemetry specification defines
 /// span limits. What is cut is counted in the span's `dropped_*_count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +241,21 @@ pub const ZSTD_LEVEL_DEFAULT: i32 = 1;
 /// Default per-request timeout, the OTLP exporter specification's 10 s.
 pub const EXPORT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
+/// The endpoint of an exporting engine configured with none, over gRPC:
+/// the OTLP exporter specification's default (a Collector on this host).
+pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
+
+/// The endpoint of an exporting engine configured with none, over
+/// OTLP/HTTP: the specification's default, with the traces path.
+pub const DEFAULT_HTTP_TRACES_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+
+/// Default bound on how long dropping the last handle of an engine may
+/// flush before abandoning what is still unanswered: 5 s, half the export
+/// timeout, so that a process exiting with its receiver down is held up
+/// for seconds, not for every retry a request has left. (An explicit
+/// `Engine::shutdown(timeout)` takes its own timeout.)
+pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+
 /// Default spans per request: the specification's
 /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` default.
 pub const MAX_BATCH_SPANS_DEFAULT: usize = 512;
@@ -295,6 +316,10 @@ pub(crate) struct ExportConfig {
     /// the specification says so), and where it was configured.
     /// The endpoints' URLs (one or more), and where they were given.
     pub(crate) urls: Option<(Vec<String>, Source)>,
+    /// Whether to export at all (`false`: record for `drain_traces`).
+    pub(crate) enabled: bool,
+    /// How long dropping the last handle may flush.
+    pub(crate) shutdown_timeout: std::time::Duration,
     /// The disk spool, when configured.
     pub(crate) spool: Option<SpoolConfig>,
     pub(crate) protocol: Protocol,

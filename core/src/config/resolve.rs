@@ -105,6 +105,32 @@ pub(crate) struct Resolved {
     pub(crate) effective: EffectiveConfig,
 }
 
+/// Resolves the builder's, the environment's and the file's layers. An
+/// invalid value from the environment is, unless `strict`, a warning and
+/// ignored: resolution starts again without it, falling through to the
+/// file or the default, as the SDK configuration specification says.
+/// (The builder's and the file's values stay errors: a person wrote them
+/// on purpose.)
+pub(crate) fn resolve_layers(
+    builder: &Layer,
+    mut env: Layer,
+    file: &Layer,
+    mut warnings: Vec<String>,
+    strict: bool,
+) -> Result<Resolved, ConfigError> {
+    loop {
+        match resolve(&[builder, &env, file], warnings.clone()) {
+            // Terminates: each round forgets at least one value.
+            Err(e)
+                if !strict && matches!(e.origin, Source::Env { .. }) && env.forget(&e.origin) =>
+            {
+                warnings.push(ignored(&e));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Resolves `layers`, highest precedence first.
 pub(crate) fn resolve(layers: &[&Layer], warnings: Vec<String>) -> Result<Resolved, ConfigError> {
     let mut r = Resolver {
@@ -247,7 +273,19 @@ impl Resolver<'_> {
         };
         let source = protocol.map_or(Source::Default, |(p, _)| p.source);
         self.show("exporter.traces.protocol", shown, &source);
-        let urls = self.url(protocol_value)?;
+        let enabled = self.exporter(|e| &e.enabled).map_or(
+            Sourced {
+                value: true,
+                source: Source::Default,
+            },
+            |(v, _)| v,
+        );
+        self.show(
+            "exporter.traces.enabled",
+            enabled.value.to_string(),
+            &enabled.source,
+        );
+        let urls = self.url(protocol_value, &enabled)?;
         let compression = self.exporter(|e| &e.compression);
         let (compression, source) = compression
             .map_or((Compression::None, Source::Default), |(c, _)| {
@@ -398,8 +436,16 @@ impl Resolver<'_> {
             ms,
         );
         let spool = self.spool()?;
+        let shutdown_timeout = self.value(
+            "exporter.shutdown_timeout_ms",
+            |l| &l.shutdown_timeout,
+            Duration::from_millis(SHUTDOWN_TIMEOUT_MS_DEFAULT),
+            ms,
+        );
         Ok(ExportConfig {
             urls,
+            enabled: enabled.value,
+            shutdown_timeout: shutdown_timeout.value,
             spool,
             protocol: protocol_value,
             compression,
@@ -486,27 +532,73 @@ impl Resolver<'_> {
     }
 
     /// The traces URLs (one, or several to balance over): a generic
-    /// endpoint gets `/v1/traces` over HTTP; a gRPC endpoint without a
-    /// scheme gets one from `insecure`.
-    fn url(&mut self, protocol: Protocol) -> Result<Option<(Vec<String>, Source)>, ConfigError> {
-        let Some((given, scope)) = self.exporter(|e| &e.endpoint) else {
-            self.show(
+    /// endpoint gets `/v1/traces` over HTTP; an endpoint without a scheme
+    /// gets one from `insecure`, with a warning. With export on and no
+    /// endpoint anywhere, the specification's default for the protocol
+    /// (with the `export` feature; without it, none: the caller drains).
+    fn url(
+        &mut self,
+        protocol: Protocol,
+        enabled: &Sourced<bool>,
+    ) -> Result<Option<(Vec<String>, Source)>, ConfigError> {
+        let off = |this: &mut Self| {
+            this.show(
                 "exporter.traces.endpoint",
-                "none: the caller drains",
-                &Source::Default,
+                "none: export off, the caller drains",
+                &enabled.source,
             );
-            return Ok(None);
+            Ok(None)
+        };
+        let Some((given, scope)) = self.exporter(|e| &e.endpoint) else {
+            if !enabled.value {
+                return off(self);
+            }
+            if !cfg!(feature = "export") {
+                self.show(
+                    "exporter.traces.endpoint",
+                    "none: built without export, the caller drains",
+                    &Source::Default,
+                );
+                return Ok(None);
+            }
+            let url = match protocol {
+                Protocol::Grpc => DEFAULT_GRPC_ENDPOINT,
+                Protocol::HttpProtobuf => DEFAULT_HTTP_TRACES_ENDPOINT,
+            };
+            self.show("exporter.traces.endpoint", url, &Source::Default);
+            return Ok(Some((vec![url.to_owned()], Source::Default)));
         };
         let key = key_of(&given.source, &format!("{}.endpoint", scope.section()));
         let insecure = self.exporter(|e| &e.insecure).is_some_and(|(i, _)| i.value);
         let mut urls = Vec::new();
         for one in given.value.split(',') {
             let bad = |reason: &str| ConfigError::new(&given.source, &key, one.trim(), reason);
-            let url = endpoint_url(one, protocol, scope, insecure).map_err(bad)?;
+            let (url, assumed) = endpoint_url(one, protocol, scope, insecure).map_err(bad)?;
             if urls.contains(&url) {
                 return Err(bad("the same endpoint is listed twice"));
             }
+            if assumed {
+                let (scheme, change) = if insecure {
+                    ("http://", "write https:// to use TLS")
+                } else {
+                    (
+                        "https://",
+                        "write http://, or set insecure (OTEL_EXPORTER_OTLP_INSECURE=true, \
+                         [exporter] insecure = true), for plain HTTP",
+                    )
+                };
+                self.warnings.push(format!(
+                    "{}: endpoint {:?} has no scheme; assumed {scheme} ({change})",
+                    given.source,
+                    one.trim()
+                ));
+            }
             urls.push(url);
+        }
+        // Checked all the same: turning export on again must not find a
+        // bad endpoint only then.
+        if !enabled.value {
+            return off(self);
         }
         self.show("exporter.traces.endpoint", urls.join(","), &given.source);
         Ok(Some((urls, given.source)))
@@ -874,22 +966,22 @@ fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// One endpoint URL, checked and completed (see `Resolver::url`); why
-/// not, if it cannot be.
+/// One endpoint URL, checked and completed (see `Resolver::url`), and
+/// whether its scheme was assumed (it had none: `insecure` picks it, for
+/// either protocol, as the specification says for gRPC); why not, if it
+/// cannot be.
 fn endpoint_url(
     given: &str,
     protocol: Protocol,
     scope: Scope,
     insecure: bool,
-) -> Result<String, &'static str> {
+) -> Result<(String, bool), &'static str> {
     let mut url = given.trim().to_owned();
     if url.is_empty() {
         return Err("an empty endpoint (two commas in a row, or one at an end?)");
     }
-    if !url.contains("://") {
-        if protocol != Protocol::Grpc {
-            return Err("expected an http:// or https:// URL");
-        }
+    let assumed = !url.contains("://");
+    if assumed {
         url = format!("{}://{url}", if insecure { "http" } else { "https" });
     }
     let (scheme, rest) = url.split_once("://").expect("checked above");
@@ -916,5 +1008,5 @@ fn endpoint_url(
     if scope == Scope::Generic && protocol == Protocol::HttpProtobuf {
         url = format!("{}/v1/traces", url.trim_end_matches('/'));
     }
-    Ok(url)
+    Ok((url, assumed))
 }

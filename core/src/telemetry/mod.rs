@@ -301,7 +301,7 @@ pub struct SpoolStats {
 /// A snapshot of the engine's counters.
 ///
 /// ```
-/// let engine = otlpx::Engine::builder().rings(2).build()?;
+/// let engine = otlpx::Engine::builder().rings(2).export(false).build()?;
 /// engine.tracer("demo", "").start("work").end();
 /// let stats = engine.stats();
 /// assert_eq!(stats.recorded, 1);
@@ -336,6 +336,10 @@ pub struct Stats {
     pub rings: Vec<RingStats>,
     /// Export requests, bytes and latencies.
     pub export: ExportStats,
+    /// Configuration warnings at build: values without effect, and
+    /// invalid environment values that were ignored (their text is in
+    /// [`EffectiveConfig::warnings`](crate::config::EffectiveConfig::warnings)).
+    pub config_warnings: u64,
 }
 
 /// Why a request failed, as [`ExportFailures`] counts it.

@@ -79,7 +79,8 @@ impl Stats {
     /// Metric families: `otlpx_spans_recorded_total`,
     /// `otlpx_spans_exported_total`, `otlpx_spans_dropped_total{reason}`,
     /// `otlpx_spans_in_flight`, `otlpx_spans_in_rings`,
-    /// `otlpx_spans_drained_by_caller_total`, `otlpx_spans_spooled`,
+    /// `otlpx_spans_drained_by_caller_total`, `otlpx_config_warnings`,
+    /// `otlpx_spans_spooled`,
     /// `otlpx_spool_restored_spans_total`, `otlpx_spool_written_spans_total`,
     /// `otlpx_spool_delivered_spans_total`, `otlpx_spool_bytes`,
     /// `otlpx_spool_corrupt_records_total`, `otlpx_spool_corrupt_bytes_total`,
@@ -145,6 +146,13 @@ impl Stats {
             "gauge",
             "Spans in the rings, waiting to be sent.",
             self.in_rings,
+        )?;
+        single(
+            out,
+            "otlpx_config_warnings",
+            "gauge",
+            "Configuration warnings at build (ignored or ineffective values; see the build's log).",
+            self.config_warnings,
         )?;
         single(
             out,
@@ -435,7 +443,7 @@ mod tests {
                 _ => panic!("unexpected line {line:?}"),
             }
         }
-        assert_eq!(typed.len(), 29 + endpoints, "{text}");
+        assert_eq!(typed.len(), 30 + endpoints, "{text}");
         #[cfg(feature = "export")]
         {
             assert!(text.contains("otlpx_endpoint_up{endpoint=\"http://a:4317\"} 0\n"));

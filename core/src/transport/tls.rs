@@ -253,7 +253,7 @@ impl TlsFailureSlot {
     fn note(&self, e: &std::io::Error) {
         if let Some(tls) = rustls_cause(e) {
             let mut failure = self.lock();
-            *failure = Some(Arc::from(tls.to_string()));
+            *failure = Some(Arc::from(describe(tls)));
             self.noted.store(true, Ordering::Relaxed);
         }
     }
@@ -541,7 +541,7 @@ pub(crate) fn tls_failure(
     slot: Option<&TlsFailureSlot>,
 ) -> Option<ExportError> {
     let cause: Arc<str> = match rustls_cause(e) {
-        Some(tls) => Arc::from(tls.to_string()),
+        Some(tls) => Arc::from(describe(tls)),
         None if while_connecting(e) => return None,
         None => slot?.get()?,
     };
@@ -549,6 +549,20 @@ pub(crate) fn tls_failure(
         FailureKind::Tls,
         format!("TLS handshake with {peer} failed: {cause}"),
     ))
+}
+
+/// The text of a TLS failure. A record that does not parse as TLS
+/// (rustls: "received corrupt message", `InvalidContentType` and the
+/// like) is most often a server answering in plaintext, an `https://` (or
+/// scheme-less, not `insecure`) endpoint that is plain HTTP: say so.
+fn describe(tls: &rustls::Error) -> String {
+    match tls {
+        rustls::Error::InvalidMessage(_) => format!(
+            "{tls}: the server's answer is not TLS; is this endpoint plain http://? \
+             (write http://, or set insecure for an endpoint without a scheme)"
+        ),
+        _ => tls.to_string(),
+    }
 }
 
 /// Whether `e` is a failure to connect (tonic's connect error, or the
@@ -740,6 +754,31 @@ mod tests {
         assert!(elapsed >= timeout && elapsed < timeout * 10, "{elapsed:?}");
         assert!(while_connecting(&*e), "{e}");
         assert!(tls_failure(&*e, "h:1", None).is_none(), "{e}");
+    }
+
+    #[test]
+    fn tls_a_plaintext_answer_asks_whether_the_endpoint_is_plain_http() {
+        let tls = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let io = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls));
+        let e = tls_failure(&io, "localhost:4317", None).expect("a TLS failure");
+        assert_eq!(e.kind, FailureKind::Tls);
+        assert!(
+            e.message
+                .starts_with("TLS handshake with localhost:4317 failed: received corrupt message")
+                && e.message.contains("is this endpoint plain http://?"),
+            "{}",
+            e.message
+        );
+        // Through a channel's slot too.
+        let slot = TlsFailureSlot::default();
+        slot.note(&std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        ));
+        assert!(slot.get().unwrap().contains("plain http://?"));
+        // Other failures say only what they are.
+        let other = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        assert!(!describe(&other).contains("http://"));
     }
 
     #[test]
