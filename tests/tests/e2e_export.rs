@@ -297,7 +297,11 @@ fn a_receiver_that_is_down_is_counted_and_shutdown_keeps_its_deadline() {
         for _ in 0..1000 {
             tracer.start("op").end();
         }
-        engine.flush(Duration::from_secs(20)).unwrap();
+        let report = engine.flush(Duration::from_secs(20)).unwrap_err();
+        assert!(
+            matches!(report, otlpx::FlushError::Dropped { .. }),
+            "{protocol:?}: {report}"
+        );
         let s = engine.stats();
         // Ten requests for eight slots: batches waiting in the rings evict
         // the oldest requests waiting for a retry; the rest fail for good.
@@ -350,7 +354,8 @@ fn refusals_and_partial_successes_are_counted() {
         for _ in 0..200 {
             tracer.start("op").end();
         }
-        refused.flush(Duration::from_secs(10)).unwrap();
+        let e = refused.flush(Duration::from_secs(10)).unwrap_err();
+        assert!(e.to_string().contains("export_failed 200"), "{e}");
         let s = refused.stats();
         assert_eq!(
             (s.exported, s.dropped.export_failed),
@@ -370,7 +375,14 @@ fn refusals_and_partial_successes_are_counted() {
         for _ in 0..200 {
             tracer.start("op").end();
         }
-        partial.flush(Duration::from_secs(10)).unwrap();
+        // A partial success drops what the receiver refused: the flush
+        // says so, though every request was answered.
+        match partial.flush(Duration::from_secs(10)) {
+            Err(otlpx::FlushError::Dropped { report, .. }) => {
+                assert_eq!((report.delivered, report.dropped.rejected), (180, 20));
+            }
+            other => panic!("{protocol:?}: {other:?}"),
+        }
         let s = partial.stats();
         assert_eq!((s.exported, s.dropped.rejected), (180, 20), "{protocol:?}");
         assert_eq!(s.export.failures.total(), 0, "{protocol:?}");

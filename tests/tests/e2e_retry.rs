@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{duplicates, hint, received, receiver_on, refuse};
+use common::{duplicates, flush_settled, hint, received, receiver_on, refuse};
 use otlpx::{Engine, EngineBuilder, Protocol, Stats};
 use otlpx_bench::receiver::{Fault, Receiver, unused_ports};
 use std::time::{Duration, Instant};
@@ -98,7 +98,7 @@ fn refuse_first(protocol: Protocol, fault: Fault) -> (Stats, Receiver, Duration)
     let engine = engine(ports, protocol).build().unwrap();
     record(&engine, 10);
     let start = Instant::now();
-    engine.flush(Duration::from_secs(30)).unwrap();
+    flush_settled(&engine, Duration::from_secs(30));
     let took = start.elapsed();
     let s = engine.stats();
     assert_settled(&s, 10, &format!("{protocol:?}"));
@@ -267,7 +267,7 @@ fn an_outage_with_a_small_budget_evicts_counts_and_never_blocks_recording() {
             std::thread::sleep(Duration::from_millis(1));
         }
         receiver.set_fault(Fault::None);
-        engine.flush(Duration::from_secs(30)).unwrap();
+        flush_settled(&engine, Duration::from_secs(30));
         let s = engine.stats();
         assert_settled(&s, recorded, &label);
         assert!(s.dropped.evicted > 0, "{label}: {s:?}");

@@ -66,3 +66,21 @@ pub fn refuse(grpc_code: i32, http_status: u16, retry_after: Option<RetryHint>) 
 pub fn hint(delay: Duration, http_date: bool) -> Option<RetryHint> {
     Some(RetryHint { delay, http_date })
 }
+
+/// Flushes `engine` and returns what became of its spans, whether or not
+/// some were dropped on the way (the tests that use this count the drops
+/// themselves); checks that the flush failed exactly when it reported
+/// drops. Panics on a timeout, or an engine that does not export.
+pub fn flush_settled(engine: &otlpx::Engine, timeout: Duration) -> otlpx::FlushReport {
+    match engine.flush(timeout) {
+        Ok(report) => {
+            assert_eq!(report.dropped.total(), 0, "{report:?}");
+            report
+        }
+        Err(otlpx::FlushError::Dropped { report, .. }) => {
+            assert!(report.dropped.total() > 0, "{report:?}");
+            report
+        }
+        Err(e) => panic!("flush: {e}"),
+    }
+}
