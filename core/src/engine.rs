@@ -1114,11 +1114,11 @@ impl Engine {
         match flushed {
             Err(Unflushed::Stopped) => Err(crate::FlushError::NotExporting),
             Err(Unflushed::Timeout) => Err(crate::FlushError::Timeout {
-                report,
+                report: Box::new(report),
                 last_error: e.workers.last_error(),
             }),
             Ok(()) if report.dropped.total() > 0 => Err(crate::FlushError::Dropped {
-                report,
+                report: Box::new(report),
                 last_error: e.workers.last_error(),
             }),
             Ok(()) => Ok(report),

@@ -202,8 +202,8 @@ pub enum FlushError {
         last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
     )]
     Dropped {
-        /// What became of the spans.
-        report: FlushReport,
+        /// What became of the spans (boxed: it is a few dozen counters).
+        report: Box<FlushReport>,
         /// The most recent export error, as
         /// [`Engine::last_export_error`](crate::Engine::last_export_error)
         /// says it.
@@ -221,7 +221,7 @@ pub enum FlushError {
     )]
     Timeout {
         /// What became of the spans that did get somewhere.
-        report: FlushReport,
+        report: Box<FlushReport>,
         /// The most recent export error, if any.
         last_error: Option<String>,
     },

@@ -209,7 +209,7 @@ fn dropping(flushed: Result<FlushReport, FlushError>) -> FlushReport {
                     assert!(text.contains(&format!("{reason} {n}")), "{text}");
                 }
             }
-            report
+            *report
         }
         other => panic!("expected FlushError::Dropped, got {other:?}"),
     }

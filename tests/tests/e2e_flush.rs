@@ -37,7 +37,7 @@ fn dropped_flush(engine: &Engine, label: &str) -> (otlpx::FlushReport, String) {
                 unreachable!()
             };
             assert!(last_error.is_some(), "{label}: {text}");
-            (report, text)
+            (*report, text)
         }
         other => panic!("{label}: expected FlushError::Dropped, got {other:?}"),
     }

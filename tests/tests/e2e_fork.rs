@@ -28,7 +28,7 @@ fn record(engine: &Engine, prefix: &str, n: u64) {
     let tracer = engine.tracer("fork", "1.0.0");
     for i in 0..n {
         // Root spans: each draws its ids from this thread's generator.
-        tracer.start(&format!("{prefix}-{i}")).end();
+        tracer.start(format!("{prefix}-{i}")).end();
     }
 }
 

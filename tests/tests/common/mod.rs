@@ -79,7 +79,7 @@ pub fn flush_settled(engine: &otlpx::Engine, timeout: Duration) -> otlpx::FlushR
         }
         Err(otlpx::FlushError::Dropped { report, .. }) => {
             assert!(report.dropped.total() > 0, "{report:?}");
-            report
+            *report
         }
         Err(e) => panic!("flush: {e}"),
     }
