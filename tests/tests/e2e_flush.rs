@@ -111,7 +111,7 @@ fn a_tls_handshake_against_a_plaintext_port_fails_the_flush_as_tls() {
     assert!(
         engine
             .last_export_error()
-            .is_some_and(|e| e.contains("TLS") || e.contains("tls")),
+            .is_some_and(|e| e.contains("TLS") && e.contains("plain http://?")),
         "{:?}",
         engine.last_export_error()
     );
