@@ -29,7 +29,7 @@
 #![allow(unsafe_code)]
 
 use crate::context::SpanContext;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -47,6 +47,12 @@ const STACK_ENTRIES_INITIAL: usize = 16;
 
 thread_local! {
     static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// How many entries `STACK` holds, kept beside it so that a thread with
+    /// nothing attached (most spans of most threads are roots or have
+    /// explicit parents) finds that out with one plain thread-local load:
+    /// `Cell<usize>` needs no destructor, so reading it skips the
+    /// registration check that `STACK`, a `Vec`, costs on every access.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Calls `f` with the current context of this thread (`None`: nothing is
@@ -76,6 +82,9 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
 /// bytes) is built once, in place, and not moved out through closures.
 #[inline]
 pub(crate) fn current_parent() -> Option<SpanContext> {
+    if DEPTH.try_with(Cell::get).unwrap_or(0) == 0 {
+        return None;
+    }
     STACK
         .try_with(|stack| {
             let stack = stack.try_borrow().ok()?;
@@ -98,6 +107,7 @@ fn push(context: SpanContext) -> ContextGuard {
                 context,
                 live: true,
             });
+            let _ = DEPTH.try_with(|d| d.set(stack.len()));
             stack.len() - 1
         })
         // Thread teardown: nothing is current, and the guard does nothing.
@@ -119,6 +129,7 @@ fn pop(index: usize) {
         } else if let Some(e) = stack.get_mut(index) {
             e.live = false;
         }
+        let _ = DEPTH.try_with(|d| d.set(stack.len()));
     });
 }
 
@@ -320,6 +331,7 @@ mod tests {
         drop(g);
         assert_eq!(current_id(), Some(7));
         STACK.with(|s| s.borrow_mut().clear());
+        DEPTH.with(|d| d.set(0));
     }
 
     #[test]

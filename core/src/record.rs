@@ -450,6 +450,7 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
     }
 
     /// Starts the span.
+    #[inline]
     pub fn start(mut self) -> Span<'t> {
         let parent = match std::mem::replace(&mut self.parent, Parent::Given(None)) {
             Parent::Given(parent) => parent,
@@ -458,7 +459,7 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
         self.begin(parent)
     }
 
-    #[inline]
+    #[inline(always)]
     fn begin(self, parent: Option<SpanContext>) -> Span<'t> {
         let recorder = &self.tracer.recorder;
         if recorder.disabled {
