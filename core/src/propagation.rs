@@ -922,6 +922,9 @@ mod tests {
         /// panic, and what it parses to formats to a header that parses
         /// back the same (within the limits).
         #[test]
+        // Under miri, building the Unicode (`\PC`) generators alone takes
+        // many minutes; the example tests above run the parser there.
+        #[cfg_attr(miri, ignore)]
         fn baggage_header_round_trips(
             pairs in proptest::collection::vec(("[a-zA-Z0-9!#$&'*+.^_`|~-]{1,12}", "\\PC{0,40}"), 0..80),
             // Header-ish text: names, `=`, `,`, `;`, escapes, white space.
