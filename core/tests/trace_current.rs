@@ -232,7 +232,7 @@ fn poll_across_threads<F: Future<Output = ()> + Send>(future: F) {
 #[test]
 fn with_span_carries_the_span_across_await_and_threads_and_ends_it() {
     let engine = engine();
-    let tracer: &'static Tracer = Box::leak(Box::new(engine.tracer("svc", "")));
+    let tracer = &engine.tracer("svc", "");
     let request = tracer.start("request");
     poll_across_threads(
         async move {
@@ -253,7 +253,7 @@ fn with_span_carries_the_span_across_await_and_threads_and_ends_it() {
 #[test]
 fn in_current_span_carries_the_context_current_at_the_call() {
     let engine = engine();
-    let tracer: &'static Tracer = Box::leak(Box::new(engine.tracer("svc", "")));
+    let tracer = &engine.tracer("svc", "");
     let task = tracer.in_span("spawner", |_| {
         async move {
             YieldOnce(false).await;
