@@ -55,44 +55,25 @@ thread_local! {
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Calls `f` with the current context of this thread (`None`: nothing is
-/// attached, or the thread is being torn down). `f` must not attach or
-/// detach contexts (it runs inside the stack's borrow).
+/// A copy of this thread's current context (`None`: nothing is attached,
+/// or the thread is being torn down). A small value rather than a closure
+/// run inside the stack's borrow, so that a span is built once, in place,
+/// and not moved out through closures.
 #[inline]
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
-    let mut f = Some(f);
-    let out = STACK.try_with(|stack| {
-        let f = f.take().expect("called once");
-        match stack.try_borrow() {
-            Ok(stack) => f(stack.last().map(|e| &e.context)),
-            // Only reachable from inside `with_current` itself.
-            Err(_) => f(None),
-        }
-    });
-    match out {
-        Ok(r) => r,
-        // Thread teardown: no context survives it.
-        Err(_) => (f.take().expect("not called: the stack was gone"))(None),
-    }
-}
-
-/// A copy of the current context, if one is attached and valid: what a
-/// new span takes as its parent. Returns a small value rather than running
-/// the caller inside the stack's borrow, so that the span (a few hundred
-/// bytes) is built once, in place, and not moved out through closures.
-#[inline]
-pub(crate) fn current_parent() -> Option<SpanContext> {
+fn current() -> Option<SpanContext> {
     if DEPTH.try_with(Cell::get).unwrap_or(0) == 0 {
         return None;
     }
     STACK
-        .try_with(|stack| {
-            let stack = stack.try_borrow().ok()?;
-            let top = &stack.last()?.context;
-            top.is_valid().then(|| top.clone())
-        })
+        .try_with(|stack| Some(stack.try_borrow().ok()?.last()?.context.clone()))
         .ok()
         .flatten()
+}
+
+/// What a new span takes as its parent: the current context, if valid.
+#[inline]
+pub(crate) fn current_parent() -> Option<SpanContext> {
+    current().filter(SpanContext::is_valid)
 }
 
 /// Pushes `context` as this thread's current context.
@@ -173,7 +154,7 @@ impl SpanContext {
     /// # Ok::<(), otlpx::TraceparentError>(())
     /// ```
     pub fn current() -> SpanContext {
-        with_current(|c| c.cloned().unwrap_or_default())
+        current().unwrap_or_default()
     }
 
     /// Makes this context current on this thread until the guard drops:
@@ -294,7 +275,7 @@ mod tests {
     }
 
     fn current_id() -> Option<u8> {
-        with_current(|c| c.map(|c| c.span_id.0[0]))
+        current().map(|c| c.span_id.0[0])
     }
 
     #[test]
