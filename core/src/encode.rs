@@ -1,18 +1,23 @@
-//! Framing: drained span records (already complete OTLP `Span` messages)
-//! become one `ExportTraceServiceRequest`, written into a reused `BytesMut`.
+//! Framing: drained records (already complete OTLP `Span` or `LogRecord`
+//! messages) become one `Export*ServiceRequest` of their signal, written
+//! into a reused `BytesMut`.
 //!
 //! ```text
-//! ExportTraceServiceRequest
-//!   resource_spans (1) ── ResourceSpans
-//!     resource (1)      ── precomputed Resource bytes
-//!     scope_spans (2)*  ── ScopeSpans, one per scope present in the batch
-//!       scope (1)       ── precomputed InstrumentationScope bytes
-//!       spans (2)*      ── the record bytes, copied once
-//!       schema_url (3)
+//! ExportTraceServiceRequest       ExportLogsServiceRequest
+//!   resource_spans (1)              resource_logs (1)     ── Resource…
+//!     resource (1)                    resource (1)        ── precomputed Resource bytes
+//!     scope_spans (2)*                scope_logs (2)*     ── one per scope in the batch
+//!       scope (1)                       scope (1)         ── precomputed InstrumentationScope
+//!       spans (2)*                      log_records (2)*  ── the record bytes, copied once
+//!       schema_url (3)                  schema_url (3)
 //! ```
 //!
-//! A span record is already a complete `ScopeSpans.spans` field (the
-//! producer wrote its key and length with it), so each is copied verbatim,
+//! The OTLP requests of every signal have this one shape, with the same
+//! field numbers (metrics too: `resource_metrics`, `scope_metrics`,
+//! `metrics`), so one [`Framer`] frames them all; what differs is the
+//! record, which its front door encoded, and the request's path. A record
+//! is already a complete `Scope*.spans|log_records` field (the producer
+//! wrote its key and length with it), so each is copied verbatim,
 //! exactly once, from ring memory into the request. Lengths are known before
 //! writing: for a batch of one scope (the usual case) they come from the
 //! ring's own summary; otherwise a first walk sums each scope's bytes.
@@ -195,15 +200,15 @@ struct Slot {
     spans_len: usize,
 }
 
-/// Frames batches of span records into `ExportTraceServiceRequest`s. Keep
-/// one per consumer and reuse it: after the first batches it allocates
-/// nothing.
+/// Frames batches of records into `Export*ServiceRequest`s (one signal's
+/// per request; see the module docs). Keep one per consumer and reuse it:
+/// after the first batches it allocates nothing.
 #[derive(Debug, Default)]
-pub(crate) struct TraceFramer {
+pub(crate) struct Framer {
     slots: Vec<Slot>,
 }
 
-impl TraceFramer {
+impl Framer {
     /// Writes one request holding every span `records` yields into `out`
     /// (cleared first) and returns how many spans it framed; with none,
     /// `out` stays empty.

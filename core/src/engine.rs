@@ -11,8 +11,9 @@ use crate::config::{self, Compression, ConfigError, EffectiveConfig, Protocol, S
 use crate::config::{Overflow, Source, SpanLimits};
 use crate::encode::{Catalog, ScopeBytes, Scopes, resource_bytes};
 use crate::proto;
+use crate::logs::Logger;
 use crate::record::{Recorder, Tracer};
-use crate::ring::{CapacityError, Rings};
+use crate::ring::{CapacityError, Rings, SIGNALS, Signal};
 use crate::telemetry::Stats;
 use crate::value::{KeyValue, Value};
 use bytes::BytesMut;
@@ -24,9 +25,9 @@ use std::time::Duration;
 use {
     crate::batch::Policy,
     crate::config::ExportConfig,
-    crate::telemetry::ExportCounters,
+    crate::telemetry::{ExportCounters, SignalCounters},
     crate::transport::{Balanced, GrpcTransport, HttpTransport, Transport},
-    crate::worker::{WorkerSettings, Workers},
+    crate::worker::{SignalSettings, WorkerSettings, Workers},
     std::time::Instant,
 };
 
@@ -627,7 +628,10 @@ impl EngineBuilder {
                 resolved.ring_bytes_per_cpu,
             )
         };
-        let rings = Rings::new(count, ring_bytes)?;
+        // Every signal its own rings: memory is only touched as records
+        // are written (a zeroed allocation), so a signal never used costs
+        // address space, not RSS.
+        let signal_rings = [Rings::new(count, ring_bytes)?, Rings::new(count, ring_bytes)?];
         let mut attributes = Vec::with_capacity(self.resource.len() + resolved.resource.len() + 4);
         let sdk = [
             ("telemetry.sdk.name", "otlpx"),
@@ -656,7 +660,7 @@ impl EngineBuilder {
         // typed attributes beat the environment's and the file's strings.
         attributes.extend(self.resource.into_iter().filter(|(k, _)| k != SERVICE_NAME));
         let recorder = Arc::new(Recorder {
-            rings,
+            signal_rings,
             limits: resolved.limits,
             clock: Clock::new(),
             dropped_invalid: AtomicU64::new(0),
@@ -709,7 +713,7 @@ impl EngineBuilder {
             let weak = Arc::downgrade(&engine.inner);
             let snapshot = Box::new(move || match weak.upgrade() {
                 Some(inner) => crate::admin::Snapshot {
-                    stats: inner.stats(),
+                    stats: inner.stats(Signal::Traces),
                     running: inner.running(),
                 },
                 None => crate::admin::Snapshot {
@@ -809,26 +813,39 @@ impl Inner {
         }
     }
 
-    fn stats(&self) -> Stats {
+    /// The counters of `signal`.
+    fn stats(&self, signal: Signal) -> Stats {
         let r = &self.recorder;
         #[cfg(feature = "export")]
-        let exporter = self.exporter();
+        let exporter = self.exporter().filter(|e| e.exports(signal));
         #[cfg(feature = "export")]
-        let export = exporter.as_deref().map(Exporter::counters);
+        let export = exporter.as_deref().map(|e| e.counters(signal));
         #[cfg(not(feature = "export"))]
         let export = None;
-        let mut s = Stats::collect(
-            r.rings.iter().map(|ring| ring.counters()),
+        let dropped_invalid = match signal {
             // Relaxed: a statistic.
-            r.dropped_invalid.load(Ordering::Relaxed),
+            Signal::Traces => r.dropped_invalid.load(Ordering::Relaxed),
+            Signal::Logs => 0,
+        };
+        let mut s = Stats::collect(
+            r.rings(signal).iter().map(|ring| ring.counters()),
+            dropped_invalid,
             export,
         );
         #[cfg(feature = "export")]
-        if let Some(balanced) = exporter.as_deref().and_then(|e| e.balanced.as_ref()) {
+        if let Some(balanced) = exporter
+            .as_deref()
+            .and_then(|e| e.balanced[signal.index()].as_ref())
+        {
             s.export.endpoints = balanced.stats();
         }
         s.config_warnings = self.config.warnings().len() as u64;
         s
+    }
+
+    /// Every signal's counters, by [`Signal::index`].
+    fn all_stats(&self) -> [Stats; SIGNALS] {
+        Signal::ALL.map(|signal| self.stats(signal))
     }
 
     /// Built and not shut down.
@@ -868,9 +885,9 @@ pub(crate) struct ForkLocks<'a> {
 }
 
 impl ForkLocks<'_> {
-    /// The engine's rings.
-    pub(crate) fn rings(&self) -> &Rings {
-        &self.inner.recorder.rings
+    /// The engine's rings, every signal's.
+    pub(crate) fn rings(&self) -> impl Iterator<Item = &Rings> {
+        self.inner.recorder.all_rings()
     }
 
     /// In a forked child, once every engine's rings are reset: zeroes the
@@ -1073,6 +1090,18 @@ impl Engine {
         }
     }
 
+    /// A logger for the instrumentation scope `name` at `version`: what a
+    /// library or module emits log records as. As with tracers, create
+    /// loggers once and keep them; the same scope asked for twice gives
+    /// the same scope.
+    pub fn logger(&self, name: &str, version: &str) -> Logger {
+        let bytes = ScopeBytes::new(name, version, "", &[]);
+        Logger {
+            recorder: Arc::clone(&self.inner.recorder),
+            scope: self.register_scope(bytes),
+        }
+    }
+
     fn register_scope(&self, bytes: ScopeBytes) -> u32 {
         self.inner.catalog.register(bytes)
     }
@@ -1108,9 +1137,9 @@ impl Engine {
         let Some(e) = self.inner.exporter() else {
             return Err(crate::FlushError::NotExporting);
         };
-        let before = self.stats();
+        let before = self.inner.all_stats();
         let flushed = e.workers.flush(Instant::now() + timeout);
-        let report = crate::FlushReport::between(&before, &self.stats());
+        let report = crate::FlushReport::between_all(&before, &self.inner.all_stats());
         match flushed {
             Err(Unflushed::Stopped) => Err(crate::FlushError::NotExporting),
             Err(Unflushed::Timeout) => Err(crate::FlushError::Timeout {
@@ -1154,16 +1183,18 @@ impl Engine {
         let Some(e) = self.inner.exporter().filter(|e| !e.stopped()) else {
             return Ok(crate::ShutdownReport::default());
         };
-        let before = self.stats();
+        let before = self.inner.all_stats();
         let completed = e.shutdown(timeout).is_ok();
-        let after = self.stats();
-        let dropped = after.dropped.total() - before.dropped.total();
+        let after = self.inner.all_stats();
+        let sum = |f: fn(&Stats) -> u64, of: &[Stats]| of.iter().map(f).sum::<u64>();
+        let dropped = sum(|s| s.dropped.total(), &after) - sum(|s| s.dropped.total(), &before);
         let report = crate::ShutdownReport {
-            delivered: after.exported - before.exported,
-            spooled: after.spool.written - before.spool.written,
+            delivered: sum(|s| s.exported, &after) - sum(|s| s.exported, &before),
+            spooled: sum(|s| s.spool.written, &after) - sum(|s| s.spool.written, &before),
             dropped,
-            in_rings: after.in_rings,
-            spool_pending: after.spooled,
+            in_rings: sum(|s| s.in_rings, &after),
+            // The spool is one for every signal.
+            spool_pending: sum(|s| s.spooled, &after),
             flushed: completed && dropped == 0,
         };
         if report.dropped > 0 || report.in_rings > 0 {
@@ -1199,9 +1230,26 @@ impl Engine {
         &self.inner.config
     }
 
-    /// A snapshot of the engine's counters.
+    /// A snapshot of the engine's counters for traces (spans); see
+    /// [`signal_stats`](Self::signal_stats) for the other signals.
     pub fn stats(&self) -> Stats {
-        self.inner.stats()
+        self.inner.stats(Signal::Traces)
+    }
+
+    /// A snapshot of the engine's counters for `signal`: its items
+    /// recorded, exported and dropped by reason, its rings, its requests.
+    /// The accounting holds per signal.
+    ///
+    /// ```
+    /// use otlpx::Signal;
+    /// let engine = otlpx::Engine::builder().export(false).build()?;
+    /// engine.tracer("demo", "").start("work").end();
+    /// assert_eq!(engine.signal_stats(Signal::Traces).recorded, 1);
+    /// assert_eq!(engine.signal_stats(Signal::Logs).recorded, 0);
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn signal_stats(&self, signal: Signal) -> Stats {
+        self.inner.stats(signal)
     }
 
     /// Where the admin endpoint listens, if the engine serves one.
@@ -1235,21 +1283,42 @@ impl Engine {
     /// # Ok::<(), otlpx::BuildError>(())
     /// ```
     pub fn drain_traces(&self, out: &mut BytesMut, max_spans: usize) -> usize {
-        self.frame_traces(out, max_spans, true)
+        self.frame(Signal::Traces, out, max_spans, true)
+    }
+
+    /// As [`drain_traces`](Self::drain_traces), for any signal: takes up to
+    /// `max_items` of `signal`'s items out of its rings and frames them as
+    /// one OTLP `Export*ServiceRequest` of that signal in `out`.
+    ///
+    /// ```
+    /// let engine = otlpx::Engine::builder().export(false).build()?;
+    /// let mut out = bytes::BytesMut::new();
+    /// assert_eq!(engine.drain(otlpx::Signal::Logs, &mut out, 512), 0);
+    /// # Ok::<(), otlpx::BuildError>(())
+    /// ```
+    pub fn drain(&self, signal: Signal, out: &mut BytesMut, max_items: usize) -> usize {
+        self.frame(signal, out, max_items, true)
     }
 
     /// Frames like [`drain_traces`](Self::drain_traces) but leaves the spans
     /// in the rings: for benchmarks that frame the same spans repeatedly.
     #[doc(hidden)]
     pub fn frame_traces_without_release(&self, out: &mut BytesMut, max_spans: usize) -> usize {
-        self.frame_traces(out, max_spans, false)
+        self.frame(Signal::Traces, out, max_spans, false)
     }
 
-    fn frame_traces(&self, out: &mut BytesMut, max_spans: usize, release: bool) -> usize {
+    fn frame(&self, signal: Signal, out: &mut BytesMut, max_items: usize, release: bool) -> usize {
         #[cfg(feature = "export")]
-        if !matches!(self.inner.slot().exporter, Exporting::No) {
-            out.clear();
-            return 0;
+        {
+            let owned = match &self.inner.slot().exporter {
+                Exporting::No => false,
+                Exporting::Yes(e) => e.exports(signal),
+                Exporting::ShutDownBeforeFork => true,
+            };
+            if owned {
+                out.clear();
+                return 0;
+            }
         }
         let inner = &*self.inner;
         inner
@@ -1257,9 +1326,10 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take(
-                inner.recorder.rings.iter(),
+                signal,
+                inner.recorder.rings(signal).iter(),
                 &inner.catalog,
-                max_spans,
+                max_items,
                 usize::MAX,
                 out,
                 release,
@@ -1271,20 +1341,26 @@ impl Engine {
 #[cfg(feature = "export")]
 struct Exporter {
     workers: Workers,
-    counters: Arc<ExportCounters>,
+    counters: Arc<SignalCounters>,
     /// How long the last handle's drop may flush.
     shutdown_timeout: Duration,
     pinned: Vec<Option<usize>>,
-    /// With several endpoints, their balancer (for their stats).
-    balanced: Option<Arc<Balanced>>,
+    /// Per signal, with several endpoints: their balancer (for their
+    /// stats).
+    balanced: [Option<Arc<Balanced>>; SIGNALS],
     /// Set by the first `shutdown`.
     stopped: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(feature = "export")]
 impl Exporter {
-    fn counters(&self) -> &ExportCounters {
-        &self.counters
+    fn counters(&self, signal: Signal) -> &ExportCounters {
+        &self.counters[signal]
+    }
+
+    /// Whether the exporter sends `signal` (its workers own its rings).
+    fn exports(&self, signal: Signal) -> bool {
+        self.workers.exports(signal)
     }
 
     fn shutdown_timeout(&self) -> Duration {
@@ -1309,6 +1385,103 @@ fn refused(source: &Source, key: &str, value: &str, reason: impl Into<String>) -
     BuildError::Config(ConfigError::new(source, key, value, reason))
 }
 
+/// One signal's transport, as configured: its endpoints (balanced when
+/// several), headers and TLS. `Ok(None)`: the signal is not exported.
+#[cfg(feature = "export")]
+struct SignalTransport {
+    uris: Vec<http::Uri>,
+    headers: http::HeaderMap,
+    tls: Option<crate::transport::ClientTls>,
+}
+
+#[cfg(feature = "export")]
+impl SignalTransport {
+    /// Reads `signal`'s exporter configuration; `None` when the signal is
+    /// not exported (turned off, or no endpoint and no custom transport).
+    fn configure(
+        config: &crate::config::SignalExport,
+        custom: bool,
+    ) -> Result<Option<Self>, BuildError> {
+        let uris = match &config.urls {
+            Some((urls, source)) => urls
+                .iter()
+                .map(|url| {
+                    url.parse::<http::Uri>()
+                        .map_err(|e| refused(source, "endpoint", url, e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        if !config.enabled || (uris.is_empty() && !custom) {
+            return Ok(None);
+        }
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &config.headers {
+            let source = Source::Default;
+            let name = http::HeaderName::try_from(name.as_str())
+                .map_err(|e| refused(&source, "header", name, e.to_string()))?;
+            // The value is a secret as often as not: never shown.
+            let value = http::HeaderValue::try_from(value.as_str()).map_err(|_| {
+                refused(
+                    &source,
+                    name.as_str(),
+                    "***",
+                    "its value has characters HTTP does not allow",
+                )
+            })?;
+            headers.append(name, value);
+        }
+        let tls = if uris.iter().any(|uri| uri.scheme_str() == Some("https")) {
+            Some(
+                crate::transport::ClientTls::load(&config.tls)
+                    .map_err(|reason| BuildError::Start(format!("TLS: {reason}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Some(Self { uris, headers, tls }))
+    }
+
+    /// Connects the transport (inside the runtime); with several
+    /// endpoints, also their balancer, for its stats.
+    fn connect(
+        self,
+        config: &crate::config::SignalExport,
+        connections: usize,
+    ) -> Result<(Arc<dyn Transport>, Option<Arc<Balanced>>), String> {
+        let connect_timeout = config.timeout.min(Duration::from_secs(5));
+        let mut each = Vec::with_capacity(self.uris.len());
+        for uri in self.uris {
+            let tls = self.tls.as_ref().filter(|_| uri.scheme_str() == Some("https"));
+            let url = uri.to_string();
+            let transport: Arc<dyn Transport> = match config.protocol {
+                Protocol::Grpc => Arc::new(GrpcTransport::new(
+                    &url,
+                    connections,
+                    self.headers.clone(),
+                    connect_timeout,
+                    tls,
+                )?),
+                Protocol::HttpProtobuf => Arc::new(HttpTransport::new(
+                    uri,
+                    connections,
+                    self.headers.clone(),
+                    connect_timeout,
+                    tls,
+                )),
+            };
+            each.push((url, transport));
+        }
+        Ok(match each.len() {
+            1 => (each.remove(0).1, None),
+            _ => {
+                let one = Arc::new(Balanced::new(each));
+                (Arc::clone(&one) as Arc<dyn Transport>, Some(one))
+            }
+        })
+    }
+}
+
 #[cfg(feature = "export")]
 fn start_exporter(
     start: &StartArgs,
@@ -1317,34 +1490,15 @@ fn start_exporter(
     in_child: bool,
 ) -> Result<Option<Exporter>, BuildError> {
     let StartArgs { config, custom } = start;
-    let uris = match &config.urls {
-        Some((urls, source)) => urls
-            .iter()
-            .map(|url| {
-                url.parse::<http::Uri>()
-                    .map_err(|e| refused(source, "endpoint", url, e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
-    if !config.enabled || (uris.is_empty() && custom.is_none()) {
-        return Ok(None);
+    let mut configured = Vec::with_capacity(SIGNALS);
+    for signal in Signal::ALL {
+        configured.push(SignalTransport::configure(
+            config.signal(signal),
+            custom.is_some(),
+        )?);
     }
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in &config.headers {
-        let source = Source::Default;
-        let name = http::HeaderName::try_from(name.as_str())
-            .map_err(|e| refused(&source, "header", name, e.to_string()))?;
-        // The value is a secret as often as not: never shown.
-        let value = http::HeaderValue::try_from(value.as_str()).map_err(|_| {
-            refused(
-                &source,
-                name.as_str(),
-                "***",
-                "its value has characters HTTP does not allow",
-            )
-        })?;
-        headers.append(name, value);
+    if configured.iter().all(Option::is_none) {
+        return Ok(None);
     }
     let cores = if !config.pin_workers {
         Vec::new()
@@ -1361,31 +1515,32 @@ fn start_exporter(
     let settings = WorkerSettings {
         workers: config.workers.unwrap_or(cpus.div_ceil(8)),
         cores,
-        policy: Policy {
-            max_spans: config.max_batch_spans,
-            max_bytes: config.max_batch_bytes,
-            delay: config.schedule_delay,
-        },
-        compression: config.compression,
+        signals: Signal::ALL.map(|signal| {
+            let c = config.signal(signal);
+            SignalSettings {
+                policy: Policy {
+                    max_spans: c.max_batch,
+                    max_bytes: c.max_batch_bytes,
+                    delay: c.schedule_delay,
+                },
+                compression: c.compression,
+                timeout: c.timeout,
+                deadline: c.deadline,
+            }
+        }),
+        exported: Signal::ALL.map(|signal| configured[signal.index()].is_some()),
         compression_level: config.compression_level,
-        timeout: config.timeout,
-        deadline: config.deadline,
         retry: config.retry,
         max_in_flight: config.max_in_flight,
         max_in_flight_bytes: config.max_in_flight_bytes,
         overflow: config.overflow,
     };
-    crate::compress::Compressor::new(config.compression, config.compression_level)
-        .map_err(|reason| BuildError::Start(format!("compression: {reason}")))?;
-    let tls = if uris.iter().any(|uri| uri.scheme_str() == Some("https")) {
-        Some(
-            crate::transport::ClientTls::load(&config.tls)
-                .map_err(|reason| BuildError::Start(format!("TLS: {reason}")))?,
-        )
-    } else {
-        None
-    };
-    let counters = Arc::new(ExportCounters::default());
+    for signal in Signal::ALL {
+        let compression = config.signal(signal).compression;
+        crate::compress::Compressor::new(compression, config.compression_level)
+            .map_err(|reason| BuildError::Start(format!("compression: {reason}")))?;
+    }
+    let counters = Arc::new(SignalCounters::default());
     let spool = match &config.spool {
         Some(spool) if !in_child => {
             let (spool, found) = crate::spool::Spool::open(&crate::spool::SpoolSettings {
@@ -1393,20 +1548,24 @@ fn start_exporter(
                 max_bytes: spool.max_bytes,
                 drop_oldest: config.overflow == crate::Overflow::DropOldest,
             })?;
-            counters.restored(
-                found.items,
-                spool.disk_bytes(),
-                (
-                    found.corrupt_items,
-                    found.corrupt_records,
-                    found.corrupt_bytes,
-                ),
-            );
+            for signal in Signal::ALL {
+                let i = signal.index();
+                counters[signal].restored(
+                    found.items_by_signal[i],
+                    spool.disk_bytes(),
+                    (
+                        found.corrupt_items_by_signal[i],
+                        // Records and bytes once, with traces.
+                        if i == 0 { found.corrupt_records } else { 0 },
+                        if i == 0 { found.corrupt_bytes } else { 0 },
+                    ),
+                );
+            }
             if found.corrupt_records > 0 {
                 tracing::warn!(
                     records = found.corrupt_records,
                     bytes = found.corrupt_bytes,
-                    spans = found.corrupt_items,
+                    items = found.corrupt_items,
                     "otlpx: the spool held damaged records (a torn write, or \
                      damage on disk); they were skipped and counted as dropped"
                 );
@@ -1415,42 +1574,25 @@ fn start_exporter(
         }
         _ => None,
     };
-    let connect_timeout = config.timeout.min(Duration::from_secs(5));
-    let balanced = std::sync::OnceLock::new();
-    let make_transport = || -> Result<Arc<dyn Transport>, String> {
-        if let Some(CustomTransport(t)) = custom {
-            return Ok(Arc::clone(t));
-        }
-        let mut each = Vec::with_capacity(uris.len());
-        for uri in uris {
-            let tls = tls.as_ref().filter(|_| uri.scheme_str() == Some("https"));
-            let url = uri.to_string();
-            let transport: Arc<dyn Transport> = match config.protocol {
-                Protocol::Grpc => Arc::new(GrpcTransport::new(
-                    &url,
-                    config.connections,
-                    headers.clone(),
-                    connect_timeout,
-                    tls,
-                )?),
-                Protocol::HttpProtobuf => Arc::new(HttpTransport::new(
-                    uri,
-                    config.connections,
-                    headers.clone(),
-                    connect_timeout,
-                    tls,
-                )),
+    let mut balanced: [Option<Arc<Balanced>>; SIGNALS] = Default::default();
+    let make_transports = || -> Result<[Option<Arc<dyn Transport>>; SIGNALS], String> {
+        let mut transports: [Option<Arc<dyn Transport>>; SIGNALS] = Default::default();
+        for (signal, configured) in Signal::ALL.into_iter().zip(configured) {
+            let Some(configured) = configured else {
+                continue;
             };
-            each.push((url, transport));
+            let i = signal.index();
+            transports[i] = Some(match custom {
+                Some(CustomTransport(t)) => Arc::clone(t),
+                None => {
+                    let (transport, balancer) =
+                        configured.connect(config.signal(signal), config.connections)?;
+                    balanced[i] = balancer;
+                    transport
+                }
+            });
         }
-        Ok(match each.len() {
-            1 => each.remove(0).1,
-            _ => {
-                let one = Arc::new(Balanced::new(each));
-                let _ = balanced.set(Arc::clone(&one));
-                one
-            }
-        })
+        Ok(transports)
     };
     let (workers, started) = Workers::start(
         Arc::clone(recorder),
@@ -1458,7 +1600,7 @@ fn start_exporter(
         Arc::clone(&counters),
         settings,
         spool,
-        make_transport,
+        make_transports,
     )
     .map_err(BuildError::Start)?;
     Ok(Some(Exporter {
@@ -1466,7 +1608,7 @@ fn start_exporter(
         counters,
         shutdown_timeout: config.shutdown_timeout,
         pinned: started.into_iter().map(|s| s.pinned).collect(),
-        balanced: balanced.into_inner(),
+        balanced,
         stopped: std::sync::atomic::AtomicBool::new(false),
     }))
 }

@@ -232,11 +232,14 @@ fn child() {
         return;
     };
     for engine in &engines {
-        // SAFETY: only this thread exists in the child, and no engine has
-        // started a thread yet (that comes below). This thread holds no
-        // `Consumer` (it is in `fork()`, not in a drain) and writes no
-        // record (fork() from a signal handler is not supported).
-        unsafe { engine.locks.rings().reset_after_fork() };
+        for rings in engine.locks.rings() {
+            // SAFETY: only this thread exists in the child, and no engine
+            // has started a thread yet (that comes below). This thread
+            // holds no `Consumer` (it is in `fork()`, not in a drain) and
+            // writes no record (fork() from a signal handler is not
+            // supported).
+            unsafe { rings.reset_after_fork() };
+        }
     }
     let mut handles = Vec::with_capacity(engines.len());
     for HeldEngine { locks, inner } in engines {

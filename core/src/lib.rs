@@ -94,11 +94,13 @@ mod current;
 mod encode;
 mod engine;
 mod fork;
+pub mod logs;
 pub mod propagation;
 mod proto;
 pub mod record;
 pub mod ring;
 pub mod sample;
+mod signal;
 #[cfg(feature = "export")]
 pub mod spool;
 mod sync;
@@ -116,7 +118,9 @@ pub use context::{
 };
 pub use current::{ContextGuard, FutureExt, WithContext, WithSpan};
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
+pub use logs::Logger;
 pub use propagation::{Baggage, Extracted, Extractor, Injector};
+pub use ring::Signal;
 pub use record::{
     ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind,
     Status, Tracer,

@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::config::SpanLimits;
 use crate::context::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use crate::proto::{self, Buf, Enc, Prepared, field_len, trace as f, varint_field_len};
-use crate::ring::{RecordKind, Rings, WriteError};
+use crate::ring::{RecordKind, Rings, SIGNALS, Signal, WriteError};
 use crate::value::{KeyValue, ToValue, Value};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -215,7 +215,8 @@ impl From<WriteError> for RecordError {
 
 /// The producer-side state every tracer of an engine shares.
 pub(crate) struct Recorder {
-    pub(crate) rings: Rings,
+    /// Each signal's rings, by [`Signal::index`].
+    pub(crate) signal_rings: [Rings; SIGNALS],
     pub(crate) limits: SpanLimits,
     pub(crate) clock: Clock,
     /// Spans refused by `record_span` for invalid ids (an error path only).
@@ -383,7 +384,7 @@ impl Tracer {
     fn write_span(&self, head: &SpanHead<'_>, body: &[u8]) -> Result<(), RecordError> {
         let len = head.encoded_len() + body.len();
         self.recorder
-            .rings
+            .rings(Signal::Traces)
             .local()
             .try_write(RecordKind::Span, self.scope, field_len(len), |slot| {
                 let mut e = Enc::new(slot);
@@ -397,10 +398,21 @@ impl Tracer {
 }
 
 impl Recorder {
+    /// The rings of `signal`.
+    #[inline]
+    pub(crate) fn rings(&self, signal: Signal) -> &Rings {
+        &self.signal_rings[signal.index()]
+    }
+
+    /// Every ring of every signal (for the fork handlers).
+    pub(crate) fn all_rings(&self) -> impl Iterator<Item = &Rings> {
+        self.signal_rings.iter()
+    }
+
     /// The largest scratch body a span may grow to: what a ring accepts.
     /// (A record a little over this is refused as too large, and counted.)
     fn max_body_bytes(&self) -> usize {
-        self.rings.max_payload_bytes()
+        self.rings(Signal::Traces).max_payload_bytes()
     }
 }
 

@@ -88,6 +88,7 @@
 #![allow(unsafe_code)]
 
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+pub use crate::signal::{SIGNALS, Signal};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
 // The doorbell is not part of the loom models (a missed wake only delays,
@@ -133,6 +134,16 @@ impl RecordKind {
             2 => Some(Self::LogRecord),
             3 => Some(Self::MetricPoint),
             _ => None,
+        }
+    }
+}
+
+impl Signal {
+    /// The kind of the records that carry this signal's items.
+    pub fn record_kind(self) -> RecordKind {
+        match self {
+            Self::Traces => RecordKind::Span,
+            Self::Logs => RecordKind::LogRecord,
         }
     }
 }
@@ -682,6 +693,9 @@ pub struct Batch {
     /// The tag every record shares; `None` when empty or mixed.
     tag: Option<u32>,
     mixed: bool,
+    /// The kind byte every record shares; `None` when empty or mixed.
+    kind: Option<u8>,
+    mixed_kinds: bool,
 }
 
 impl Batch {
@@ -704,6 +718,11 @@ impl Batch {
     pub fn single_tag(&self) -> Option<u32> {
         if self.mixed { None } else { self.tag }
     }
+
+    /// Whether every record of the batch is of `kind` (an empty batch is).
+    pub fn all_of_kind(&self, kind: RecordKind) -> bool {
+        !self.mixed_kinds && self.kind.is_none_or(|k| k == kind as u8)
+    }
 }
 
 impl<'r> Consumer<'r> {
@@ -718,6 +737,8 @@ impl<'r> Consumer<'r> {
             payload_bytes: 0,
             tag: None,
             mixed: false,
+            kind: None,
+            mixed_kinds: false,
         };
         self.scan(self.tail, |pos, state| {
             let len = (state & LEN_MASK) as usize;
@@ -731,10 +752,16 @@ impl<'r> Consumer<'r> {
                 batch.payload_bytes += len;
                 let off = (pos & self.ring.mask) as usize;
                 // Relaxed: ordered by the Acquire state load in `scan`.
-                let tag = self.ring.mem.meta(off).load(Ordering::Relaxed) >> 8;
+                let meta = self.ring.mem.meta(off).load(Ordering::Relaxed);
+                let (tag, kind) = (meta >> 8, meta as u8);
                 match batch.tag {
                     None => batch.tag = Some(tag),
                     Some(t) if t != tag => batch.mixed = true,
+                    Some(_) => {}
+                }
+                match batch.kind {
+                    None => batch.kind = Some(kind),
+                    Some(k) if k != kind => batch.mixed_kinds = true,
                     Some(_) => {}
                 }
             }

@@ -66,9 +66,10 @@ use crate::ring::{Doorbell, Ring};
 use crate::spool::{Appended, Claimed, Record, Spool, SpoolError};
 use crate::telemetry::limiter::{DIAGNOSTIC_INTERVAL, RateLimiter};
 use crate::telemetry::{
-    Dropped, ExportCounters, ExportFailures, FailureKind, KINDS, Settled, Stats, Unspooled,
+    Dropped, ExportFailures, FailureKind, KINDS, Settled, SignalCounters, Stats, Unspooled,
 };
-use crate::transport::{ExportError, ExportRequest, Retry, Signal, Transport};
+use crate::ring::{SIGNALS, Signal};
+use crate::transport::{ExportError, ExportRequest, Retry, Transport};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,23 +107,49 @@ pub(crate) struct WorkerSettings {
     pub(crate) workers: usize,
     /// Core ids to pin worker `i` to (`cores[i % len]`); empty: no pinning.
     pub(crate) cores: Vec<usize>,
-    pub(crate) policy: Policy,
-    pub(crate) compression: Compression,
+    /// Each signal's batching, compression and time bounds, by
+    /// [`Signal::index`].
+    pub(crate) signals: [SignalSettings; SIGNALS],
+    /// Which signals the workers send (the others' rings are left to
+    /// `Engine::drain`), by [`Signal::index`].
+    pub(crate) exported: [bool; SIGNALS],
     pub(crate) compression_level: Option<i32>,
-    /// Bound on one attempt.
-    pub(crate) timeout: Duration,
-    /// Bound on all attempts of a request, from its first.
-    pub(crate) deadline: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) max_in_flight: usize,
     pub(crate) max_in_flight_bytes: usize,
     pub(crate) overflow: Overflow,
 }
 
-/// What became of the spans a flush waited for, counted from its start to
-/// its end; from [`Engine::flush`](crate::Engine::flush).
+impl WorkerSettings {
+    /// The settings of `signal`.
+    fn signal(&self, signal: Signal) -> &SignalSettings {
+        &self.signals[signal.index()]
+    }
+
+    /// The signals the workers send.
+    fn exported(&self) -> impl Iterator<Item = Signal> + Clone + '_ {
+        Signal::ALL
+            .into_iter()
+            .filter(|s| self.exported[s.index()])
+    }
+}
+
+/// How one signal's requests are batched and sent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SignalSettings {
+    pub(crate) policy: Policy,
+    pub(crate) compression: Compression,
+    /// Bound on one attempt.
+    pub(crate) timeout: Duration,
+    /// Bound on all attempts of a request, from its first.
+    pub(crate) deadline: Duration,
+}
+
+/// What became of the items (spans, log records) a flush waited for,
+/// counted from its start to its end, every signal's together; from
+/// [`Engine::flush`](crate::Engine::flush).
 ///
-/// Spans recorded while the flush ran may be counted in it too.
+/// Items recorded while the flush ran may be counted in it too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FlushReport {
@@ -145,7 +172,41 @@ pub struct FlushReport {
 impl FlushReport {
     /// The report of what happened between the snapshots `before` and
     /// `after`.
-    pub(crate) fn between(before: &Stats, after: &Stats) -> Self {
+    pub(crate) fn between_all(before: &[Stats], after: &[Stats]) -> Self {
+        before
+            .iter()
+            .zip(after)
+            .map(|(b, a)| Self::between(b, a))
+            .fold(Self::default(), |sum, r| {
+                let (d, e) = (r.dropped, r.failures);
+                let (sd, se) = (sum.dropped, sum.failures);
+                Self {
+                    delivered: sum.delivered + r.delivered,
+                    spooled: sum.spooled + r.spooled,
+                    dropped: Dropped {
+                        rejected: sd.rejected + d.rejected,
+                        export_failed: sd.export_failed + d.export_failed,
+                        shutdown: sd.shutdown + d.shutdown,
+                        evicted: sd.evicted + d.evicted,
+                        spool_full: sd.spool_full + d.spool_full,
+                        spool_corrupt: sd.spool_corrupt + d.spool_corrupt,
+                        ..Dropped::default()
+                    },
+                    failures: ExportFailures {
+                        unavailable: se.unavailable + e.unavailable,
+                        timeout: se.timeout + e.timeout,
+                        throttled: se.throttled + e.throttled,
+                        rejected: se.rejected + e.rejected,
+                        protocol: se.protocol + e.protocol,
+                        other: se.other + e.other,
+                        tls: se.tls + e.tls,
+                    },
+                }
+            })
+    }
+
+    /// The report of one signal between the snapshots `before` and `after`.
+    fn between(before: &Stats, after: &Stats) -> Self {
         let (b, a) = (&before.dropped, &after.dropped);
         let (bf, af) = (&before.export.failures, &after.export.failures);
         Self {
@@ -308,9 +369,9 @@ struct Gate {
     /// Bound on the bytes of requests in flight: a request may start while
     /// fewer are, so they stay under this plus one request.
     max_bytes: u64,
-    /// Where the bytes in flight are counted (the one count, also the
-    /// `in_flight_bytes` gauge).
-    counters: Arc<ExportCounters>,
+    /// Where the bytes in flight are counted (the one count, also each
+    /// signal's `in_flight_bytes` gauge); the budget is every signal's.
+    counters: Arc<SignalCounters>,
 }
 
 struct GateState {
@@ -358,25 +419,25 @@ impl Gate {
 
     /// Counts `bytes` more in flight (once a request's size is known). No
     /// lock or wake-up: more bytes only keep waiters waiting.
-    fn add_bytes(&self, bytes: usize) {
-        self.counters.in_flight_bytes_changed(bytes as i64);
+    fn add_bytes(&self, signal: Signal, bytes: usize) {
+        self.counters[signal].in_flight_bytes_changed(bytes as i64);
     }
 
     /// Uncounts `bytes` that outlived their slot (written to the spool).
-    fn release_bytes(&self, bytes: usize) {
+    fn release_bytes(&self, signal: Signal, bytes: usize) {
         let st = self.lock();
         // Under the lock, before the wake-up: as in `leave`.
-        self.counters.in_flight_bytes_changed(-(bytes as i64));
+        self.counters[signal].in_flight_bytes_changed(-(bytes as i64));
         drop(st);
         self.changed.notify_all();
     }
 
-    fn leave(&self, bytes: usize, evicted: bool) {
+    fn leave(&self, signal: Signal, bytes: usize, evicted: bool) {
         let mut st = self.lock();
         st.in_flight -= 1;
         // Under the lock, before the wake-up: a waiter either sees the
         // bytes gone or is woken after they went.
-        self.counters.in_flight_bytes_changed(-(bytes as i64));
+        self.counters[signal].in_flight_bytes_changed(-(bytes as i64));
         if evicted {
             st.evicting -= 1;
         }
@@ -499,8 +560,10 @@ impl SpoolQueue {
 struct Shared {
     recorder: Arc<Recorder>,
     catalog: Arc<Catalog>,
-    transport: Arc<dyn Transport>,
-    counters: Arc<ExportCounters>,
+    /// Each exported signal's transport (its endpoints, headers, TLS), by
+    /// [`Signal::index`].
+    transports: [Option<Arc<dyn Transport>>; SIGNALS],
+    counters: Arc<SignalCounters>,
     runtime: tokio::runtime::Handle,
     settings: WorkerSettings,
     gate: Gate,
@@ -569,10 +632,15 @@ enum Outcome {
 }
 
 impl Shared {
-    /// The rings worker `index` of `workers` owns: `index`, `index +
-    /// workers`, …
-    fn rings_of(&self, index: usize, workers: usize) -> impl Iterator<Item = &Ring> + Clone + '_ {
-        self.recorder.rings.iter().skip(index).step_by(workers)
+    /// The rings of `signal` worker `index` of `workers` owns: `index`,
+    /// `index + workers`, …
+    fn rings_of(
+        &self,
+        signal: Signal,
+        index: usize,
+        workers: usize,
+    ) -> impl Iterator<Item = &Ring> + Clone + '_ {
+        self.recorder.rings(signal).iter().skip(index).step_by(workers)
     }
 
     /// Keeps `message` as the last export error.
@@ -606,8 +674,15 @@ impl Shared {
         );
         self.counters.spool_bytes(spool.disk_bytes());
         match appended {
-            Ok(Appended { deleted, sync_due }) => {
-                self.counters.unspooled(deleted, Unspooled::Full);
+            Ok(Appended {
+                deleted,
+                deleted_by_signal,
+                sync_due,
+            }) => {
+                for signal in Signal::ALL {
+                    let items = deleted_by_signal[signal.index()];
+                    self.counters[signal].unspooled(items, Unspooled::Full);
+                }
                 if deleted > 0 {
                     self.warn_spool(
                         deleted,
@@ -660,11 +735,12 @@ impl Shared {
     fn write_spool(&self) {
         while let Some(job) = self.spool_queue.take() {
             let how = self.to_spool(&job.request, job.otherwise);
-            self.counters.settle(job.request.items as u64, how);
+            let signal = job.request.signal;
+            self.counters[signal].settle(job.request.items as u64, how);
             self.spool_queue.done();
             // Wakes workers waiting for bytes, and a flush waiting for the
             // queue to empty.
-            self.gate.release_bytes(job.request.body.len());
+            self.gate.release_bytes(signal, job.request.body.len());
         }
     }
 
@@ -723,16 +799,17 @@ impl Shared {
                     // pauses the drain (counted and paused without an
                     // await between) then never leaves an attempt out
                     // uncounted.
-                    self.counters.retried();
+                    self.counters[signal_of(record.signal)].retried();
                     let shared = Arc::clone(&self);
                     tokio::spawn(async move {
                         shared.send_spooled(spool, record).await;
                         drop(permit);
                     });
                 }
-                Claimed::Lost { items } => {
-                    self.counters.corrupt(1, 0);
-                    self.counters.unspooled(items, Unspooled::Corrupt);
+                Claimed::Lost { signal, items } => {
+                    let counters = &self.counters[signal_of(signal)];
+                    counters.corrupt(1, 0);
+                    counters.unspooled(items, Unspooled::Corrupt);
                     self.warn_spool(items, "a spool record could not be read back");
                 }
                 Claimed::Empty => {
@@ -758,27 +835,29 @@ impl Shared {
     /// for good, given back (and the drain paused) otherwise.
     async fn send_spooled(&self, spool: Arc<Spool>, record: Record) {
         let items = u64::from(record.items);
-        if record.signal != signal_code(Signal::Traces) {
+        let signal = signal_of(record.signal);
+        let counters = &self.counters[signal];
+        if signal_code(signal) != record.signal {
             // Checksummed, so written by a later version of otlpx with
             // signals this one cannot send.
             self.complete_spooled(&spool, record.id).await;
-            self.counters.corrupt(1, record.body.len() as u64);
-            self.counters.unspooled(items, Unspooled::Corrupt);
+            counters.corrupt(1, record.body.len() as u64);
+            counters.unspooled(items, Unspooled::Corrupt);
             return;
         }
         let request = ExportRequest::new(
-            Signal::Traces,
+            signal,
             record.body,
             compression_of(record.compression),
             record.items as usize,
         );
 
-        let e = match self.attempt(request, self.settings.timeout).await {
+        let timeout = self.settings.signal(signal).timeout;
+        let e = match self.attempt(request, timeout).await {
             Ok(rejected) => {
                 self.resume_spool(true);
                 self.complete_spooled(&spool, record.id).await;
-                self.counters
-                    .unspooled(items, Unspooled::Delivered { rejected });
+                counters.unspooled(items, Unspooled::Delivered { rejected });
                 return;
             }
             Err(e) => e,
@@ -786,7 +865,7 @@ impl Shared {
         if e.retry == Retry::Never {
             self.warn_failed(e.kind, items, &e.message);
             self.complete_spooled(&spool, record.id).await;
-            self.counters.unspooled(items, Unspooled::Failed);
+            counters.unspooled(items, Unspooled::Failed);
             return;
         }
         // The pause first, without an await since the failure was counted:
@@ -924,11 +1003,19 @@ impl Shared {
     /// error, counted and kept as the last one, if not.
     async fn attempt(&self, request: ExportRequest, timeout: Duration) -> Result<u64, ExportError> {
         let spans = request.items as u64;
+        let counters = &self.counters[request.signal];
         let start = Instant::now();
-        let outcome = tokio::time::timeout(timeout, self.transport.export(request)).await;
+        let outcome = match &self.transports[request.signal.index()] {
+            Some(transport) => tokio::time::timeout(timeout, transport.export(request)).await,
+            // A spooled request of a signal this engine does not export.
+            None => Ok(Err(ExportError::new(
+                FailureKind::Other,
+                format!("{} are not exported by this engine", request.signal),
+            ))),
+        };
         // Before settling: a flush that sees the request settled sees its
         // duration too.
-        self.counters.answered_after(start.elapsed());
+        counters.answered_after(start.elapsed());
         let e = match outcome {
             Ok(Ok(response)) => {
                 if response.rejected > 0 {
@@ -942,7 +1029,7 @@ impl Shared {
                 format!("no answer within {timeout:?}"),
             ),
         };
-        self.counters.attempt_failed(e.kind);
+        counters.attempt_failed(e.kind);
         self.note_error(e.to_string());
         Err(e)
     }
@@ -952,11 +1039,12 @@ impl Shared {
     /// [`crate::transport::retry`]); every attempt sends the same bytes.
     async fn deliver(&self, request: &ExportRequest) -> Outcome {
         let settings = &self.settings;
-        let deadline = Instant::now() + settings.deadline;
+        let signal = settings.signal(request.signal);
+        let deadline = Instant::now() + signal.deadline;
         let spans = request.items as u64;
         let mut retries = 0;
         loop {
-            let timeout = settings
+            let timeout = signal
                 .timeout
                 .min(deadline.saturating_duration_since(Instant::now()));
             let e = match self.attempt(request.clone(), timeout).await {
@@ -990,7 +1078,7 @@ impl Shared {
                 }
                 return Outcome::Evicted;
             }
-            self.counters.retried();
+            self.counters[request.signal].retried();
             retries += 1;
         }
     }
@@ -1049,10 +1137,10 @@ impl Workers {
     pub(crate) fn start(
         recorder: Arc<Recorder>,
         catalog: Arc<Catalog>,
-        counters: Arc<ExportCounters>,
+        counters: Arc<SignalCounters>,
         settings: WorkerSettings,
         spool: Option<Spool>,
-        make_transport: impl FnOnce() -> Result<Arc<dyn Transport>, String>,
+        make_transports: impl FnOnce() -> Result<[Option<Arc<dyn Transport>>; SIGNALS], String>,
     ) -> Result<(Self, Vec<Started>), String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -1060,11 +1148,11 @@ impl Workers {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
-        let transport = {
+        let transports = {
             let _entered = runtime.enter();
-            make_transport()?
+            make_transports()?
         };
-        let workers = settings.workers.clamp(1, recorder.rings.len());
+        let workers = settings.workers.clamp(1, recorder.rings(Signal::Traces).len());
         let shared = Arc::new(Shared {
             gate: Gate {
                 state: Mutex::new(GateState {
@@ -1080,7 +1168,7 @@ impl Workers {
             runtime: runtime.handle().clone(),
             recorder,
             catalog,
-            transport,
+            transports,
             counters,
             settings,
             flush_epoch: AtomicU64::new(0),
@@ -1139,6 +1227,11 @@ impl Workers {
             },
             started,
         ))
+    }
+
+    /// Whether the workers send `signal`.
+    pub(crate) fn exports(&self, signal: Signal) -> bool {
+        self.shared.settings.exported[signal.index()]
     }
 
     fn wake_all(&self) {
@@ -1291,6 +1384,7 @@ impl Workers {
 /// gate slot and bytes.
 struct InFlight {
     shared: Arc<Shared>,
+    signal: Signal,
     spans: u64,
     bytes: usize,
     settled: bool,
@@ -1302,7 +1396,7 @@ struct InFlight {
 
 impl InFlight {
     fn settle(mut self, how: Settled) {
-        self.shared.counters.settle(self.spans, how);
+        self.shared.counters[self.signal].settle(self.spans, how);
         self.settled = true;
     }
 
@@ -1349,9 +1443,9 @@ impl Drop for InFlight {
                 Some(request) => self.shared.to_spool(&request, Settled::Shutdown),
                 None => Settled::Shutdown,
             };
-            self.shared.counters.settle(self.spans, how);
+            self.shared.counters[self.signal].settle(self.spans, how);
         }
-        self.shared.gate.leave(self.bytes, self.evicted);
+        self.shared.gate.leave(self.signal, self.bytes, self.evicted);
     }
 }
 
@@ -1369,35 +1463,47 @@ struct Worker {
     shared: Arc<Shared>,
     index: usize,
     /// Worker `index` of `workers` owns rings `index`, `index + workers`, …
+    /// of every signal.
     workers: usize,
     batcher: Batcher,
-    compressor: Compressor,
+    /// Each signal's compressor, by [`Signal::index`].
+    compressors: [Compressor; SIGNALS],
     frame: BytesMut,
 }
 
 impl Worker {
     fn new(shared: Arc<Shared>, index: usize, workers: usize) -> Self {
-        let compressor = Compressor::new(
-            shared.settings.compression,
-            shared.settings.compression_level,
-        )
-        .expect("level validated by the engine before Workers::start");
+        let compressors = Signal::ALL.map(|signal| {
+            Compressor::new(
+                shared.settings.signal(signal).compression,
+                shared.settings.compression_level,
+            )
+            .expect("level validated by the engine before Workers::start")
+        });
         Self {
             shared,
             index,
             workers,
             batcher: Batcher::default(),
-            compressor,
+            compressors,
             frame: BytesMut::new(),
         }
     }
 
-    fn my_rings(&self) -> impl Iterator<Item = &Ring> + Clone + '_ {
-        self.shared.rings_of(self.index, self.workers)
+    fn my_rings(&self, signal: Signal) -> impl Iterator<Item = &Ring> + Clone + '_ {
+        self.shared.rings_of(signal, self.index, self.workers)
     }
 
-    fn pending(&self) -> Pending {
-        Pending::of(self.my_rings(), &self.shared.settings.policy)
+    /// Every ring this worker drains, every exported signal's.
+    fn all_my_rings(&self) -> impl Iterator<Item = &Ring> + '_ {
+        self.shared
+            .settings
+            .exported()
+            .flat_map(move |signal| self.my_rings(signal))
+    }
+
+    fn pending(&self, signal: Signal) -> Pending {
+        Pending::of(self.my_rings(signal), &self.shared.settings.signal(signal).policy)
     }
 
     fn run(mut self, started: &std::sync::mpsc::Sender<Started>) {
@@ -1406,19 +1512,25 @@ impl Worker {
         tracing::debug!(
             worker = self.index,
             pinned,
-            rings = self.my_rings().count(),
+            rings = self.all_my_rings().count(),
             "otlpx: export worker started"
         );
         // Logs the stop however `run` ends (a panic included).
         let _stopped = LogStop(self.index);
         let doorbell = Arc::new(Doorbell::new(std::thread::current()));
-        let policy = self.shared.settings.policy;
-        for ring in self.my_rings() {
-            ring.set_doorbell(Arc::clone(&doorbell), policy.wake_bytes(ring));
+        let shared = Arc::clone(&self.shared);
+        let settings = &shared.settings;
+        for signal in settings.exported() {
+            let policy = settings.signal(signal).policy;
+            for ring in self.my_rings(signal) {
+                ring.set_doorbell(Arc::clone(&doorbell), policy.wake_bytes(ring));
+            }
         }
-        let mut last_empty = Instant::now();
+        // Per signal: when its rings were last seen empty (its oldest item
+        // has waited at most since then).
+        let mut last_empty = [Instant::now(); SIGNALS];
         // Starts asleep: the low wake level is set.
-        let mut last_full = last_empty - IDLE_AFTER;
+        let mut last_full = last_empty[0] - IDLE_AFTER;
         let mut napping = false;
         let mut acked = 0;
         loop {
@@ -1426,16 +1538,32 @@ impl Worker {
             // `shutdown`.
             let stop = self.shared.stop.load(Ordering::Acquire);
             let epoch = self.shared.flush_epoch.load(Ordering::Acquire);
-            let pending = self.pending();
-            let now = Instant::now();
-            if pending.spans == 0 {
-                last_empty = now;
-            } else if policy.is_full(pending) {
-                last_full = now;
-            }
             let flushing = epoch > acked || stop;
-            if policy.due(pending, now - last_empty, flushing) {
-                if !self.send_one(stop) {
+            let now = Instant::now();
+            // The signal whose batch is due, if any; and how long until
+            // the next one may be.
+            let mut due = None;
+            let mut wait = Duration::MAX;
+            for signal in settings.exported() {
+                let policy = settings.signal(signal).policy;
+                let pending = self.pending(signal);
+                let i = signal.index();
+                if pending.spans == 0 {
+                    last_empty[i] = now;
+                } else if policy.is_full(pending) {
+                    last_full = now;
+                }
+                if due.is_none() && policy.due(pending, now - last_empty[i], flushing) {
+                    due = Some(signal);
+                }
+                wait = wait.min(if pending.spans == 0 {
+                    policy.delay
+                } else {
+                    policy.delay.saturating_sub(now - last_empty[i])
+                });
+            }
+            if let Some(signal) = due {
+                if !self.send_one(signal, stop) {
                     if stop {
                         self.spool_rest();
                         return;
@@ -1455,26 +1583,23 @@ impl Worker {
                 self.spool_rest();
                 return;
             }
-            let mut wait = if pending.spans == 0 {
-                policy.delay
-            } else {
-                policy.delay.saturating_sub(now - last_empty)
-            };
             let busy = now - last_full < IDLE_AFTER;
             if busy != napping {
                 napping = busy;
-                for ring in self.my_rings() {
-                    ring.set_wake_bytes(if busy {
-                        ring.capacity_bytes() as u64 / 2
-                    } else {
-                        policy.wake_bytes(ring)
-                    });
+                for signal in settings.exported() {
+                    let policy = settings.signal(signal).policy;
+                    for ring in self.my_rings(signal) {
+                        ring.set_wake_bytes(if busy {
+                            ring.capacity_bytes() as u64 / 2
+                        } else {
+                            policy.wake_bytes(ring)
+                        });
+                    }
                 }
             }
             if napping {
                 wait = wait.min(NAP);
             }
-            let shared = &self.shared;
             doorbell.sleep(wait, || {
                 // Relaxed: re-checked with Acquire at the top of the loop.
                 shared.flush_epoch.load(Ordering::Relaxed) == acked
@@ -1493,22 +1618,23 @@ impl Worker {
         core_affinity::set_for_current(core_affinity::CoreId { id: core }).then_some(core)
     }
 
-    /// Takes one batch and sends it. False if nothing was taken (nothing
-    /// visible yet, or stopping with the gate closed).
-    fn send_one(&mut self, stop: bool) -> bool {
+    /// Takes one batch of `signal` and sends it. False if nothing was taken
+    /// (nothing visible yet, or stopping with the gate closed).
+    fn send_one(&mut self, signal: Signal, stop: bool) -> bool {
         let shared = Arc::clone(&self.shared);
-        // Take the slot before the spans: spans are in a ring or on their
+        // Take the slot before the items: items are in a ring or on their
         // way, never held by a waiting worker. A stopping worker waits for
         // nothing.
-        let policy = shared.settings.policy;
-        let rings = || shared.rings_of(self.index, self.workers);
         // Drop oldest: with no room, and a ring half full (it would soon
-        // drop new spans), the oldest request waiting for a retry goes.
-        // Below that the rings hold the spans: an outage they can absorb
+        // drop new items), the oldest request waiting for a retry goes.
+        // Below that the rings hold the items: an outage they can absorb
         // loses nothing.
         let evict = || {
             shared.settings.overflow == Overflow::DropOldest
-                && rings()
+                && shared
+                    .settings
+                    .exported()
+                    .flat_map(|s| shared.rings_of(s, self.index, self.workers))
                     .any(|ring| 2 * ring.counters().used_bytes >= ring.capacity_bytes() as u64)
         };
         if !shared
@@ -1519,39 +1645,34 @@ impl Worker {
         }
         let mut in_flight = InFlight {
             shared: Arc::clone(&shared),
+            signal,
             spans: 0,
             bytes: 0,
             settled: true,
             evicted: false,
             request: None,
         };
-        let spans = self.batcher.take(
-            rings(),
-            &shared.catalog,
-            policy.max_spans,
-            policy.max_bytes,
-            &mut self.frame,
-            true,
-        );
-        if spans == 0 {
+        let items = self.take(signal);
+        if items == 0 {
             return false;
         }
-        in_flight.spans = spans as u64;
+        in_flight.spans = items as u64;
         in_flight.settled = false;
         let uncompressed = self.frame.len();
-        let body = match self.body(spans) {
+        let body = match self.body(signal, items) {
             Ok(body) => body,
             Err(e) => {
                 shared.note_error(e);
-                shared.counters.attempt_failed(FailureKind::Other);
+                shared.counters[signal].attempt_failed(FailureKind::Other);
                 in_flight.settle(Settled::Failed);
                 return true;
             }
         };
-        shared.counters.sent(spans, uncompressed, body.len());
+        shared.counters[signal].sent(items, uncompressed, body.len());
         in_flight.bytes = body.len();
-        shared.gate.add_bytes(body.len());
-        let request = ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
+        shared.gate.add_bytes(signal, body.len());
+        let compression = shared.settings.signal(signal).compression;
+        let request = ExportRequest::new(signal, body, compression, items);
         in_flight.request = Some(request.clone());
         shared.runtime.spawn(async move {
             let outcome = in_flight.shared.deliver(&request).await;
@@ -1560,19 +1681,46 @@ impl Worker {
         true
     }
 
-    /// The request body of the `spans` spans framed in `self.frame`,
-    /// compressed as configured; a compression failure is logged and
-    /// returned.
-    fn body(&mut self, spans: usize) -> Result<Bytes, String> {
-        if self.compressor.is_identity() {
+    /// Frames one batch of `signal` from this worker's rings into
+    /// `self.frame`; the items framed. Records of another signal found
+    /// there (a bug upstream) are settled as failed, with a message.
+    fn take(&mut self, signal: Signal) -> usize {
+        let shared = &self.shared;
+        let policy = shared.settings.signal(signal).policy;
+        let items = self.batcher.take(
+            signal,
+            shared.rings_of(signal, self.index, self.workers),
+            &shared.catalog,
+            policy.max_spans,
+            policy.max_bytes,
+            &mut self.frame,
+            true,
+        );
+        let foreign = self.batcher.take_foreign();
+        if foreign > 0 {
+            shared.counters[signal].settle(foreign as u64, Settled::Failed);
+            shared.note_error(format!(
+                "{foreign} records of another signal were found in the {signal} rings \
+                 and dropped (a bug in otlpx)"
+            ));
+        }
+        items
+    }
+
+    /// The request body of the `items` items of `signal` framed in
+    /// `self.frame`, compressed as configured; a compression failure is
+    /// logged and returned.
+    fn body(&mut self, signal: Signal, items: usize) -> Result<Bytes, String> {
+        let compressor = &mut self.compressors[signal.index()];
+        if compressor.is_identity() {
             return Ok(self.frame.split().freeze());
         }
         let mut out = Vec::new();
-        match self.compressor.compress(&self.frame, &mut out) {
+        match compressor.compress(&self.frame, &mut out) {
             Ok(()) => Ok(Bytes::from(out)),
             Err(e) => {
                 self.shared
-                    .warn_failed(FailureKind::Other, spans as u64, &e);
+                    .warn_failed(FailureKind::Other, items as u64, &e);
                 Err(e)
             }
         }
@@ -1585,27 +1733,22 @@ impl Worker {
         if shared.spool().is_none() {
             return;
         }
-        let policy = shared.settings.policy;
-        loop {
-            let spans = self.batcher.take(
-                shared.rings_of(self.index, self.workers),
-                &shared.catalog,
-                policy.max_spans,
-                policy.max_bytes,
-                &mut self.frame,
-                true,
-            );
-            if spans == 0 {
-                return;
+        for signal in shared.settings.exported() {
+            loop {
+                let items = self.take(signal);
+                if items == 0 {
+                    break;
+                }
+                let counters = &shared.counters[signal];
+                let Ok(body) = self.body(signal, items) else {
+                    counters.settle(items as u64, Settled::Shutdown);
+                    continue;
+                };
+                let compression = shared.settings.signal(signal).compression;
+                let request = ExportRequest::new(signal, body, compression, items);
+                let how = shared.to_spool(&request, Settled::Shutdown);
+                counters.settle(items as u64, how);
             }
-            let Ok(body) = self.body(spans) else {
-                shared.counters.settle(spans as u64, Settled::Shutdown);
-                continue;
-            };
-            let request =
-                ExportRequest::new(Signal::Traces, body, shared.settings.compression, spans);
-            let how = shared.to_spool(&request, Settled::Shutdown);
-            shared.counters.settle(spans as u64, how);
         }
     }
 }
@@ -1614,6 +1757,7 @@ impl Worker {
 fn signal_code(signal: Signal) -> u8 {
     match signal {
         Signal::Traces => 0,
+        Signal::Logs => 1,
     }
 }
 
@@ -1623,6 +1767,16 @@ fn compression_code(compression: Compression) -> u8 {
         Compression::None => 0,
         Compression::Gzip => 1,
         Compression::Zstd => 2,
+    }
+}
+
+/// The signal of a spool's number; an unknown number (a later version's
+/// signal) reads as traces, whose code it then fails to match
+/// (`send_spooled` counts such a record as damaged).
+fn signal_of(code: u8) -> Signal {
+    match code {
+        1 => Signal::Logs,
+        _ => Signal::Traces,
     }
 }
 

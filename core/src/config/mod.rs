@@ -21,6 +21,7 @@ pub(crate) mod resolve;
 pub use crate::sample::Sampler;
 pub use resolve::{ConfigEntry, EffectiveConfig};
 
+use crate::signal::{SIGNALS, Signal};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -312,24 +313,13 @@ pub(crate) struct RetryPolicy {
 #[cfg_attr(not(feature = "export"), allow(dead_code))]
 #[derive(Clone, Debug)]
 pub(crate) struct ExportConfig {
-    /// The full URL requests go to (`/v1/traces` already appended where
-    /// the specification says so), and where it was configured.
-    /// The endpoints' URLs (one or more), and where they were given.
-    pub(crate) urls: Option<(Vec<String>, Source)>,
-    /// Whether to export at all (`false`: record for `drain_traces`).
-    pub(crate) enabled: bool,
+    /// Each signal's exporter and batching, by [`Signal::index`].
+    pub(crate) signals: [SignalExport; SIGNALS],
     /// How long dropping the last handle may flush.
     pub(crate) shutdown_timeout: std::time::Duration,
     /// The disk spool, when configured.
     pub(crate) spool: Option<SpoolConfig>,
-    pub(crate) protocol: Protocol,
-    pub(crate) compression: Compression,
     pub(crate) compression_level: Option<i32>,
-    pub(crate) headers: Vec<(String, String)>,
-    /// Bound on one attempt (`OTEL_EXPORTER_OTLP_TIMEOUT`).
-    pub(crate) timeout: std::time::Duration,
-    /// Bound on all attempts of one request (`OTEL_BSP_EXPORT_TIMEOUT`).
-    pub(crate) deadline: std::time::Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) connections: usize,
     pub(crate) max_in_flight: usize,
@@ -340,15 +330,44 @@ pub(crate) struct ExportConfig {
     pub(crate) pin_workers: bool,
     /// `None`: the cores this process may run on, in order.
     pub(crate) worker_cores: Option<Vec<usize>>,
-    pub(crate) max_batch_spans: usize,
-    pub(crate) max_batch_bytes: usize,
-    pub(crate) schedule_delay: std::time::Duration,
-    /// Certificates for `https://` endpoints.
-    pub(crate) tls: TlsFiles,
     /// Where the admin endpoint listens (`None`: no admin endpoint).
     pub(crate) admin_address: Option<std::net::SocketAddr>,
     /// How far back `/ready` looks for a failed export attempt.
     pub(crate) ready_window: std::time::Duration,
+}
+
+impl ExportConfig {
+    /// The exporter and batching of `signal`.
+    pub(crate) fn signal(&self, signal: Signal) -> &SignalExport {
+        &self.signals[signal.index()]
+    }
+}
+
+/// One signal's exporter (`OTEL_EXPORTER_OTLP_{TRACES,LOGS}_*` over
+/// `OTEL_EXPORTER_OTLP_*`) and batch processor (`OTEL_BSP_*`,
+/// `OTEL_BLRP_*`), resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct SignalExport {
+    /// The endpoints' full URLs (one or more; the signal's path, such as
+    /// `/v1/logs`, already appended where the specification says so), and
+    /// where they were given.
+    pub(crate) urls: Option<(Vec<String>, Source)>,
+    /// Whether to export the signal at all (`false`: record for `drain`).
+    pub(crate) enabled: bool,
+    pub(crate) protocol: Protocol,
+    pub(crate) compression: Compression,
+    pub(crate) headers: Vec<(String, String)>,
+    /// Bound on one attempt (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub(crate) timeout: std::time::Duration,
+    /// Bound on all attempts of one request (`OTEL_BSP_EXPORT_TIMEOUT`,
+    /// `OTEL_BLRP_EXPORT_TIMEOUT`).
+    pub(crate) deadline: std::time::Duration,
+    /// Certificates for `https://` endpoints.
+    pub(crate) tls: TlsFiles,
+    /// Items per request, at most.
+    pub(crate) max_batch: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) schedule_delay: std::time::Duration,
 }
 
 /// PEM files for TLS, as configured; read when the engine is built.

@@ -442,17 +442,39 @@ impl Resolver<'_> {
             Duration::from_millis(SHUTDOWN_TIMEOUT_MS_DEFAULT),
             ms,
         );
-        Ok(ExportConfig {
+        let traces = SignalExport {
             urls,
             enabled: enabled.value,
-            shutdown_timeout: shutdown_timeout.value,
-            spool,
             protocol: protocol_value,
             compression,
-            compression_level,
             headers,
             timeout: timeout.value,
             deadline: bsp_timeout.value,
+            tls,
+            max_batch: batch.value,
+            max_batch_bytes: batch_bytes.value,
+            schedule_delay: delay.value,
+        };
+        // TEMPORARY: logs as traces, to their own path.
+        let logs = SignalExport {
+            urls: traces.urls.clone().map(|(urls, source)| {
+                let urls = urls
+                    .into_iter()
+                    .map(|u| match u.strip_suffix("/v1/traces") {
+                        Some(base) => format!("{base}/v1/logs"),
+                        None => u,
+                    })
+                    .collect();
+                (urls, source)
+            }),
+            schedule_delay: Duration::from_millis(1000),
+            ..traces.clone()
+        };
+        Ok(ExportConfig {
+            signals: [traces, logs],
+            shutdown_timeout: shutdown_timeout.value,
+            spool,
+            compression_level,
             retry,
             connections: connections.value,
             max_in_flight: max_in_flight.value,
@@ -461,10 +483,6 @@ impl Resolver<'_> {
             workers: workers.map(|w| w.value),
             pin_workers: pin.value,
             worker_cores: cores.map(|c| c.value),
-            max_batch_spans: batch.value,
-            max_batch_bytes: batch_bytes.value,
-            schedule_delay: delay.value,
-            tls,
             admin_address,
             ready_window: ready_window.value,
         })

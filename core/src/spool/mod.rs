@@ -104,6 +104,7 @@
 
 mod segment;
 
+use crate::ring::SIGNALS;
 use bytes::Bytes;
 use segment::{FILE_HEADER_BYTES, RECORD_HEADER_BYTES, RecordHeader};
 use std::collections::BTreeMap;
@@ -136,17 +137,34 @@ pub(crate) struct SpoolSettings {
     pub(crate) drop_oldest: bool,
 }
 
+/// Item counts by signal: indexed by a record's signal byte (see
+/// [`signal_index`]).
+pub(crate) type BySignal = [u64; SIGNALS];
+
+/// Where a record's signal byte counts in a [`BySignal`]: at its own
+/// number, or (a later version's signal, which this one cannot send) at 0.
+pub(crate) fn signal_index(signal: u8) -> usize {
+    match usize::from(signal) {
+        i if i < SIGNALS => i,
+        _ => 0,
+    }
+}
+
 /// What `open` found in the directory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Recovery {
     /// Intact records still to send, and their items.
     pub(crate) records: u64,
     pub(crate) items: u64,
+    /// `items` by signal (see [`signal_index`]).
+    pub(crate) items_by_signal: BySignal,
     /// Damaged records (bad checksum, torn tail, garbage between records).
     pub(crate) corrupt_records: u64,
     /// Items of damaged records whose header was intact (so the count is
     /// known); a damaged header's items cannot be known.
     pub(crate) corrupt_items: u64,
+    /// `corrupt_items` by signal (see [`signal_index`]).
+    pub(crate) corrupt_items_by_signal: BySignal,
     /// Bytes skipped as damaged.
     pub(crate) corrupt_bytes: u64,
 }
@@ -157,6 +175,8 @@ pub(crate) struct Appended {
     /// Items of older pending records deleted to make room
     /// (`drop_oldest`).
     pub(crate) deleted: u64,
+    /// `deleted` by signal (see [`signal_index`]).
+    pub(crate) deleted_by_signal: BySignal,
     /// A segment was rotated away from unsynced: call [`Spool::sync`]
     /// soon, away from any thread that must not wait for the disk.
     pub(crate) sync_due: bool,
@@ -188,7 +208,11 @@ pub(crate) enum Claimed {
     Empty,
     /// The oldest record could not be read back (I/O error, or damaged on
     /// disk since `open`); it is gone, with its `items`. Claim again.
-    Lost { items: u64 },
+    Lost {
+        /// The record's signal byte.
+        signal: u8,
+        items: u64,
+    },
 }
 
 /// Why the spool could not do something.
@@ -302,6 +326,7 @@ struct Entry {
     /// Header plus body.
     bytes: u64,
     items: u32,
+    signal: u8,
     state: EntryState,
 }
 
@@ -482,7 +507,7 @@ impl Spool {
         }
         state.write_record(&header, body)?;
         let sync_due = rotate && !state.unsynced.is_empty();
-        let mut dropped = 0;
+        let mut dropped = BySignal::default();
         if state.drop_oldest {
             while state.disk_bytes > state.max_bytes {
                 let active = state.active;
@@ -494,12 +519,16 @@ impl Spool {
                 else {
                     break; // `plan` saw to it that this is not reached
                 };
-                dropped += state.remove_segment(oldest);
+                let removed = state.remove_segment(oldest);
+                for (d, r) in dropped.iter_mut().zip(removed) {
+                    *d += r;
+                }
             }
         }
         Self::unlock(state);
         Ok(Appended {
-            deleted: dropped,
+            deleted: dropped.iter().sum(),
+            deleted_by_signal: dropped,
             sync_due,
         })
     }
@@ -530,6 +559,7 @@ impl Spool {
                     state.finish(id);
                     Self::unlock(state);
                     return Claimed::Lost {
+                        signal: entry.signal,
                         items: u64::from(entry.items),
                     };
                 }
@@ -556,6 +586,7 @@ impl Spool {
                 state.finish(id);
                 Self::unlock(state);
                 Claimed::Lost {
+                    signal: entry.signal,
                     items: u64::from(entry.items),
                 }
             }
@@ -766,6 +797,7 @@ impl State {
             offset,
             bytes,
             items: header.items,
+            signal: header.signal,
             state: EntryState::Pending,
         });
         segment.pending += 1;
@@ -818,15 +850,20 @@ impl State {
     /// A file that cannot be deleted is forgotten all the same: the next
     /// `open` finds it again (completed records stay skipped; records
     /// dropped for room come back, to be sent late rather than never).
-    fn remove_segment(&mut self, seq: u64) -> u64 {
+    fn remove_segment(&mut self, seq: u64) -> BySignal {
+        let mut removed = BySignal::default();
         let Some(segment) = self.segments.remove(&seq) else {
-            return 0;
+            return removed;
         };
         self.disk_bytes -= segment.bytes;
         self.live_records -= segment.live() as u64;
         self.live_items -= segment.live_items;
+        for entry in segment.entries.iter().filter(|e| e.state != EntryState::Done) {
+            removed[signal_index(entry.signal)] += u64::from(entry.items);
+        }
+        debug_assert_eq!(removed.iter().sum::<u64>(), segment.live_items);
         self.doomed.push(segment.path);
-        segment.live_items
+        removed
     }
 }
 
@@ -934,7 +971,10 @@ fn recover_segment(path: PathBuf, recovery: &mut Recovery) -> Result<Option<Segm
     }
     let scan = segment::scan(&file, len);
     recovery.corrupt_records += scan.corrupt_records;
-    recovery.corrupt_items += scan.corrupt_items;
+    recovery.corrupt_items += scan.corrupt_items.iter().sum::<u64>();
+    for (r, c) in recovery.corrupt_items_by_signal.iter_mut().zip(scan.corrupt_items) {
+        *r += c;
+    }
     recovery.corrupt_bytes += scan.corrupt_bytes;
     if scan.pending.is_empty() {
         let _ = fs::remove_file(&path);
@@ -946,9 +986,11 @@ fn recover_segment(path: PathBuf, recovery: &mut Recovery) -> Result<Option<Segm
             offset: found.offset,
             bytes: found.bytes,
             items: found.items,
+            signal: found.signal,
             state: EntryState::Pending,
         });
         segment.live_items += u64::from(found.items);
+        recovery.items_by_signal[signal_index(found.signal)] += u64::from(found.items);
     }
     segment.pending = segment.entries.len();
     recovery.records += segment.pending as u64;

@@ -219,6 +219,7 @@ pub(super) struct Found {
     /// Header plus body.
     pub(super) bytes: u64,
     pub(super) items: u32,
+    pub(super) signal: u8,
 }
 
 /// What [`scan`] found in one segment.
@@ -227,14 +228,16 @@ pub(super) struct Scan {
     /// Intact pending records, in file order.
     pub(super) pending: Vec<Found>,
     pub(super) corrupt_records: u64,
-    pub(super) corrupt_items: u64,
+    /// By signal ([`super::signal_index`]); a damaged header's items are
+    /// unknown and counted as none.
+    pub(super) corrupt_items: super::BySignal,
     pub(super) corrupt_bytes: u64,
 }
 
 impl Scan {
-    fn damaged(&mut self, items: u32, bytes: u64) {
+    fn damaged(&mut self, signal: u8, items: u32, bytes: u64) {
         self.corrupt_records += 1;
-        self.corrupt_items += u64::from(items);
+        self.corrupt_items[super::signal_index(signal)] += u64::from(items);
         self.corrupt_bytes += bytes;
     }
 }
@@ -249,7 +252,7 @@ pub(super) fn scan(file: &File, len: u64) -> Scan {
         let mut head = [0u8; RECORD_HEADER_BYTES];
         let header = if len - pos >= RECORD_HEADER_BYTES as u64 {
             if file.read_exact_at(&mut head, pos).is_err() {
-                out.damaged(0, len - pos);
+                out.damaged(0, 0, len - pos);
                 break;
             }
             RecordHeader::decode(&head)
@@ -260,7 +263,7 @@ pub(super) fn scan(file: &File, len: u64) -> Scan {
             // Damaged header: skip to the next trustworthy one, as one
             // corrupt region.
             let next = resync(file, pos + 1, len).unwrap_or(len);
-            out.damaged(0, next - pos);
+            out.damaged(0, 0, next - pos);
             pos = next;
             continue;
         };
@@ -270,7 +273,8 @@ pub(super) fn scan(file: &File, len: u64) -> Scan {
             _ => {
                 // Body torn at the end of the file; a completed record
                 // lost nothing to send, so its items are not counted.
-                out.damaged(if pending { header.items } else { 0 }, len - pos);
+                let items = if pending { header.items } else { 0 };
+                out.damaged(header.signal, items, len - pos);
                 break;
             }
         };
@@ -281,10 +285,11 @@ pub(super) fn scan(file: &File, len: u64) -> Scan {
                     offset: pos,
                     bytes: header.record_bytes(),
                     items: header.items,
+                    signal: header.signal,
                 }),
                 // Bad body or unreadable body: its length is trustworthy,
                 // so carry on after it.
-                _ => out.damaged(header.items, header.record_bytes()),
+                _ => out.damaged(header.signal, header.items, header.record_bytes()),
             }
         }
         pos = end;

@@ -80,7 +80,7 @@ fn drain(spool: &Spool) -> Vec<Record> {
         match spool.claim() {
             Claimed::Record(r) => out.push(r),
             Claimed::Empty => return out,
-            Claimed::Lost { items } => panic!("lost a record of {items} items"),
+            Claimed::Lost { items, .. } => panic!("lost a record of {items} items"),
         }
     }
 }
@@ -255,6 +255,7 @@ fn restart_recovers_oldest_first() {
         Recovery {
             records: 12,
             items: (8..20).sum(),
+            items_by_signal: [(8..20).sum(), 0],
             ..Recovery::default()
         }
     );
@@ -337,8 +338,10 @@ fn torn_tail_header() {
         Recovery {
             records: 2,
             items: 3,
+            items_by_signal: [3, 0],
             corrupt_records: 1,
             corrupt_items: 0,
+            corrupt_items_by_signal: [0, 0],
             corrupt_bytes: 10,
         }
     );
@@ -356,8 +359,10 @@ fn torn_tail_body() {
         Recovery {
             records: 2,
             items: 3,
+            items_by_signal: [3, 0],
             corrupt_records: 1,
             corrupt_items: 3,
+            corrupt_items_by_signal: [3, 0],
             corrupt_bytes: REC + 50,
         }
     );
@@ -375,8 +380,10 @@ fn damaged_body_in_the_middle() {
         Recovery {
             records: 2,
             items: 4,
+            items_by_signal: [4, 0],
             corrupt_records: 1,
             corrupt_items: 2,
+            corrupt_items_by_signal: [2, 0],
             corrupt_bytes: REC + 100,
         }
     );
@@ -397,8 +404,10 @@ fn garbage_header_in_the_middle_is_resynced() {
         Recovery {
             records: 2,
             items: 4,
+            items_by_signal: [4, 0],
             corrupt_records: 1,
             corrupt_items: 0,
+            corrupt_items_by_signal: [0, 0],
             corrupt_bytes: REC + 100,
         }
     );
@@ -469,7 +478,7 @@ fn a_record_damaged_after_open_is_lost() {
         spool.append(0, 0, 5, &body(0, 100)).unwrap();
         spool.append(0, 0, 6, &body(1, 100)).unwrap();
         flip(&scratch.segments()[0], at(0) + REC + 1);
-        assert!(matches!(spool.claim(), Claimed::Lost { items: 5 }));
+        assert!(matches!(spool.claim(), Claimed::Lost { items: 5, .. }));
         assert_eq!(spool.pending(), (1, 6));
         assert_eq!(take(&spool).body, body(1, 100));
     }
@@ -716,5 +725,48 @@ proptest! {
             prop_assert_eq!(recovery.corrupt_records, expected);
         }
         prop_assert_eq!(spool.disk_bytes(), scratch.segment_bytes_on_disk());
+    }
+}
+
+/// Each signal's items are counted apart: found at open, deleted to make
+/// room, lost when unreadable.
+#[test]
+fn items_are_counted_by_signal() {
+    let scratch = Scratch::new("by-signal");
+    {
+        let (spool, _) = Spool::open(&scratch.settings(1 << 20, false)).unwrap();
+        spool.append(0, 0, 3, &body(0, 100)).unwrap();
+        spool.append(1, 0, 5, &body(1, 100)).unwrap();
+        spool.append(1, 0, 7, &body(2, 100)).unwrap();
+        // A later version's signal counts where traces do.
+        spool.append(9, 0, 2, &body(3, 100)).unwrap();
+    }
+    let (spool, recovery) = Spool::open(&scratch.settings(1 << 20, false)).unwrap();
+    assert_eq!(recovery.items, 17);
+    assert_eq!(recovery.items_by_signal, [5, 12]);
+    let signals: Vec<u8> = drain(&spool).iter().map(|r| r.signal).collect();
+    assert_eq!(signals, [0, 1, 1, 9]);
+}
+
+#[test]
+fn deleted_items_are_counted_by_signal() {
+    let scratch = Scratch::new("deleted-by-signal");
+    let (spool, _) = Spool::open(&scratch.settings(1 << 20, true)).unwrap();
+    let mut deleted = [0; 2];
+    let mut appended = [0; 2];
+    for i in 0..64usize {
+        let signal = (i % 2) as u8;
+        let a = spool.append(signal, 0, 1, &body(i, 40_000)).unwrap();
+        appended[signal as usize] += 1;
+        assert_eq!(a.deleted, a.deleted_by_signal.iter().sum::<u64>());
+        for (d, n) in deleted.iter_mut().zip(a.deleted_by_signal) {
+            *d += n;
+        }
+    }
+    assert!(deleted[0] > 0 && deleted[1] > 0, "{deleted:?}");
+    let left = drain(&spool);
+    for signal in 0..2u8 {
+        let kept = left.iter().filter(|r| r.signal == signal).count() as u64;
+        assert_eq!(kept + deleted[signal as usize], appended[signal as usize]);
     }
 }

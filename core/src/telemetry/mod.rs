@@ -26,7 +26,7 @@ mod prometheus;
 pub use histogram::HistogramSnapshot;
 pub use prometheus::PROMETHEUS_CONTENT_TYPE;
 
-use crate::ring::RingCounters;
+use crate::ring::{RingCounters, SIGNALS, Signal};
 use histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(feature = "export")]
@@ -405,6 +405,47 @@ pub(crate) struct ExportCounters {
     /// Unix nanoseconds of the latest success and failure; 0: none yet.
     last_success: AtomicU64,
     last_failure: AtomicU64,
+}
+
+/// Each signal's [`ExportCounters`], by [`Signal::index`]: what became of
+/// each signal's items, and its requests. The in-flight byte budget is one
+/// for all signals, so the gate reads the sum ([`Self::in_flight_bytes`]).
+#[derive(Debug, Default)]
+pub(crate) struct SignalCounters([ExportCounters; SIGNALS]);
+
+impl std::ops::Index<Signal> for SignalCounters {
+    type Output = ExportCounters;
+
+    #[inline]
+    fn index(&self, signal: Signal) -> &ExportCounters {
+        &self.0[signal.index()]
+    }
+}
+
+#[cfg(feature = "export")]
+impl SignalCounters {
+    /// Bytes of requests in flight now, every signal's.
+    pub(crate) fn in_flight_bytes(&self) -> u64 {
+        self.0.iter().map(ExportCounters::in_flight_bytes).sum()
+    }
+
+    /// The spool (one for every signal) now takes `bytes` bytes: a gauge
+    /// each signal's snapshot shows.
+    pub(crate) fn spool_bytes(&self, bytes: u64) {
+        for c in &self.0 {
+            c.spool_bytes(bytes);
+        }
+    }
+
+    /// Items in the spool, every signal's (see [`ExportCounters::spooled`]).
+    pub(crate) fn spooled(&self) -> u64 {
+        self.0.iter().map(ExportCounters::spooled).sum()
+    }
+
+    /// Items abandoned at shutdown so far, every signal's.
+    pub(crate) fn abandoned(&self) -> u64 {
+        self.0.iter().map(ExportCounters::abandoned).sum()
+    }
 }
 
 impl Default for ExportCounters {

@@ -8,8 +8,8 @@
 //! Both send the bytes they are given as they are: nothing is decoded or
 //! re-encoded, and a request can be sent again without being rebuilt.
 //!
-//! Signals differ only in the table of paths below; the engine sends traces
-//! today, and metrics and logs will travel the same way.
+//! Signals differ only in the table of paths below (the [`Signal`] itself
+//! is the rings' type: a record carries it from the moment it is written).
 //!
 //! All I/O runs on the engine's own small tokio runtime; the application's
 //! runtime, if it has one, is never used.
@@ -32,19 +32,14 @@ use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 
-/// The kind of telemetry a request carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Signal {
-    /// `ExportTraceServiceRequest`.
-    Traces,
-}
+pub use crate::ring::Signal;
 
 impl Signal {
     /// The gRPC method path of the signal's OTLP `Export` call.
     pub fn grpc_path(self) -> &'static str {
         match self {
             Self::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Self::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
         }
     }
 
@@ -52,6 +47,7 @@ impl Signal {
     pub fn http_path(self) -> &'static str {
         match self {
             Self::Traces => "/v1/traces",
+            Self::Logs => "/v1/logs",
         }
     }
 }
