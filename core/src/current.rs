@@ -28,7 +28,7 @@
 // Pin projection in the future wrappers (`WithSpan`, `WithContext`).
 #![allow(unsafe_code)]
 
-use crate::context::SpanContext;
+use crate::context::{SpanContext, SpanId, TraceFlags, TraceId};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -66,6 +66,24 @@ fn current() -> Option<SpanContext> {
     }
     STACK
         .try_with(|stack| Some(stack.try_borrow().ok()?.last()?.context.clone()))
+        .ok()
+        .flatten()
+}
+
+/// The ids and flags of the current context, if valid: what a log record
+/// correlates with. Unlike [`current_parent`], it leaves the trace state
+/// (a reference count) alone.
+#[inline]
+pub(crate) fn current_ids() -> Option<(TraceId, SpanId, TraceFlags)> {
+    if DEPTH.try_with(Cell::get).unwrap_or(0) == 0 {
+        return None;
+    }
+    STACK
+        .try_with(|stack| {
+            let stack = stack.try_borrow().ok()?;
+            let c = &stack.last()?.context;
+            c.is_valid().then_some((c.trace_id, c.span_id, c.trace_flags))
+        })
         .ok()
         .flatten()
 }

@@ -666,6 +666,8 @@ impl EngineBuilder {
             dropped_invalid: AtomicU64::new(0),
             sampler: crate::sample::Decider::new(resolved.sampler),
             disabled,
+            log_limits: crate::config::LogLimits::default(),
+            log_min_severity: 0,
         });
         let catalog = Arc::new(Catalog::new(resource_bytes(&attributes)));
         #[cfg(feature = "export")]

@@ -111,7 +111,7 @@ mod value;
 #[cfg(feature = "export")]
 mod worker;
 
-pub use config::{Compression, Overflow, Protocol, SpanLimits};
+pub use config::{Compression, LogLimits, Overflow, Protocol, SpanLimits};
 pub use context::{
     SpanContext, SpanId, TraceFlags, TraceId, TraceState, TraceStateError, Traceparent,
     TraceparentError,

@@ -34,7 +34,9 @@ pub(crate) mod common {
     pub(crate) const ANY_INT: u8 = key(3, VARINT);
     pub(crate) const ANY_DOUBLE: u8 = key(4, I64);
     pub(crate) const ANY_ARRAY: u8 = key(5, LEN);
+    pub(crate) const ANY_KVLIST: u8 = key(6, LEN);
     pub(crate) const ANY_BYTES: u8 = key(7, LEN);
+    pub(crate) const KVLIST_VALUES: u8 = key(1, LEN);
     pub(crate) const ARRAY_VALUES: u8 = key(1, LEN);
     pub(crate) const KV_KEY: u8 = key(1, LEN);
     pub(crate) const KV_VALUE: u8 = key(2, LEN);
@@ -98,6 +100,25 @@ pub(crate) mod trace {
     /// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`: the parent (or linked) context
     /// came from another process.
     pub(crate) const FLAGS_IS_REMOTE: u32 = 0x200;
+}
+
+/// `opentelemetry/proto/logs/v1/logs.proto` (the request, resource and
+/// scope levels share the trace constants' numbers: see `crate::encode`)
+pub(crate) mod logs {
+    use super::*;
+    pub(crate) const SCOPE_LOGS_LOG_RECORDS: u8 = key(2, LEN);
+
+    pub(crate) const TIME: u8 = key(1, I64);
+    pub(crate) const SEVERITY_NUMBER: u8 = key(2, VARINT);
+    pub(crate) const SEVERITY_TEXT: u8 = key(3, LEN);
+    pub(crate) const BODY: u8 = key(5, LEN);
+    pub(crate) const ATTRIBUTES: u8 = key(6, LEN);
+    pub(crate) const DROPPED_ATTRIBUTES: u8 = key(7, VARINT);
+    pub(crate) const FLAGS: u8 = key(8, I32);
+    pub(crate) const TRACE_ID: u8 = key(9, LEN);
+    pub(crate) const SPAN_ID: u8 = key(10, LEN);
+    pub(crate) const OBSERVED_TIME: u8 = key(11, I64);
+    pub(crate) const EVENT_NAME: u8 = key(12, LEN);
 }
 
 /// Bytes a varint takes. Lengths below 128, nearly all of them, take one

@@ -224,6 +224,11 @@ pub(crate) struct Recorder {
     pub(crate) sampler: crate::sample::Decider,
     /// `OTEL_SDK_DISABLED`: every span is a no-op.
     pub(crate) disabled: bool,
+    /// What a log record keeps.
+    pub(crate) log_limits: crate::config::LogLimits,
+    /// Log records below this `SeverityNumber` (and not unspecified) are
+    /// filtered out; 0 lets every record through.
+    pub(crate) log_min_severity: u8,
 }
 
 /// An instrumentation scope: what a library or module records spans as.

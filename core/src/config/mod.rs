@@ -139,6 +139,31 @@ pub struct SpanLimits {
     pub max_attribute_value_length: Option<u32>,
 }
 
+/// What a log record keeps: attributes past `max_attributes` and the
+/// characters of a string value past `max_attribute_value_length` are cut,
+/// and counted in the record's `dropped_attributes_count` (values cut
+/// short are not counted, as for spans).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogLimits {
+    /// Attributes kept per record (`OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`).
+    pub max_attributes: u32,
+    /// Longest string (in characters) or byte array an attribute value
+    /// keeps; `u32::MAX`: no limit
+    /// (`OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`).
+    pub max_attribute_value_length: u32,
+}
+
+impl Default for LogLimits {
+    /// The specification's: 128 attributes, values of any length.
+    fn default() -> Self {
+        Self {
+            max_attributes: 128,
+            max_attribute_value_length: u32::MAX,
+        }
+    }
+}
+
 impl Default for SpanLimits {
     fn default() -> Self {
         Self {
