@@ -375,17 +375,20 @@ impl EngineBuilder {
         self
     }
 
-    /// Requests in flight at most, all workers together (default 8). While
-    /// they are all out, spans wait in the rings.
+    /// Requests being sent at once, all workers and signals together
+    /// (default 8). A request waiting for a retry does not count (its
+    /// bytes do, in [`max_in_flight_bytes`](Self::max_in_flight_bytes)).
+    /// While all are out, items wait in the rings.
     pub fn max_in_flight(mut self, requests: usize) -> Self {
         self.layer.max_in_flight = by("max_in_flight", requests);
         self
     }
 
-    /// Bound on the bytes (compressed, as sent) of requests in flight:
-    /// waiting for an answer or for a retry, or (with a spool) to be
-    /// written to it (default 16 MiB). A request starts while fewer bytes
-    /// are in flight.
+    /// Bound on the bytes (compressed, as sent) of requests held: being
+    /// sent, waiting for a retry, or (with a spool) to be written to it
+    /// (default 16 MiB), every signal's together. A request starts while
+    /// fewer bytes are held; an outage fills this before anything is
+    /// evicted.
     pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
         self.layer.max_in_flight_bytes = by("max_in_flight_bytes", bytes);
         self

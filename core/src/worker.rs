@@ -359,14 +359,23 @@ pub struct ShutdownError {
     pub report: ShutdownReport,
 }
 
-/// Bounds requests in flight, by count and by bytes; also where flush
-/// waits, and where the oldest request waiting for a retry is evicted to
-/// make room (see [`Overflow`]).
+/// Bounds what is in flight: the requests being sent at once by count
+/// (`max_in_flight`), everything held (being sent, waiting for a retry, or
+/// for the spool writer) by bytes (`max_in_flight_bytes`). A request
+/// waiting for a retry gives its send slot back: in an outage, requests
+/// pile up in memory until the byte budget is full, not until a handful of
+/// them wait. Also where flush waits, and where the oldest request waiting
+/// for a retry is evicted to make room once the bytes are full (see
+/// [`Overflow`]).
 struct Gate {
     state: Mutex<GateState>,
+    /// Wakes the worker threads waiting in `enter` (and flush).
     changed: Condvar,
+    /// Wakes the retries waiting for a send slot (async, on the runtime).
+    slot_freed: Notify,
+    /// Bound on the requests being sent at once.
     max: usize,
-    /// Bound on the bytes of requests in flight: a request may start while
+    /// Bound on the bytes of requests held: a request may start while
     /// fewer are, so they stay under this plus one request.
     max_bytes: u64,
     /// Where the bytes in flight are counted (the one count, also each
@@ -375,7 +384,12 @@ struct Gate {
 }
 
 struct GateState {
-    in_flight: usize,
+    /// Requests being sent (an attempt under way, or about to be), each
+    /// holding a send slot.
+    sending: usize,
+    /// Requests held, whatever they wait for: `sending`, waiting for a
+    /// retry, or for a send slot after one. Flush waits for 0.
+    held: usize,
     /// Requests waiting to be retried, oldest first: each wakes when its
     /// `Notify` fires and, finding itself gone from here, settles as
     /// evicted.
@@ -390,17 +404,25 @@ impl Gate {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a slot, waiting while `max` requests or `max_bytes` bytes are
-    /// in flight, until `give_up()` (checked at least every few ms) says
-    /// to stop waiting. While waiting, if `evict()` says so, evicts the
-    /// oldest request waiting to be retried.
+    /// Takes a send slot for a new request, waiting while `max` requests
+    /// are being sent or `max_bytes` bytes are held, until `give_up()`
+    /// (checked at least every few ms) says to stop waiting. While the
+    /// bytes are full, if `evict()` says so, evicts the oldest request
+    /// waiting to be retried.
     fn enter(&self, give_up: impl Fn() -> bool, evict: impl Fn() -> bool) -> bool {
         let mut st = self.lock();
-        while st.in_flight >= self.max || self.counters.in_flight_bytes() >= self.max_bytes {
+        loop {
+            let bytes_full = self.counters.in_flight_bytes() >= self.max_bytes;
+            if st.sending < self.max && !bytes_full {
+                break;
+            }
             if give_up() {
                 return false;
             }
-            if st.evicting == 0
+            // Only bytes are freed by an eviction: a request waiting for a
+            // retry holds no send slot.
+            if bytes_full
+                && st.evicting == 0
                 && evict()
                 && let Some(victim) = st.retrying.pop_front()
             {
@@ -413,7 +435,8 @@ impl Gate {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        st.in_flight += 1;
+        st.sending += 1;
+        st.held += 1;
         true
     }
 
@@ -432,9 +455,14 @@ impl Gate {
         self.changed.notify_all();
     }
 
-    fn leave(&self, signal: Signal, bytes: usize, evicted: bool) {
+    /// A request is settled: frees its bytes, and its send slot if it
+    /// `sending` holds one.
+    fn leave(&self, signal: Signal, bytes: usize, evicted: bool, sending: bool) {
         let mut st = self.lock();
-        st.in_flight -= 1;
+        st.held -= 1;
+        if sending {
+            st.sending -= 1;
+        }
         // Under the lock, before the wake-up: a waiter either sees the
         // bytes gone or is woken after they went.
         self.counters[signal].in_flight_bytes_changed(-(bytes as i64));
@@ -443,25 +471,55 @@ impl Gate {
         }
         drop(st);
         self.changed.notify_all();
+        if sending {
+            self.slot_freed.notify_waiters();
+        }
     }
 
-    /// Waits `wait` before a retry, evictable meanwhile; false if the
-    /// request was evicted (before or during the wait).
-    async fn wait_to_retry(&self, wait: Duration) -> bool {
+    /// Waits `wait` before a retry, evictable meanwhile, without a send
+    /// slot (`*sending` goes false as the slot is given back); then takes
+    /// one again (`*sending` true). False if the request was evicted
+    /// (before or during the wait): then it holds no slot.
+    async fn wait_to_retry(&self, wait: Duration, sending: &mut bool) -> bool {
         let wake = Arc::new(Notify::new());
-        self.lock().retrying.push_back(Arc::clone(&wake));
+        {
+            let mut st = self.lock();
+            st.retrying.push_back(Arc::clone(&wake));
+            st.sending -= 1;
+            *sending = false;
+        }
+        self.changed.notify_all();
+        self.slot_freed.notify_waiters();
         // Either way: woken early (evicted) or not.
         let _ = tokio::time::timeout(wait, wake.notified()).await;
         // Decided under the lock: an eviction that raced the end of the
         // wait has already taken the request off the queue, and counts on
         // it leaving.
-        let mut st = self.lock();
-        match st.retrying.iter().position(|w| Arc::ptr_eq(w, &wake)) {
-            Some(i) => {
-                st.retrying.remove(i);
-                true
+        {
+            let mut st = self.lock();
+            match st.retrying.iter().position(|w| Arc::ptr_eq(w, &wake)) {
+                Some(i) => {
+                    st.retrying.remove(i);
+                }
+                None => return false,
             }
-            None => false,
+        }
+        // A send slot again; no longer evictable meanwhile (it is not in
+        // `retrying`), and its bytes stay counted.
+        loop {
+            let freed = self.slot_freed.notified();
+            {
+                let mut st = self.lock();
+                if st.sending < self.max {
+                    st.sending += 1;
+                    *sending = true;
+                    return true;
+                }
+            }
+            // Created before the check, `freed` catches a slot freed
+            // after it (`notify_waiters` wakes every `Notified` already
+            // created); the bound on the wait is a backstop.
+            let _ = tokio::time::timeout(Duration::from_millis(50), freed).await;
         }
     }
 
@@ -1037,7 +1095,10 @@ impl Shared {
     /// Sends `request` until it is answered, fails for good, or its
     /// deadline would pass before the next attempt (see
     /// [`crate::transport::retry`]); every attempt sends the same bytes.
-    async fn deliver(&self, request: &ExportRequest) -> Outcome {
+    ///
+    /// `sending` says whether the request holds a send slot: it does while
+    /// attempts run, and not while it waits for a retry.
+    async fn deliver(&self, request: &ExportRequest, sending: &mut bool) -> Outcome {
         let settings = &self.settings;
         let signal = settings.signal(request.signal);
         let deadline = Instant::now() + signal.deadline;
@@ -1072,7 +1133,7 @@ impl Shared {
                 };
             };
             self.warn_retrying(e.kind, spans, &e.message, wait);
-            if !self.gate.wait_to_retry(wait).await {
+            if !self.gate.wait_to_retry(wait, sending).await {
                 if self.spool().is_none() {
                     self.warn_evicted(spans);
                 }
@@ -1156,11 +1217,13 @@ impl Workers {
         let shared = Arc::new(Shared {
             gate: Gate {
                 state: Mutex::new(GateState {
-                    in_flight: 0,
+                    sending: 0,
+                    held: 0,
                     retrying: VecDeque::new(),
                     evicting: 0,
                 }),
                 changed: Condvar::new(),
+                slot_freed: Notify::new(),
                 max: settings.max_in_flight.max(1),
                 max_bytes: settings.max_in_flight_bytes.max(1) as u64,
                 counters: Arc::clone(&counters),
@@ -1261,12 +1324,12 @@ impl Workers {
         let mut st = s.gate.lock();
         loop {
             // Acquire: pairs with the Release store of an acknowledgement;
-            // the requests that flush sent are counted in `in_flight` by then.
+            // the requests that flush sent are counted in `held` by then.
             let acked = s.flushed.iter().all(|f| f.load(Ordering::Acquire) >= epoch);
             // The spool's count as the counters keep it, not the spool's
             // own: a record leaves the spool just before it is counted
             // out, and a flush that returns must see it in `stats()`.
-            if acked && st.in_flight == 0 && s.spool_queue.idle() && s.counters.spooled() == 0 {
+            if acked && st.held == 0 && s.spool_queue.idle() && s.counters.spooled() == 0 {
                 return Ok(());
             }
             let now = Instant::now();
@@ -1389,6 +1452,8 @@ struct InFlight {
     bytes: usize,
     settled: bool,
     evicted: bool,
+    /// Whether it holds a send slot (not while waiting for a retry).
+    sending: bool,
     /// The request, once sent: what the spool keeps if it cannot be
     /// delivered.
     request: Option<ExportRequest>,
@@ -1445,7 +1510,9 @@ impl Drop for InFlight {
             };
             self.shared.counters[self.signal].settle(self.spans, how);
         }
-        self.shared.gate.leave(self.signal, self.bytes, self.evicted);
+        self.shared
+            .gate
+            .leave(self.signal, self.bytes, self.evicted, self.sending);
     }
 }
 
@@ -1650,6 +1717,7 @@ impl Worker {
             bytes: 0,
             settled: true,
             evicted: false,
+            sending: true,
             request: None,
         };
         let items = self.take(signal);
@@ -1675,7 +1743,8 @@ impl Worker {
         let request = ExportRequest::new(signal, body, compression, items);
         in_flight.request = Some(request.clone());
         shared.runtime.spawn(async move {
-            let outcome = in_flight.shared.deliver(&request).await;
+            let shared = Arc::clone(&in_flight.shared);
+            let outcome = shared.deliver(&request, &mut in_flight.sending).await;
             in_flight.finish(outcome);
         });
         true

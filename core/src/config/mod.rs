@@ -202,9 +202,9 @@ pub enum Protocol {
     HttpProtobuf,
 }
 
-/// What the exporter does when its in-flight budget (`max_in_flight`
-/// requests, `max_in_flight_bytes` bytes) is full and more spans are
-/// waiting in the rings. The application thread never waits either way.
+/// What the exporter does when its in-flight byte budget
+/// (`max_in_flight_bytes` of requests being sent or waiting for a retry)
+/// is full and more items are waiting in the rings. The application thread never waits either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Overflow {
