@@ -77,6 +77,14 @@ impl Policy {
     }
 }
 
+/// The most one request takes: items, and payload bytes (a single larger
+/// item still goes, alone).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Max {
+    pub(crate) items: usize,
+    pub(crate) bytes: usize,
+}
+
 /// Takes records out of rings and frames them. One per consumer thread;
 /// reused, it allocates only when a batch needs more room than any before.
 #[derive(Debug, Default)]
@@ -101,13 +109,12 @@ impl Batcher {
         signal: Signal,
         rings: impl IntoIterator<Item = &'r Ring>,
         catalog: &Catalog,
-        max_items: usize,
-        max_bytes: usize,
+        max: Max,
         out: &mut BytesMut,
         release: bool,
     ) -> usize {
         let mut taken: Vec<(Consumer<'r>, Batch)> = Vec::new();
-        let (mut items_left, mut bytes_left) = (max_items, max_bytes);
+        let (mut items_left, mut bytes_left) = (max.items, max.bytes);
         for ring in rings {
             if items_left == 0 || bytes_left == 0 {
                 break;

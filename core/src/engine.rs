@@ -3,7 +3,7 @@
 //! out [`Tracer`]s. Everything here runs at setup or on the consumer side;
 //! nothing here is on the recording hot path.
 
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Max};
 use crate::clock::Clock;
 use crate::config::layer::{ExporterLayer, Layer, Limit, Opt, Scope, Sourced};
 use crate::config::resolve::Resolved;
@@ -13,7 +13,7 @@ use crate::encode::{Catalog, ScopeBytes, Scopes, resource_bytes};
 use crate::proto;
 use crate::logs::Logger;
 use crate::record::{Recorder, Tracer};
-use crate::ring::{CapacityError, Rings, SIGNALS, Signal};
+use crate::ring::{CapacityError, Rings, Signal};
 use crate::telemetry::Stats;
 use crate::value::{KeyValue, Value};
 use bytes::BytesMut;
@@ -25,6 +25,7 @@ use std::time::Duration;
 use {
     crate::batch::Policy,
     crate::config::ExportConfig,
+    crate::ring::SIGNALS,
     crate::telemetry::{ExportCounters, SignalCounters},
     crate::transport::{Balanced, GrpcTransport, HttpTransport, Transport},
     crate::worker::{SignalSettings, WorkerSettings, Workers},
@@ -695,7 +696,9 @@ impl EngineBuilder {
             }
         };
         #[cfg(not(feature = "export"))]
-        if resolved.export.urls.is_some() || resolved.export.admin_address.is_some() {
+        if resolved.export.signals.iter().any(|s| s.urls.is_some())
+            || resolved.export.admin_address.is_some()
+        {
             return Err(BuildError::Start(
                 "otlpx was built without its `export` feature".to_owned(),
             ));
@@ -849,6 +852,7 @@ impl Inner {
     }
 
     /// Every signal's counters, by [`Signal::index`].
+    #[cfg(feature = "export")]
     fn all_stats(&self) -> [Stats; SIGNALS] {
         Signal::ALL.map(|signal| self.stats(signal))
     }
@@ -1334,8 +1338,10 @@ impl Engine {
                 signal,
                 inner.recorder.rings(signal).iter(),
                 &inner.catalog,
-                max_items,
-                usize::MAX,
+                Max {
+                    items: max_items,
+                    bytes: usize::MAX,
+                },
                 out,
                 release,
             )
@@ -1399,6 +1405,10 @@ struct SignalTransport {
     tls: Option<crate::transport::ClientTls>,
 }
 
+/// A signal's transport, and its balancer when it has several endpoints.
+#[cfg(feature = "export")]
+type Connected = (Arc<dyn Transport>, Option<Arc<Balanced>>);
+
 #[cfg(feature = "export")]
 impl SignalTransport {
     /// Reads `signal`'s exporter configuration; `None` when the signal is
@@ -1453,7 +1463,7 @@ impl SignalTransport {
         self,
         config: &crate::config::SignalExport,
         connections: usize,
-    ) -> Result<(Arc<dyn Transport>, Option<Arc<Balanced>>), String> {
+    ) -> Result<Connected, String> {
         let connect_timeout = config.timeout.min(Duration::from_secs(5));
         let mut each = Vec::with_capacity(self.uris.len());
         for uri in self.uris {

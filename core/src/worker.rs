@@ -56,7 +56,7 @@
 //! carry failure kinds, counts and error texts from the transport (library
 //! errors, status codes, the receiver's own words), never header values.
 
-use crate::batch::{Batcher, Pending, Policy};
+use crate::batch::{Batcher, Max, Pending, Policy};
 use crate::compress::Compressor;
 use crate::config::Compression;
 use crate::config::{Overflow, RetryPolicy};
@@ -1760,8 +1760,10 @@ impl Worker {
             signal,
             shared.rings_of(signal, self.index, self.workers),
             &shared.catalog,
-            policy.max_spans,
-            policy.max_bytes,
+            Max {
+                items: policy.max_spans,
+                bytes: policy.max_bytes,
+            },
             &mut self.frame,
             true,
         );

@@ -262,7 +262,7 @@ fn logs_and_traces_keep_apart() {
     let tracer = engine.tracer("app", "");
     for i in 0..10 {
         tracer.start("op").end();
-        logger.emit(&LogRecord::new(Severity::INFO).body(&i));
+        logger.emit(&LogRecord::new(Severity::INFO).body(i));
     }
     assert_eq!(engine.signal_stats(Signal::Logs).in_rings, 10);
     assert_eq!(engine.signal_stats(Signal::Traces).in_rings, 10);

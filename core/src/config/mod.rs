@@ -361,6 +361,7 @@ pub(crate) struct ExportConfig {
     pub(crate) ready_window: std::time::Duration,
 }
 
+#[cfg_attr(not(feature = "export"), allow(dead_code))]
 impl ExportConfig {
     /// The exporter and batching of `signal`.
     pub(crate) fn signal(&self, signal: Signal) -> &SignalExport {
@@ -372,6 +373,7 @@ impl ExportConfig {
 /// `OTEL_EXPORTER_OTLP_*`) and batch processor (`OTEL_BSP_*`,
 /// `OTEL_BLRP_*`), resolved.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "export"), allow(dead_code))]
 pub(crate) struct SignalExport {
     /// The endpoints' full URLs (one or more; the signal's path, such as
     /// `/v1/logs`, already appended where the specification says so), and

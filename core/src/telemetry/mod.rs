@@ -26,7 +26,9 @@ mod prometheus;
 pub use histogram::HistogramSnapshot;
 pub use prometheus::PROMETHEUS_CONTENT_TYPE;
 
-use crate::ring::{RingCounters, SIGNALS, Signal};
+use crate::ring::RingCounters;
+#[cfg(feature = "export")]
+use crate::ring::{SIGNALS, Signal};
 use histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(feature = "export")]
@@ -411,8 +413,10 @@ pub(crate) struct ExportCounters {
 /// each signal's items, and its requests. The in-flight byte budget is one
 /// for all signals, so the gate reads the sum ([`Self::in_flight_bytes`]).
 #[derive(Debug, Default)]
+#[cfg(feature = "export")]
 pub(crate) struct SignalCounters([ExportCounters; SIGNALS]);
 
+#[cfg(feature = "export")]
 impl std::ops::Index<Signal> for SignalCounters {
     type Output = ExportCounters;
 
