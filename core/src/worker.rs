@@ -937,10 +937,7 @@ impl Shared {
                 return Ok(response.rejected);
             }
             Ok(Err(e)) => e,
-            Err(_) => ExportError::new(
-                FailureKind::Timeout,
-                format!("no answer within {timeout:?}"),
-            ),
+            Err(_) => crate::transport::timed_out(&*self.transport, timeout),
         };
         self.counters.attempt_failed(e.kind);
         self.note_error(e.to_string());

@@ -47,6 +47,8 @@ use tokio::sync::Semaphore;
 pub(crate) struct HttpTransport {
     client: HttpClient,
     uri: Uri,
+    /// `uri` as text, for [`Transport::endpoint`].
+    endpoint: String,
     headers: HeaderMap,
     /// One permit per connection, held by a request until its answer has
     /// been read (see the module documentation). Never closed.
@@ -97,6 +99,7 @@ impl HttpTransport {
         };
         Self {
             client,
+            endpoint: uri.to_string(),
             uri,
             headers,
             permits: Arc::new(Semaphore::new(connections)),
@@ -158,6 +161,10 @@ impl Transport for HttpTransport {
                 format!("HTTP {status}: {detail}"),
             ))
         })
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        Some(&self.endpoint)
     }
 }
 
