@@ -910,6 +910,12 @@ fn restart_exporter(inner: &Inner, mut slot: MutexGuard<'_, ExportSlot>) {
         Exporting::ShutDownBeforeFork => true,
         Exporting::Yes(old) => {
             let stopped = old.stopped();
+            // The spool stays the parent's, and so does its lock: the
+            // child's copy of the lock file would hold it as long as the
+            // child lives.
+            if let Some(lock) = &old.spool_lock {
+                lock.close_in_child();
+            }
             std::mem::forget(old);
             stopped
         }
@@ -1277,6 +1283,9 @@ struct Exporter {
     pinned: Vec<Option<usize>>,
     /// With several endpoints, their balancer (for their stats).
     balanced: Option<Arc<Balanced>>,
+    /// With a spool, its lock file, for a forked child to close its copy
+    /// of ([`restart_exporter`]).
+    spool_lock: Option<crate::spool::InheritedLock>,
     /// Set by the first `shutdown`.
     stopped: std::sync::atomic::AtomicBool,
 }
@@ -1415,6 +1424,7 @@ fn start_exporter(
         }
         _ => None,
     };
+    let spool_lock = spool.as_ref().map(crate::spool::Spool::inherited_lock);
     let connect_timeout = config.timeout.min(Duration::from_secs(5));
     let balanced = std::sync::OnceLock::new();
     let make_transport = || -> Result<Arc<dyn Transport>, String> {
@@ -1467,6 +1477,7 @@ fn start_exporter(
         shutdown_timeout: config.shutdown_timeout,
         pinned: started.into_iter().map(|s| s.pinned).collect(),
         balanced: balanced.into_inner(),
+        spool_lock,
         stopped: std::sync::atomic::AtomicBool::new(false),
     }))
 }
