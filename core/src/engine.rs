@@ -936,6 +936,12 @@ fn restart_exporter(inner: &Inner, mut slot: MutexGuard<'_, ExportSlot>) {
         Exporting::ShutDownBeforeFork => true,
         Exporting::Yes(old) => {
             let stopped = old.stopped();
+            // The spool stays the parent's, and so does its lock: the
+            // child's copy of the lock file would hold it as long as the
+            // child lives.
+            if let Some(lock) = &old.spool_lock {
+                lock.close_in_child();
+            }
             std::mem::forget(old);
             stopped
         }
@@ -1359,6 +1365,9 @@ struct Exporter {
     /// Per signal, with several endpoints: their balancer (for their
     /// stats).
     balanced: [Option<Arc<Balanced>>; SIGNALS],
+    /// With a spool, its lock file, for a forked child to close its copy
+    /// of ([`restart_exporter`]).
+    spool_lock: Option<crate::spool::InheritedLock>,
     /// Set by the first `shutdown`.
     stopped: std::sync::atomic::AtomicBool,
 }
@@ -1589,6 +1598,7 @@ fn start_exporter(
         }
         _ => None,
     };
+    let spool_lock = spool.as_ref().map(crate::spool::Spool::inherited_lock);
     let mut balanced: [Option<Arc<Balanced>>; SIGNALS] = Default::default();
     let make_transports = || -> Result<[Option<Arc<dyn Transport>>; SIGNALS], String> {
         let mut transports: [Option<Arc<dyn Transport>>; SIGNALS] = Default::default();
@@ -1624,6 +1634,7 @@ fn start_exporter(
         shutdown_timeout: config.shutdown_timeout,
         pinned: started.into_iter().map(|s| s.pinned).collect(),
         balanced,
+        spool_lock,
         stopped: std::sync::atomic::AtomicBool::new(false),
     }))
 }

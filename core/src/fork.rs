@@ -34,10 +34,12 @@
 //!   id generator (`context::reseed_after_fork`); empties every live
 //!   engine's rings (`Ring::reset_after_fork`: the records in them are the
 //!   parent's, which exports them, so the child never sends them again);
-//!   then per engine zeroes its other counters, leaks (`mem::forget`,
-//!   never drops) the parent's exporter, workers, runtime and admin
-//!   server, whose drops would join threads that do not exist here or
-//!   take locks dead threads hold, and starts a new exporter: a new
+//!   then per engine zeroes its other counters, closes its copy of the
+//!   parent's spool lock file (the parent keeps the spool; the child's
+//!   copy would keep the directory locked while the child lives), leaks
+//!   (`mem::forget`, never drops) the parent's exporter, workers, runtime
+//!   and admin server, whose drops would join threads that do not exist
+//!   here or take locks dead threads hold, and starts a new exporter: a new
 //!   runtime, a new transport built again from the stored
 //!   configuration (the parent's connections and TLS state are never
 //!   touched; a custom `Transport` given to the builder is reused), new

@@ -1064,28 +1064,26 @@ impl Shared {
         let counters = &self.counters[request.signal];
         let start = Instant::now();
         let outcome = match &self.transports[request.signal.index()] {
-            Some(transport) => tokio::time::timeout(timeout, transport.export(request)).await,
+            Some(transport) => tokio::time::timeout(timeout, transport.export(request))
+                .await
+                .unwrap_or_else(|_| Err(crate::transport::timed_out(&**transport, timeout))),
             // A spooled request of a signal this engine does not export.
-            None => Ok(Err(ExportError::new(
+            None => Err(ExportError::new(
                 FailureKind::Other,
                 format!("{} are not exported by this engine", request.signal),
-            ))),
+            )),
         };
         // Before settling: a flush that sees the request settled sees its
         // duration too.
         counters.answered_after(start.elapsed());
         let e = match outcome {
-            Ok(Ok(response)) => {
+            Ok(response) => {
                 if response.rejected > 0 {
                     self.warn_rejected(response.rejected, spans, &response.message);
                 }
                 return Ok(response.rejected);
             }
-            Ok(Err(e)) => e,
-            Err(_) => ExportError::new(
-                FailureKind::Timeout,
-                format!("no answer within {timeout:?}"),
-            ),
+            Err(e) => e,
         };
         counters.attempt_failed(e.kind);
         self.note_error(e.to_string());

@@ -228,6 +228,10 @@ fn an_answer_slower_than_the_attempt_timeout_is_retried_at_least_once() {
         assert_settled(&s, 10, &label);
         assert_eq!(s.exported, 10, "{label}");
         assert_eq!((s.export.retries, s.export.failures.timeout), (1, 1));
+        // The timeout's error names the endpoint that did not answer.
+        let error = engine.last_export_error().expect("the timeout is kept");
+        let expected = format!("no answer from {}", endpoint(ports, protocol));
+        assert!(error.contains(&expected), "{label}: {error}");
         assert!(
             receiver.wait_for_spans(20, Duration::from_secs(5)),
             "{label}"

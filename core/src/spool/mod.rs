@@ -43,8 +43,11 @@
 //! [`Stats::spooled`](crate::Stats::spooled) and
 //! [`Stats::spool`](crate::Stats::spool); `flush` waits for the spool to
 //! empty too. A `fork()`ed child exports without the spool: the parent
-//! keeps it, and its lock (which the child's copy of the lock file's
-//! descriptor also holds until the child exits).
+//! keeps it, and its lock. The child closes its copy of the lock file's
+//! descriptor ([`InheritedLock`]), which would otherwise hold the lock for
+//! as long as the child lives (a `flock` belongs to the open file, which
+//! both processes share), so a later engine could not open the directory
+//! once the parent's had shut down.
 //!
 //! # Layout and life of a record
 //!
@@ -112,7 +115,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 /// Lower bound on the segment size target: small segments would mean a
 /// file creation and an fsync every few records.
@@ -265,8 +268,46 @@ pub(crate) struct Spool {
     /// for inside it the other way round): one sync at a time, so one
     /// that returns covered the rotations a concurrent one had taken.
     syncing: Mutex<()>,
-    /// The locked `LOCK` file; the lock lasts as long as this handle.
-    _lock: File,
+    /// The locked `LOCK` file; the lock lasts as long as this handle (in
+    /// this process: see [`InheritedLock`]). Behind a mutex only so that a
+    /// forked child can take the file out and close it; nothing else locks
+    /// it.
+    lock_file: Arc<Mutex<Option<File>>>,
+}
+
+/// A weak handle on a spool's lock file, kept outside the spool, for a
+/// forked child to close its copy of the descriptor.
+///
+/// The child inherits the parent's descriptors, and a `flock` lasts until
+/// every descriptor of the locked open file is closed: without this, the
+/// lock would outlive the parent's spool for as long as the child lives.
+/// The child cannot drop the spool (it leaks the parent's exporter, which
+/// holds it), nor reach it through the worker's mutex (a thread lost at
+/// the fork may hold that), so it closes the file through this handle.
+#[derive(Debug)]
+pub(crate) struct InheritedLock(Weak<Mutex<Option<File>>>);
+
+impl InheritedLock {
+    /// In a forked child: closes this process's copy of the spool's lock
+    /// file, if the spool was still open at the fork (a spool closed
+    /// before it left nothing to close). The parent's lock is untouched,
+    /// and ends when the parent closes its spool.
+    ///
+    /// A fork at the very moment the parent drops its spool's last handle
+    /// (an engine shutting down on another thread) can find the handle
+    /// gone but the file not yet closed; the child then keeps its copy.
+    pub(crate) fn close_in_child(&self) {
+        let Some(lock_file) = self.0.upgrade() else {
+            return;
+        };
+        // Never held by another thread: only this function locks it, and
+        // only in a forked child, which has one thread.
+        let file = lock_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(file);
+    }
 }
 
 /// Everything the mutex guards.
@@ -459,9 +500,15 @@ impl Spool {
         let spool = Self {
             state: Mutex::new(state),
             syncing: Mutex::new(()),
-            _lock: lock,
+            lock_file: Arc::new(Mutex::new(Some(lock))),
         };
         Ok((spool, recovery))
+    }
+
+    /// A handle on the lock file for a forked child to close its copy of
+    /// it; see [`InheritedLock`].
+    pub(crate) fn inherited_lock(&self) -> InheritedLock {
+        InheritedLock(Arc::downgrade(&self.lock_file))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

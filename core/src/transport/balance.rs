@@ -7,6 +7,10 @@
 //! them, chosen as below. The attempt succeeds or fails as that
 //! endpoint's transport says, with the endpoint's URL put in front of the
 //! error message (`"{url}: {message}"`; kind and status codes unchanged).
+//! An attempt the engine's timeout gives up on is dropped without an
+//! error of its own, and the engine's names every endpoint (`no answer
+//! from one of {url}, {url} within …`): which one the attempt went to is
+//! not known there.
 //! Retrying is the engine's, as with one endpoint ([`retry`](super::retry)):
 //! a failed attempt is tried again as a new attempt, which goes wherever
 //! the choice sends it. When the attempt failed because its endpoint is
@@ -156,6 +160,9 @@ pub(crate) struct Balanced {
     /// so ties go round robin. Relaxed: a hint shared by nothing else;
     /// two attempts that read the same value only break one tie alike.
     next: AtomicUsize,
+    /// The endpoints' URLs, for [`Transport::endpoint`]: an attempt the
+    /// engine gave up on was dropped without saying where it went.
+    urls: Option<String>,
 }
 
 /// What the attempts' guards need after [`Balanced::export`] returned.
@@ -292,6 +299,14 @@ impl Balanced {
             };
             endpoints.len()
         ];
+        let urls = match &endpoints[..] {
+            [] => None,
+            [(url, _)] => Some(url.clone()),
+            several => {
+                let urls: Vec<&str> = several.iter().map(|(url, _)| url.as_str()).collect();
+                Some(format!("one of {}", urls.join(", ")))
+            }
+        };
         let endpoints = endpoints
             .into_iter()
             .map(|(url, transport)| Endpoint {
@@ -310,6 +325,7 @@ impl Balanced {
                 backoff,
             }),
             next: AtomicUsize::new(0),
+            urls,
         }
     }
 
@@ -408,6 +424,10 @@ impl Transport for Balanced {
                 e
             })
         })
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        self.urls.as_deref()
     }
 }
 
@@ -927,6 +947,11 @@ mod tests {
         let timed_out =
             rt.block_on(async { tokio::time::timeout(10 * MS, b.export(request())).await });
         assert!(timed_out.is_err());
+        // The engine's error then names the endpoints.
+        assert_eq!(
+            crate::transport::timed_out(&b, 10 * MS).message,
+            "no answer from one of http://endpoint-0, http://endpoint-1 within 10ms"
+        );
         assert_eq!(up(&b), [false, true]);
         let s = &b.stats()[0];
         assert_eq!((s.requests, s.failures, s.taken_out), (1, 1, 1));

@@ -39,6 +39,8 @@ use tonic::transport::{Channel, Endpoint};
 pub(crate) struct GrpcTransport {
     channels: Vec<Channel>,
     next: AtomicUsize,
+    /// The endpoint's URI, as given, for [`Transport::endpoint`].
+    endpoint: String,
     headers: HeaderMap,
     /// `host:port` of a TLS endpoint, for the message of a failed
     /// handshake; `None` without TLS.
@@ -63,6 +65,7 @@ impl GrpcTransport {
         connect_timeout: Duration,
         tls: Option<&ClientTls>,
     ) -> Result<Self, String> {
+        let url = endpoint.to_owned();
         let uri: http::Uri = endpoint.parse().map_err(|e| error_chain(&e))?;
         let tls_peer = tls.map(|_| Arc::from(uri.authority().map_or("", |a| a.as_str())));
         // With TLS, tonic sees `http://` and the `https` scheme only as the
@@ -108,6 +111,7 @@ impl GrpcTransport {
         Ok(Self {
             channels,
             next: AtomicUsize::new(0),
+            endpoint: url,
             headers,
             tls_peer,
             tls_slots,
@@ -145,6 +149,10 @@ impl Transport for GrpcTransport {
             }
             read_response(response).await
         })
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        Some(&self.endpoint)
     }
 }
 

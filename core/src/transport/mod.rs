@@ -31,6 +31,7 @@ use crate::telemetry::FailureKind;
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 pub use crate::ring::Signal;
 
@@ -165,6 +166,24 @@ pub type ExportFuture =
 pub trait Transport: Send + Sync + 'static {
     /// Starts sending `request`.
     fn export(&self, request: ExportRequest) -> ExportFuture;
+
+    /// Where requests go, for the messages of errors the engine makes up
+    /// itself, such as an attempt that timed out: a URL, or words naming
+    /// several; `None` (the default) names nothing.
+    fn endpoint(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The error of an attempt `transport` did not answer within `timeout`
+/// (the engine's attempt timeout, applied around the transport's future),
+/// naming the transport's endpoint.
+pub(crate) fn timed_out(transport: &dyn Transport, timeout: Duration) -> ExportError {
+    let message = match transport.endpoint() {
+        Some(endpoint) => format!("no answer from {endpoint} within {timeout:?}"),
+        None => format!("no answer within {timeout:?}"),
+    };
+    ExportError::new(FailureKind::Timeout, message)
 }
 
 /// `User-Agent` of every request, as the OTLP exporter specification
