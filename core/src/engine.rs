@@ -623,19 +623,24 @@ impl EngineBuilder {
             tracing::warn!(target: "otlpx", "configuration: {warning}");
         }
         let disabled = resolved.disabled;
-        let (count, ring_bytes) = if disabled {
+        let (count, ring_bytes, logs_ring_bytes) = if disabled {
             // Nothing is ever written: the smallest ring will do.
-            (1, crate::ring::MIN_CAPACITY_BYTES)
+            let min = crate::ring::MIN_CAPACITY_BYTES;
+            (1, min, min)
         } else {
             (
                 resolved.rings.unwrap_or_else(Rings::default_count),
                 resolved.ring_bytes_per_cpu,
+                resolved.logs.ring_bytes_per_cpu,
             )
         };
         // Every signal its own rings: memory is only touched as records
         // are written (a zeroed allocation), so a signal never used costs
         // address space, not RSS.
-        let signal_rings = [Rings::new(count, ring_bytes)?, Rings::new(count, ring_bytes)?];
+        let signal_rings = [
+            Rings::new(count, ring_bytes)?,
+            Rings::new(count, logs_ring_bytes)?,
+        ];
         let mut attributes = Vec::with_capacity(self.resource.len() + resolved.resource.len() + 4);
         let sdk = [
             ("telemetry.sdk.name", "otlpx"),

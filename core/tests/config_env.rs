@@ -349,32 +349,24 @@ fn insecure_picks_the_scheme_of_a_grpc_endpoint_without_one() {
 }
 
 #[test]
-fn metrics_and_logs_settings_are_checked_and_reported_once() {
+fn metrics_settings_are_checked_and_reported_once() {
     let mut vars = Vec::new();
-    for signal in ["METRICS", "LOGS"] {
-        for (name, value) in [
-            ("ENDPOINT", "http://x:4318/v1/x"),
-            ("PROTOCOL", "grpc"),
-            ("HEADERS", "k=v"),
-            ("COMPRESSION", "gzip"),
-            ("TIMEOUT", "10"),
-            ("INSECURE", "false"),
-        ] {
-            vars.push((
-                format!("OTEL_EXPORTER_OTLP_{signal}_{name}"),
-                value.to_owned(),
-            ));
-        }
+    for (name, value) in [
+        ("ENDPOINT", "http://x:4318/v1/x"),
+        ("PROTOCOL", "grpc"),
+        ("HEADERS", "k=v"),
+        ("COMPRESSION", "gzip"),
+        ("TIMEOUT", "10"),
+        ("INSECURE", "false"),
+    ] {
+        vars.push((
+            format!("OTEL_EXPORTER_OTLP_METRICS_{name}"),
+            value.to_owned(),
+        ));
     }
     for (name, value) in [
-        ("OTEL_BLRP_SCHEDULE_DELAY", "10"),
-        ("OTEL_BLRP_EXPORT_TIMEOUT", "10"),
-        ("OTEL_BLRP_MAX_QUEUE_SIZE", "10"),
-        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "10"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "10"),
         ("OTEL_METRIC_EXPORT_TIMEOUT", "10"),
-        ("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "10"),
-        ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "10"),
     ] {
         vars.push((name.to_owned(), value.to_owned()));
     }
@@ -383,12 +375,8 @@ fn metrics_and_logs_settings_are_checked_and_reported_once() {
     // One warning per setting source: the first variable of each kind.
     for var in [
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-        "OTEL_BLRP_SCHEDULE_DELAY",
         "OTEL_METRIC_EXPORT_INTERVAL",
         "OTEL_METRIC_EXPORT_TIMEOUT",
-        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
     ] {
         let n = c
             .warnings()
@@ -397,16 +385,499 @@ fn metrics_and_logs_settings_are_checked_and_reported_once() {
             .count();
         assert_eq!(n, 1, "{var}: {:?}", c.warnings());
     }
-    assert!(c.warnings().iter().all(|w| w.contains("traces only")));
+    assert_eq!(c.warnings().len(), 3, "{:?}", c.warnings());
+    assert!(
+        c.warnings()
+            .iter()
+            .all(|w| w.contains("otlpx exports traces and logs so far")),
+        "{:?}",
+        c.warnings()
+    );
     // …and checked all the same.
     for (var, value) in [
-        ("OTEL_BLRP_MAX_QUEUE_SIZE", "many"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "-1"),
-        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "brotli"),
-        ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "1e3"),
+        ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "brotli"),
     ] {
         let e = error(&[(var, value)]);
         assert!(e.contains(var) && e.contains(value), "{e}");
+    }
+}
+
+/// Every `OTEL_EXPORTER_OTLP_LOGS_*` setting, the `OTEL_BLRP_*` ones and
+/// the log record limits: in effect, so none is reported as without one.
+#[test]
+fn logs_settings_take_effect_without_warnings() {
+    let ca = temp_file("logs-ca.pem", "x");
+    let ca = ca.to_str().unwrap();
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:4318/v1/l"),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "k=v"),
+        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "10"),
+        ("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "false"),
+        ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", ca),
+        ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", ca),
+        ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", ca),
+        ("OTEL_LOGS_EXPORTER", "otlp"),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "250"),
+        ("OTEL_BLRP_EXPORT_TIMEOUT", "10"),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "10"),
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "10"),
+        ("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "10"),
+        ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "10"),
+        ("OTLPX_LOGS_MIN_SEVERITY", "info"),
+    ]);
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let l = "OTEL_EXPORTER_OTLP_LOGS_";
+    for (key, value, var) in [
+        ("endpoint", "http://logs:4318/v1/l", "ENDPOINT"),
+        ("protocol", "http/protobuf", "PROTOCOL"),
+        ("headers.k", "***", "HEADERS"),
+        ("compression", "gzip", "COMPRESSION"),
+        ("timeout_ms", "10", "TIMEOUT"),
+        ("certificate", ca, "CERTIFICATE"),
+        ("client_certificate", ca, "CLIENT_CERTIFICATE"),
+        ("client_key", ca, "CLIENT_KEY"),
+    ] {
+        assert_entry(
+            &c,
+            &format!("exporter.logs.{key}"),
+            value,
+            &format!("{l}{var}"),
+        );
+    }
+    assert_entry(&c, "exporter.logs.enabled", "true", "OTEL_LOGS_EXPORTER");
+    // Traces keep their defaults.
+    for (key, value) in [
+        ("endpoint", "http://localhost:4317"),
+        ("protocol", "grpc"),
+        ("compression", "none"),
+        ("timeout_ms", "10000"),
+        ("certificate", "none"),
+    ] {
+        assert_eq!(
+            get(&c, &format!("exporter.traces.{key}")),
+            (value.to_owned(), "default".to_owned()),
+            "{key}"
+        );
+    }
+    assert!(c.get("exporter.traces.headers.k").is_none(), "{c}");
+    // Still checked: a bad logs value is named, and ignored unless strict.
+    for (var, value) in [
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "many"),
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "0"),
+        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "ftp://c:4318"),
+        ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "0"),
+        ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "1e3"),
+        ("OTEL_LOGS_EXPORTER", "carrier-pigeon"),
+    ] {
+        let e = error(&[(var, value)]);
+        assert!(
+            e.contains(&format!("environment variable {var}={value:?}")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_generic_endpoint_serves_every_signal_with_its_path() {
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    ]);
+    let v = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    assert_entry(&c, "exporter.traces.endpoint", "http://c:4318/v1/traces", v);
+    assert_entry(&c, "exporter.logs.endpoint", "http://c:4318/v1/logs", v);
+    assert_entry(
+        &c,
+        "exporter.logs.protocol",
+        "http/protobuf",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    );
+    // Several, each with the path; over gRPC, as given.
+    let c = effective(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://a:4318/,http://b:4318",
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    ]);
+    assert_eq!(
+        get(&c, "exporter.logs.endpoint").0,
+        "http://a:4318/v1/logs,http://b:4318/v1/logs"
+    );
+    let c = effective(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]);
+    assert_entry(&c, "exporter.logs.endpoint", "http://c:4317", v);
+    // The defaults: one collector on this host, the signal's path over
+    // HTTP.
+    let c = effective(&[]);
+    assert_eq!(
+        get(&c, "exporter.logs.endpoint"),
+        ("http://localhost:4317".to_owned(), "default".to_owned())
+    );
+    let c = effective(&[("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf")]);
+    assert_eq!(
+        get(&c, "exporter.logs.endpoint"),
+        (
+            "http://localhost:4318/v1/logs".to_owned(),
+            "default".to_owned()
+        )
+    );
+    assert_eq!(
+        get(&c, "exporter.traces.endpoint").0,
+        "http://localhost:4317"
+    );
+    // No scheme: assumed from the signal's `insecure`, reported once even
+    // though both signals use the endpoint.
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "c:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+    ]);
+    assert_eq!(get(&c, "exporter.logs.endpoint").0, "http://c:4318/v1/logs");
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "c:4317"),
+        ("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "true"),
+    ]);
+    assert_eq!(get(&c, "exporter.logs.endpoint").0, "http://c:4317");
+    assert_eq!(get(&c, "exporter.traces.endpoint").0, "https://c:4317");
+}
+
+#[test]
+fn a_logs_endpoint_is_used_as_given_and_beats_the_generic_one() {
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+        (
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+            "http://logs:4318/custom",
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "a=generic,b=generic"),
+        ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "a=logs"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "100"),
+        ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "300"),
+    ]);
+    let l = "OTEL_EXPORTER_OTLP_LOGS_";
+    let g = "OTEL_EXPORTER_OTLP_";
+    assert_entry(
+        &c,
+        "exporter.logs.endpoint",
+        "http://logs:4318/custom",
+        &format!("{l}ENDPOINT"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.endpoint",
+        "http://generic:4318/v1/traces",
+        &format!("{g}ENDPOINT"),
+    );
+    assert_entry(&c, "exporter.logs.headers.a", "***", &format!("{l}HEADERS"));
+    assert_entry(&c, "exporter.logs.headers.b", "***", &format!("{g}HEADERS"));
+    assert_entry(
+        &c,
+        "exporter.traces.headers.a",
+        "***",
+        &format!("{g}HEADERS"),
+    );
+    assert_entry(
+        &c,
+        "exporter.logs.compression",
+        "zstd",
+        &format!("{l}COMPRESSION"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.compression",
+        "gzip",
+        &format!("{g}COMPRESSION"),
+    );
+    assert_entry(
+        &c,
+        "exporter.logs.timeout_ms",
+        "300",
+        &format!("{l}TIMEOUT"),
+    );
+    assert_entry(
+        &c,
+        "exporter.traces.timeout_ms",
+        "100",
+        &format!("{g}TIMEOUT"),
+    );
+    // The traces' own settings stay theirs.
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "t=1"),
+    ]);
+    assert_eq!(
+        get(&c, "exporter.logs.endpoint"),
+        ("http://localhost:4317".to_owned(), "default".to_owned())
+    );
+    assert!(c.get("exporter.logs.headers.t").is_none(), "{c}");
+    // One compression level for both: it must suit each codec.
+    let e = with_env(&[
+        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+    ])
+    .compression_level(15)
+    .build()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("compression_level") && e.contains("gzip levels"),
+        "{e}"
+    );
+}
+
+#[test]
+fn logs_exporter_none_turns_off_logs_only() {
+    let var = "OTEL_LOGS_EXPORTER";
+    let c = effective(&[
+        (var, "none"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+    ]);
+    assert_entry(&c, "exporter.logs.enabled", "false", var);
+    assert_entry(
+        &c,
+        "exporter.logs.endpoint",
+        "none: export off, the caller drains",
+        var,
+    );
+    assert_eq!(
+        get(&c, "exporter.traces.enabled"),
+        ("true".to_owned(), "default".to_owned())
+    );
+    assert_eq!(get(&c, "exporter.traces.endpoint").0, "http://c:4317");
+    assert!(c.warnings().is_empty(), "{c}");
+    // And the other way round.
+    let c = effective(&[("OTEL_TRACES_EXPORTER", "none")]);
+    assert_eq!(get(&c, "exporter.traces.enabled").0, "false");
+    assert_eq!(get(&c, "exporter.logs.enabled").0, "true");
+    // An engine built so exports traces (workers run).
+    let engine = with_env(&[
+        (var, "none"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+    ])
+    .build()
+    .unwrap();
+    assert_eq!(get(engine.config(), "exporter.logs.enabled").0, "false");
+    engine.shutdown(std::time::Duration::from_millis(100)).ok();
+}
+
+#[test]
+fn export_false_turns_off_every_signal() {
+    let c = with_env(&[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:4317")])
+        .export(false)
+        .effective_config()
+        .unwrap();
+    for signal in ["traces", "logs"] {
+        assert_eq!(
+            get(&c, &format!("exporter.{signal}.enabled")),
+            ("false".to_owned(), "builder .export()".to_owned()),
+            "{signal}"
+        );
+        assert_eq!(
+            get(&c, &format!("exporter.{signal}.endpoint")).0,
+            "none: export off, the caller drains"
+        );
+    }
+    // It beats a signal's own `enabled` from below, too.
+    let c = with_env(&[("OTEL_LOGS_EXPORTER", "otlp")])
+        .config_toml(
+            "otlpx.toml",
+            "[exporter.logs]
+enabled = true
+",
+        )
+        .export(false)
+        .effective_config()
+        .unwrap();
+    assert_eq!(get(&c, "exporter.logs.enabled").0, "false");
+}
+
+#[test]
+fn blrp_variables_and_their_defaults() {
+    let c = effective(&[]);
+    for (key, value) in [
+        ("schedule_delay_ms", "1000"),
+        ("export_timeout_ms", "30000"),
+        ("max_queue_size", "2048"),
+        ("max_export_batch_size", "512"),
+    ] {
+        assert_eq!(
+            get(&c, &format!("batch.logs.{key}")),
+            (value.to_owned(), "default".to_owned()),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        get(&c, "logs.ring_bytes_per_cpu"),
+        ((1 << 20).to_string(), "default".to_owned())
+    );
+    let c = effective(&[
+        ("OTEL_BLRP_SCHEDULE_DELAY", "250"),
+        ("OTEL_BLRP_EXPORT_TIMEOUT", "7000"),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "4096"),
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "128"),
+    ]);
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    for (key, value, var) in [
+        ("schedule_delay_ms", "250", "OTEL_BLRP_SCHEDULE_DELAY"),
+        ("export_timeout_ms", "7000", "OTEL_BLRP_EXPORT_TIMEOUT"),
+        ("max_queue_size", "4096", "OTEL_BLRP_MAX_QUEUE_SIZE"),
+        (
+            "max_export_batch_size",
+            "128",
+            "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        ),
+    ] {
+        assert_entry(&c, &format!("batch.logs.{key}"), value, var);
+    }
+    // The traces' batching is the BSP's alone.
+    assert_eq!(
+        get(&c, "batch.schedule_delay_ms"),
+        ("1000".to_owned(), "default".to_owned())
+    );
+    assert_eq!(get(&c, "batch.max_export_batch_size").0, "512");
+    assert_eq!(get(&c, "batch.export_timeout_ms").0, "30000");
+    // The logs' rings from the BLRP queue as the traces' from the BSP's.
+    let rings = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let want = (4096 * 512 / rings).next_power_of_two().max(4096);
+    assert_entry(
+        &c,
+        "logs.ring_bytes_per_cpu",
+        &want.to_string(),
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+    );
+    assert_eq!(
+        get(&c, "workers.ring_bytes_per_cpu"),
+        ((1 << 20).to_string(), "default".to_owned())
+    );
+    // An explicit ring size sizes both.
+    let c = with_env(&[
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "4096"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "4096"),
+    ])
+    .ring_bytes_per_cpu(1 << 16)
+    .effective_config()
+    .unwrap();
+    assert_eq!(get(&c, "workers.ring_bytes_per_cpu").0, "65536");
+    assert_eq!(
+        get(&c, "logs.ring_bytes_per_cpu"),
+        (
+            "65536".to_owned(),
+            "builder .ring_bytes_per_cpu()".to_owned()
+        )
+    );
+    // `max_batch_bytes` is one for both.
+    let c = effective(&[]);
+    assert_eq!(get(&c, "batch.max_batch_bytes").0, "2097152");
+    assert!(c.get("batch.logs.max_batch_bytes").is_none());
+}
+
+#[test]
+fn log_record_limits_and_their_generic_fallback() {
+    let c = effective(&[]);
+    assert_eq!(
+        get(&c, "limits.log_record_attribute_count"),
+        ("128".to_owned(), "default".to_owned())
+    );
+    assert_eq!(
+        get(&c, "limits.log_record_attribute_value_length"),
+        ("none".to_owned(), "default".to_owned())
+    );
+    let c = effective(&[
+        ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "7"),
+        ("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "64"),
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "9"),
+    ]);
+    assert_entry(
+        &c,
+        "limits.log_record_attribute_count",
+        "7",
+        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+    );
+    assert_entry(
+        &c,
+        "limits.log_record_attribute_value_length",
+        "64",
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    );
+    // The span limits do not take the log record ones.
+    assert_entry(
+        &c,
+        "limits.span_attribute_count",
+        "9",
+        "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    );
+    assert_eq!(get(&c, "limits.span_attribute_value_length").0, "none");
+    // The generic limits stand in where the log record ones are unset.
+    let c = effective(&[
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "9"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "99"),
+    ]);
+    assert_entry(
+        &c,
+        "limits.log_record_attribute_count",
+        "9",
+        "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    );
+    assert_entry(
+        &c,
+        "limits.log_record_attribute_value_length",
+        "99",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    );
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+}
+
+#[test]
+fn logs_min_severity_variable() {
+    let var = "OTLPX_LOGS_MIN_SEVERITY";
+    assert_eq!(
+        get(&effective(&[]), "logs.min_severity"),
+        ("0".to_owned(), "default".to_owned())
+    );
+    for (value, n) in [
+        ("trace", "1"),
+        ("debug", "5"),
+        ("INFO", "9"),
+        ("warn", "13"),
+        ("Error", "17"),
+        ("fatal", "21"),
+        ("1", "1"),
+        ("24", "24"),
+    ] {
+        let c = effective(&[(var, value)]);
+        assert_entry(&c, "logs.min_severity", n, var);
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+    for value in ["abc", "0", "25", "warning"] {
+        let e = error(&[(var, value)]);
+        assert_eq!(
+            e,
+            format!(
+                "environment variable {var}={value:?}: expected trace, debug, info, warn, \
+                 error, fatal or a severity number from 1 to 24"
+            )
+        );
+        // Ignored: the default (or the file's value) applies.
+        let c = with_env(&[(var, value)])
+            .config_toml(
+                "otlpx.toml",
+                "[logs]
+min_severity = \"error\"
+",
+            )
+            .effective_config()
+            .unwrap();
+        assert_eq!(get(&c, "logs.min_severity").0, "17");
+        assert!(c.warnings()[0].contains(var), "{c}");
     }
 }
 
@@ -851,7 +1322,10 @@ fn no_endpoint_exports_to_the_specification_default() {
 fn traces_exporter_none_records_without_exporting() {
     let var = "OTEL_TRACES_EXPORTER";
     for value in ["none", " none ", "none,none"] {
-        let engine = with_env(&[(var, value)]).build().unwrap();
+        // Logs off too: nothing is exported, and no worker runs.
+        let engine = with_env(&[(var, value), ("OTEL_LOGS_EXPORTER", "none")])
+            .build()
+            .unwrap();
         let c = engine.config();
         assert_entry(c, "exporter.traces.enabled", "false", var);
         assert_entry(
@@ -868,6 +1342,18 @@ fn traces_exporter_none_records_without_exporting() {
             Err(otlpx::FlushError::NotExporting)
         );
     }
+    // Traces off alone: the logs are still exported (workers run), the
+    // spans wait for the caller.
+    let engine = with_env(&[
+        (var, "none"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+    ])
+    .build()
+    .unwrap();
+    assert_eq!(get(engine.config(), "exporter.logs.enabled").0, "true");
+    engine.tracer("t", "").start("s").end();
+    assert_eq!(drained(&engine).resource_spans.len(), 1);
+    engine.shutdown(std::time::Duration::from_millis(100)).ok();
     // `none` beats an endpoint, and the builder beats the environment.
     let c = effective(&[
         (var, "none"),
@@ -894,9 +1380,9 @@ fn traces_exporter_none_records_without_exporting() {
     }
     let e = error(&[(var, "carrier-pigeon")]);
     assert!(e.contains("expected otlp or none"), "{e}");
-    // The metrics and logs forms are checked and reported.
+    // The metrics form is checked and reported.
     let c = effective(&[("OTEL_METRICS_EXPORTER", "none")]);
-    assert!(c.warnings()[0].contains("traces only"), "{c}");
+    assert!(c.warnings()[0].contains("traces and logs so far"), "{c}");
 }
 
 #[test]

@@ -30,11 +30,20 @@ headers = { "x-tenant" = "acme" }
 [exporter.traces]
 timeout_ms = 1200
 
+[exporter.logs]
+compression = "gzip"
+
 [batch]
 schedule_delay_ms = 200
 export_timeout_ms = 20000
 max_export_batch_size = 256
 max_batch_bytes = 1048576
+
+[batch.logs]
+schedule_delay_ms = 400
+
+[logs]
+min_severity = "info"
 
 [sampling]
 sampler = "parentbased_traceidratio"
@@ -126,6 +135,22 @@ fn every_section_with_its_line() {
         ),
         ("batch.max_batch_bytes", "1048576", "max_batch_bytes"),
         (
+            "exporter.logs.compression",
+            "gzip",
+            "compression = \"gzip\"",
+        ),
+        (
+            "exporter.logs.endpoint",
+            "http://collector:4318/v1/logs",
+            "endpoint =",
+        ),
+        (
+            "batch.logs.schedule_delay_ms",
+            "400",
+            "schedule_delay_ms = 400",
+        ),
+        ("logs.min_severity", "9", "min_severity"),
+        (
             "sampling.sampler",
             "parentbased_traceidratio (0.5)",
             "sampler =",
@@ -198,6 +223,12 @@ fn unknown_keys_and_sections_are_named_with_their_line() {
         ),
         ("[admin]\nport = 9464\n", "admin.port", 2),
         ("[retry]\nmax_attempts = 5\n", "retry.max_attempts", 2),
+        ("[logs]\nmin_severity = 9\nlevel = 9\n", "logs.level", 3),
+        (
+            "[exporter.logs]\nconnections = 2\n",
+            "exporter.logs.connections",
+            2,
+        ),
         ("colour = \"blue\"\n", "colour", 1),
     ] {
         let e = toml(text).build().unwrap_err().to_string();
@@ -465,30 +496,153 @@ fn precedence_builder_then_environment_then_file_then_defaults() {
 }
 
 #[test]
-fn logs_and_metrics_sections_are_read_and_reported() {
-    let text = "[exporter.logs]\nendpoint = \"http://c:4318/v1/logs\"\n\
-                [batch.logs]\nmax_queue_size = 10\n\
+fn logs_sections_take_effect_and_metrics_ones_are_reported() {
+    let text = "[exporter]\nendpoint = \"http://c:4318\"\nprotocol = \"http/protobuf\"\n\
+                [exporter.logs]\nendpoint = \"http://logs:4318/v1/logs\"\ncompression = \"gzip\"\n\
+                headers = { tenant = \"a\" }\ntimeout_ms = 900\n\
+                [batch.logs]\nmax_queue_size = 10\nschedule_delay_ms = 300\n\
+                export_timeout_ms = 4000\nmax_export_batch_size = 64\n\
                 [batch.metrics]\nexport_interval_ms = 1000\n\
-                [limits]\nlog_record_attribute_count = 3\n";
+                [limits]\nlog_record_attribute_count = 3\n\
+                log_record_attribute_value_length = 40\n\
+                [logs]\nmin_severity = \"warn\"\n";
     let c = toml(text).effective_config().unwrap();
-    assert_eq!(c.warnings().len(), 4, "{:?}", c.warnings());
-    for line in [2, 4, 6, 8] {
-        assert!(
-            c.warnings()
-                .iter()
-                .any(|w| w.starts_with(&format!("otlpx.toml:{line}:"))),
-            "line {line}: {:?}",
-            c.warnings()
+    // Only the metrics section has no effect.
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    let line = line_of(text, "export_interval_ms");
+    assert!(
+        c.warnings()[0].starts_with(&format!("otlpx.toml:{line}:"))
+            && c.warnings()[0].contains("traces and logs so far"),
+        "{:?}",
+        c.warnings()
+    );
+    for (key, value, needle) in [
+        (
+            "exporter.logs.endpoint",
+            "http://logs:4318/v1/logs",
+            "endpoint = \"http://logs",
+        ),
+        ("exporter.logs.protocol", "http/protobuf", "protocol ="),
+        ("exporter.logs.compression", "gzip", "compression ="),
+        ("exporter.logs.headers.tenant", "***", "headers ="),
+        ("exporter.logs.timeout_ms", "900", "timeout_ms = 900"),
+        ("batch.logs.max_queue_size", "10", "max_queue_size"),
+        ("batch.logs.schedule_delay_ms", "300", "schedule_delay_ms"),
+        ("batch.logs.export_timeout_ms", "4000", "export_timeout_ms"),
+        (
+            "batch.logs.max_export_batch_size",
+            "64",
+            "max_export_batch_size",
+        ),
+        (
+            "limits.log_record_attribute_count",
+            "3",
+            "log_record_attribute_count",
+        ),
+        (
+            "limits.log_record_attribute_value_length",
+            "40",
+            "log_record_attribute_value_length",
+        ),
+        ("logs.min_severity", "13", "min_severity"),
+    ] {
+        assert_eq!(
+            at(&c, key),
+            (value.to_owned(), file_line(line_of(text, needle))),
+            "{key}"
         );
     }
-    let e = toml("[batch.logs]\nmax_queue_size = \"x\"\n")
-        .build()
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("otlpx.toml:2: batch.logs.max_queue_size"),
-        "{e}"
+    // The traces keep the generic endpoint, with their path, and the
+    // BSP's defaults.
+    assert_eq!(
+        at(&c, "exporter.traces.endpoint"),
+        (
+            "http://c:4318/v1/traces".to_owned(),
+            file_line(line_of(text, "endpoint = \"http://c:4318\""))
+        )
     );
+    assert_eq!(at(&c, "exporter.traces.compression").0, "none");
+    assert_eq!(at(&c, "batch.schedule_delay_ms").1, Source::Default);
+    assert!(c.get("exporter.traces.headers.tenant").is_none(), "{c}");
+    // A severity as a number, a string or an integer.
+    for (value, n) in [("13", "13"), ("\"13\"", "13"), ("\"FATAL\"", "21")] {
+        let c = toml(&format!("[logs]\nmin_severity = {value}\n"))
+            .effective_config()
+            .unwrap();
+        assert_eq!(at(&c, "logs.min_severity"), (n.to_owned(), file_line(2)));
+    }
+    // `[exporter.logs] enabled`: logs only.
+    let c = toml("[exporter.logs]\nenabled = false\n")
+        .effective_config()
+        .unwrap();
+    assert_eq!(
+        at(&c, "exporter.logs.enabled"),
+        ("false".to_owned(), file_line(2))
+    );
+    assert_eq!(at(&c, "exporter.traces.enabled").0, "true");
+    // Bad values, named with their line; the logs scope named as such.
+    for (text, line, key, reason) in [
+        (
+            "[batch.logs]\nmax_queue_size = \"x\"\n",
+            2,
+            "batch.logs.max_queue_size",
+            "whole number",
+        ),
+        (
+            "[batch.logs]\nmax_export_batch_size = 0\n",
+            2,
+            "batch.logs.max_export_batch_size",
+            "at least 1",
+        ),
+        (
+            "[batch.logs]\n\nschedule_delay_ms = 0\n",
+            3,
+            "batch.logs.schedule_delay_ms",
+            "more than zero",
+        ),
+        (
+            "[exporter.logs]\ntimeout_ms = 0\n",
+            2,
+            "exporter.logs.timeout_ms",
+            "more than zero",
+        ),
+        (
+            "[exporter.logs]\nendpoint = \"ftp://x\"\n",
+            2,
+            "exporter.logs.endpoint",
+            "http",
+        ),
+        (
+            "[exporter.logs]\ncertificate = \"/no/such/ca.pem\"\n",
+            2,
+            "exporter.logs.certificate",
+            "cannot read",
+        ),
+        (
+            "[logs]\nmin_severity = \"loud\"\n",
+            2,
+            "logs.min_severity",
+            "1 to 24",
+        ),
+        (
+            "[logs]\nmin_severity = 0\n",
+            2,
+            "logs.min_severity",
+            "1 to 24",
+        ),
+        (
+            "[logs]\nmin_severity = true\n",
+            2,
+            "logs.min_severity",
+            "severity name or number",
+        ),
+    ] {
+        let e = toml(text).build().unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("otlpx.toml:{line}: {key} = ")) && e.contains(reason),
+            "{text:?}: {e}"
+        );
+    }
 }
 
 #[test]

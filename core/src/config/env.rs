@@ -29,6 +29,10 @@ pub(crate) const SPOOL_MAX_BYTES_VAR: &str = "OTLPX_SPOOL_MAX_BYTES";
 /// flush, in milliseconds.
 pub(crate) const SHUTDOWN_TIMEOUT_MS_VAR: &str = "OTLPX_SHUTDOWN_TIMEOUT_MS";
 
+/// otlpx's own variable for the lowest severity a log record needs to be
+/// kept: a name (`warn`) or an OTLP `SeverityNumber` (1 to 24).
+pub(crate) const LOGS_MIN_SEVERITY_VAR: &str = "OTLPX_LOGS_MIN_SEVERITY";
+
 /// Reads every variable otlpx knows into a layer. A malformed value is an
 /// error if `strict`, else a warning in `warnings` and left unset.
 pub(crate) fn read(
@@ -126,6 +130,8 @@ impl Reader<'_, '_> {
         }
         self.layer.bsp = self.batch("OTEL_BSP_")?;
         self.layer.blrp = self.batch("OTEL_BLRP_")?;
+        self.layer.logs_min_severity =
+            self.parse(LOGS_MIN_SEVERITY_VAR, |v, _, _| severity(v).map(Some))?;
         self.layer.metric_export_interval = self.ms("OTEL_METRIC_EXPORT_INTERVAL")?;
         self.layer.metric_export_timeout = self.ms("OTEL_METRIC_EXPORT_TIMEOUT")?;
         let arg = self.get("OTEL_TRACES_SAMPLER_ARG");
@@ -231,6 +237,31 @@ pub(super) fn limit(v: &str) -> Result<u32, String> {
     v.trim()
         .parse::<u32>()
         .map_err(|_| "expected a whole number from 0 to 4294967295".to_owned())
+}
+
+/// A minimum log severity: a name (any case) for the first OTLP
+/// `SeverityNumber` of its range (`trace` 1, `debug` 5, `info` 9, `warn`
+/// 13, `error` 17, `fatal` 21), or a number from 1 to 24.
+pub(super) fn severity(v: &str) -> Result<u8, String> {
+    let v = v.trim();
+    const NAMES: [(&str, u8); 6] = [
+        ("trace", 1),
+        ("debug", 5),
+        ("info", 9),
+        ("warn", 13),
+        ("error", 17),
+        ("fatal", 21),
+    ];
+    if let Some(&(_, n)) = NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(v)) {
+        return Ok(n);
+    }
+    match v.parse::<u8>() {
+        Ok(n) if (1..=24).contains(&n) => Ok(n),
+        _ => Err(
+            "expected trace, debug, info, warn, error, fatal or a severity number from 1 to 24"
+                .to_owned(),
+        ),
+    }
 }
 
 /// The specification's boolean: `true` (any case) is true; anything else
@@ -412,5 +443,24 @@ mod tests {
         assert!(key_values("k=%ff").unwrap_err().contains("UTF-8"));
         // A value is never quoted back.
         assert!(!key_values("k=sec%ret").unwrap_err().contains("sec"));
+    }
+
+    #[test]
+    fn severity_names_and_numbers() {
+        for (v, n) in [
+            ("trace", 1),
+            ("DEBUG", 5),
+            ("Info", 9),
+            ("warn", 13),
+            ("error", 17),
+            (" fatal ", 21),
+            ("1", 1),
+            ("24", 24),
+        ] {
+            assert_eq!(severity(v), Ok(n), "{v}");
+        }
+        for v in ["0", "25", "-1", "warning", "abc", "", "1.5", "300"] {
+            assert!(severity(v).unwrap_err().contains("1 to 24"), "{v}");
+        }
     }
 }

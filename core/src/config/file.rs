@@ -2,11 +2,12 @@
 //!
 //! Sections: top-level `disabled`, then `[resource]`, `[exporter]` (with
 //! `[exporter.traces]`, `[exporter.metrics]`, `[exporter.logs]`),
-//! `[batch]` (with `[batch.logs]`, `[batch.metrics]`), `[sampling]`,
-//! `[limits]`, `[workers]` and `[admin]`; README.md shows each key. An
-//! unknown key or section is an error naming it and its line, so a typo
-//! never silently leaves a default in place. Durations are whole
-//! milliseconds, in keys ending `_ms`, as in the environment.
+//! `[batch]` (with `[batch.logs]`, `[batch.metrics]`), `[logs]`,
+//! `[sampling]`, `[limits]`, `[workers]`, `[admin]`, `[retry]` and
+//! `[spool]`; README.md shows each key. An unknown key or section is an
+//! error naming it and its line, so a typo never silently leaves a
+//! default in place. Durations are whole milliseconds, in keys ending
+//! `_ms`, as in the environment.
 
 use super::env;
 use super::layer::{BatchLayer, ExporterLayer, LIMITS, Layer, Opt, Scope, Sourced};
@@ -105,6 +106,7 @@ impl File<'_> {
                 "resource" => self.resource(e.table()?, layer)?,
                 "exporter" => self.exporter(e.table()?, layer, warnings)?,
                 "batch" => self.batch(e.table()?, layer)?,
+                "logs" => self.logs(e.table()?, layer)?,
                 "sampling" => self.sampling(e.table()?, layer, warnings)?,
                 "limits" => self.limits(e.table()?, layer)?,
                 "workers" => self.workers(e.table()?, layer)?,
@@ -267,6 +269,31 @@ impl File<'_> {
         Ok(())
     }
 
+    /// `[logs]`: the logs front door's own settings.
+    fn logs(&self, t: &dyn TableLike, layer: &mut Layer) -> Result<(), ConfigError> {
+        for e in self.entries(t, "logs") {
+            match e.key.as_str() {
+                // A name, or a number: as an integer or a string.
+                "logs.min_severity" => {
+                    let text = match e.item.as_integer() {
+                        Some(n) => n.to_string(),
+                        None => e
+                            .item
+                            .as_str()
+                            .ok_or_else(|| {
+                                e.invalid(&e.text(), "expected a severity name or number")
+                            })?
+                            .to_owned(),
+                    };
+                    let n = env::severity(&text).map_err(|reason| e.invalid(&text, &reason))?;
+                    layer.logs_min_severity = Sourced::new(n, e.source.clone());
+                }
+                _ => return Err(e.unknown(&["min_severity"])),
+            }
+        }
+        Ok(())
+    }
+
     fn sampling(
         &self,
         t: &dyn TableLike,
@@ -403,9 +430,9 @@ impl File<'_> {
 }
 
 /// The top-level section names, for "unknown key" errors.
-const SECTIONS: [&str; 10] = [
-    "disabled", "resource", "exporter", "batch", "sampling", "limits", "workers", "admin", "retry",
-    "spool",
+const SECTIONS: [&str; 11] = [
+    "disabled", "resource", "exporter", "batch", "logs", "sampling", "limits", "workers", "admin",
+    "retry", "spool",
 ];
 
 /// Keys of `[exporter]`; the first [`SIGNAL_EXPORTER_KEYS`] also of

@@ -4,6 +4,7 @@
 
 use super::{Compression, Overflow, Protocol, Source};
 use crate::sample::Sampler;
+use crate::signal::Signal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,6 +44,14 @@ pub(crate) enum Scope {
 impl Scope {
     pub(crate) const ALL: [Self; 4] = [Self::Generic, Self::Traces, Self::Metrics, Self::Logs];
 
+    /// The scope of `signal`'s own exporter settings.
+    pub(crate) fn of(signal: Signal) -> Self {
+        match signal {
+            Signal::Traces => Self::Traces,
+            Signal::Logs => Self::Logs,
+        }
+    }
+
     /// The infix of the environment variables (`TRACES_`) and the TOML
     /// section (`exporter.traces`).
     pub(crate) fn env_infix(self) -> &'static str {
@@ -78,8 +87,8 @@ pub(crate) struct ExporterLayer {
     pub(crate) client_key: Opt<PathBuf>,
     pub(crate) insecure: Opt<bool>,
     /// Whether this signal is exported at all (`OTEL_TRACES_EXPORTER`,
-    /// `[exporter] enabled`, `.export(bool)`); off, the engine records for
-    /// `drain_traces`.
+    /// `OTEL_LOGS_EXPORTER`, `[exporter] enabled`, `.export(bool)`); off,
+    /// the engine records for its caller to drain.
     pub(crate) enabled: Opt<bool>,
 }
 
@@ -108,17 +117,6 @@ pub(crate) struct BatchLayer {
     pub(crate) export_timeout: Opt<Duration>,
     pub(crate) max_queue_size: Opt<usize>,
     pub(crate) max_export_batch_size: Opt<usize>,
-}
-
-impl BatchLayer {
-    pub(crate) fn first_set(&self) -> Option<&Source> {
-        self.schedule_delay
-            .as_ref()
-            .map(|v| &v.source)
-            .or(self.export_timeout.as_ref().map(|v| &v.source))
-            .or(self.max_queue_size.as_ref().map(|v| &v.source))
-            .or(self.max_export_batch_size.as_ref().map(|v| &v.source))
-    }
 }
 
 /// The attribute and span limits, in the order of [`LIMITS`].
@@ -207,6 +205,10 @@ pub(crate) struct Layer {
     pub(crate) bsp: BatchLayer,
     pub(crate) max_batch_bytes: Opt<usize>,
     pub(crate) blrp: BatchLayer,
+    /// The lowest severity a log record needs to be kept
+    /// (`OTLPX_LOGS_MIN_SEVERITY`, `[logs] min_severity`): an OTLP
+    /// `SeverityNumber`, 1 to 24.
+    pub(crate) logs_min_severity: Opt<u8>,
     pub(crate) metric_export_interval: Opt<Duration>,
     pub(crate) metric_export_timeout: Opt<Duration>,
     pub(crate) sampler: Opt<Sampler>,
@@ -228,6 +230,17 @@ pub(crate) struct Layer {
     pub(crate) spool_max_bytes: Opt<usize>,
     /// How long dropping the last engine handle may flush.
     pub(crate) shutdown_timeout: Opt<Duration>,
+}
+
+impl Layer {
+    /// The batch processor settings of `signal` (`OTEL_BSP_*` for traces,
+    /// `OTEL_BLRP_*` for logs).
+    pub(crate) fn batch(&self, signal: Signal) -> &BatchLayer {
+        match signal {
+            Signal::Traces => &self.bsp,
+            Signal::Logs => &self.blrp,
+        }
+    }
 }
 
 /// Clears `opt` if `source` set it; whether it did.
@@ -291,6 +304,7 @@ impl Layer {
             bsp,
             max_batch_bytes,
             blrp,
+            logs_min_severity,
             metric_export_interval,
             metric_export_timeout,
             sampler,
@@ -328,6 +342,7 @@ impl Layer {
             | bsp.forget(s)
             | forget_opt(max_batch_bytes, s)
             | blrp.forget(s)
+            | forget_opt(logs_min_severity, s)
             | forget_opt(metric_export_interval, s)
             | forget_opt(metric_export_timeout, s)
             | forget_opt(sampler, s)

@@ -11,7 +11,10 @@
 //! [`EffectiveConfig`] can show where every value came from.
 //!
 //! Span limits follow the specification's "Span Limits" with its defaults
-//! (128 of each, no value length limit).
+//! (128 of each, no value length limit), log record limits its
+//! "LogRecord Limits" (the same defaults); the batch processors' settings
+//! its `OTEL_BSP_*` and `OTEL_BLRP_*` with their defaults, each signal
+//! its own.
 
 pub(crate) mod env;
 pub(crate) mod file;
@@ -185,6 +188,58 @@ impl SpanLimits {
     }
 }
 
+/// How much of a log record is kept, as the OpenTelemetry specification
+/// defines log record limits. What is cut is counted in the record's
+/// `dropped_attributes_count`.
+///
+/// ```
+/// let limits = otlpx::config::LogLimits::default();
+/// assert_eq!(limits.max_attributes, 128);
+/// assert_eq!(limits.max_attribute_value_length, u32::MAX); // no limit
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogLimits {
+    /// Attributes kept per log record (`OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`,
+    /// else `OTEL_ATTRIBUTE_COUNT_LIMIT`; default 128).
+    pub max_attributes: u32,
+    /// Longest string (in characters) or byte array (in bytes) an attribute
+    /// value keeps; each element of an array separately. `u32::MAX`: no
+    /// limit, the default (`OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
+    /// else `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`).
+    pub max_attribute_value_length: u32,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self {
+            max_attributes: 128,
+            max_attribute_value_length: u32::MAX,
+        }
+    }
+}
+
+/// The settings of the logs front door, resolved: what a `Logger` keeps of
+/// a record, which records it keeps at all, and the size of the logs'
+/// rings. (Their exporter and batching are in [`ExportConfig`].)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogsConfig {
+    /// The log record limits. (`allow(dead_code)` here and on
+    /// `min_severity`: the logs front door, `logs.rs`, takes both up in a
+    /// change of its own; until then only the tests read them.)
+    #[allow(dead_code)]
+    pub(crate) limits: LogLimits,
+    /// The lowest OTLP `SeverityNumber` kept (1 `TRACE` to 24 `FATAL4`);
+    /// 0, the default, keeps every record (`OTLPX_LOGS_MIN_SEVERITY`,
+    /// `[logs] min_severity`).
+    #[allow(dead_code)]
+    pub(crate) min_severity: u8,
+    /// Ring size per CPU of the logs' rings: from `OTEL_BLRP_MAX_QUEUE_SIZE`
+    /// as the traces' is from `OTEL_BSP_MAX_QUEUE_SIZE`; an explicit
+    /// `workers.ring_bytes_per_cpu` sizes both.
+    pub(crate) ring_bytes_per_cpu: usize,
+}
+
 /// Default ring size per CPU: 1 MiB holds ~3,000 spans of ~300 bytes, about
 /// 30 ms of a saturated producer core at 100k spans/s, while a consumer is
 /// meant to drain every few milliseconds. Rings are allocated zeroed, so memory the traffic
@@ -275,6 +330,10 @@ pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 /// OTLP/HTTP: the specification's default, with the traces path.
 pub const DEFAULT_HTTP_TRACES_ENDPOINT: &str = "http://localhost:4318/v1/traces";
 
+/// The logs endpoint of an exporting engine configured with none, over
+/// OTLP/HTTP: the specification's default, with the logs path.
+pub const DEFAULT_HTTP_LOGS_ENDPOINT: &str = "http://localhost:4318/v1/logs";
+
 /// Default bound on how long dropping the last handle of an engine may
 /// flush before abandoning what is still unanswered: 5 s, half the export
 /// timeout, so that a process exiting with its receiver down is held up
@@ -285,6 +344,25 @@ pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 /// Default spans per request: the specification's
 /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` default.
 pub const MAX_BATCH_SPANS_DEFAULT: usize = 512;
+
+/// Default log records per request: the specification's
+/// `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` default.
+pub const MAX_BATCH_LOG_RECORDS_DEFAULT: usize = 512;
+
+/// Default queue of the batch log record processor, in records: the
+/// specification's `OTEL_BLRP_MAX_QUEUE_SIZE` default. (otlpx queues bytes:
+/// a queue size given is converted to the logs' ring size; without one
+/// the rings are [`DEFAULT_RING_BYTES_PER_CPU`].)
+pub const LOG_QUEUE_RECORDS_DEFAULT: usize = 2048;
+
+/// Default age bound of a logs batch: the specification's
+/// `OTEL_BLRP_SCHEDULE_DELAY` default, 1 s (the same as otlpx's for
+/// spans, [`SCHEDULE_DELAY_MS_DEFAULT`]).
+pub const LOG_SCHEDULE_DELAY_MS_DEFAULT: u64 = 1_000;
+
+/// Default bound on all attempts of one logs request: the
+/// specification's `OTEL_BLRP_EXPORT_TIMEOUT` default, 30 s.
+pub const LOG_BATCH_EXPORT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 
 /// Default bound on one request's encoded size. The Collector's OTLP
 /// receiver refuses gRPC messages over 4 MiB by default
@@ -332,7 +410,7 @@ pub(crate) struct RetryPolicy {
     pub(crate) max: std::time::Duration,
 }
 
-/// The export settings of the traces pipeline, resolved and validated.
+/// The export settings of every signal, resolved and validated.
 /// (Without the `export` feature only the endpoint and admin address are
 /// read: to refuse them.)
 #[cfg_attr(not(feature = "export"), allow(dead_code))]
@@ -364,6 +442,7 @@ pub(crate) struct ExportConfig {
 #[cfg_attr(not(feature = "export"), allow(dead_code))]
 impl ExportConfig {
     /// The exporter and batching of `signal`.
+    #[cfg_attr(not(feature = "export"), allow(dead_code))]
     pub(crate) fn signal(&self, signal: Signal) -> &SignalExport {
         &self.signals[signal.index()]
     }
@@ -371,7 +450,9 @@ impl ExportConfig {
 
 /// One signal's exporter (`OTEL_EXPORTER_OTLP_{TRACES,LOGS}_*` over
 /// `OTEL_EXPORTER_OTLP_*`) and batch processor (`OTEL_BSP_*`,
-/// `OTEL_BLRP_*`), resolved.
+/// `OTEL_BLRP_*`), resolved. (Without the `export` feature only the
+/// endpoints are read: to refuse them.)
+#[cfg_attr(not(feature = "export"), allow(dead_code))]
 #[derive(Clone, Debug)]
 #[cfg_attr(not(feature = "export"), allow(dead_code))]
 pub(crate) struct SignalExport {

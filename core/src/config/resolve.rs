@@ -5,13 +5,19 @@
 //! specification has a generic and a per-signal form (the exporter's
 //! settings, the attribute limits), a layer's specific value beats its
 //! generic one, and layers still go by precedence: an environment
-//! variable's generic endpoint beats a file's traces endpoint.
+//! variable's generic endpoint beats a file's traces endpoint. Each
+//! signal (traces, logs) is resolved the same way from its own scope
+//! (`OTEL_EXPORTER_OTLP_LOGS_*`, `[exporter.logs]`) and batch processor
+//! (`OTEL_BSP_*` / `[batch]`, `OTEL_BLRP_*` / `[batch.logs]`), and shown
+//! under its own keys (`exporter.logs.endpoint`, `batch.logs.*`); the
+//! engine-wide settings (connections, in-flight bounds, retry, workers,
+//! spool, admin) are one for all.
 //!
 //! This is the one validator: every check of a value happens here, and
 //! every error names the value's source. Each resolved value is also kept,
 //! with its source, as an [`EffectiveConfig`] entry.
 
-use super::layer::{ExporterLayer, LIMITS, Layer, Limit, Opt, Scope, Sourced};
+use super::layer::{ExporterLayer, Layer, Limit, Opt, Scope, Sourced};
 use super::*;
 use crate::ring::{MAX_CAPACITY_BYTES, MIN_CAPACITY_BYTES};
 use crate::sample::Sampler;
@@ -28,6 +34,11 @@ pub const BSP_EXPORT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// is converted at this many bytes a span (a span with 8 attributes takes
 /// 300-400), spread over the rings, and rounded up to a power of two.
 pub const QUEUE_SPAN_BYTES: usize = 512;
+
+/// `OTEL_BLRP_MAX_QUEUE_SIZE` is converted the same way, at this many
+/// bytes a log record: a record with a message of a hundred bytes or so
+/// and a handful of attributes is about a span's size.
+pub const QUEUE_LOG_RECORD_BYTES: usize = 512;
 
 /// One resolved setting: its key (as the TOML file writes it), its value
 /// as shown (header values masked) and where it came from.
@@ -99,9 +110,12 @@ pub(crate) struct Resolved {
     pub(crate) resource: Vec<(String, String)>,
     pub(crate) limits: SpanLimits,
     pub(crate) sampler: Sampler,
+    /// The traces' ring size per CPU (the logs' is in `logs`).
     pub(crate) ring_bytes_per_cpu: usize,
     pub(crate) rings: Option<usize>,
     pub(crate) export: ExportConfig,
+    /// The logs front door's limits, minimum severity and ring size.
+    pub(crate) logs: LogsConfig,
     pub(crate) effective: EffectiveConfig,
 }
 
@@ -147,6 +161,25 @@ struct Resolver<'l> {
     warnings: Vec<String>,
 }
 
+/// One signal's exporter settings, resolved (`SignalExport` without the
+/// batching).
+struct SignalExporter {
+    urls: Option<(Vec<String>, Source)>,
+    enabled: bool,
+    protocol: Protocol,
+    compression: Compression,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    tls: TlsFiles,
+}
+
+/// One signal's batch processor settings, resolved.
+struct SignalBatch {
+    deadline: Duration,
+    max_batch: usize,
+    schedule_delay: Duration,
+}
+
 fn ms(d: &Duration) -> String {
     d.as_millis().to_string()
 }
@@ -180,16 +213,18 @@ impl Resolver<'_> {
         v
     }
 
-    /// The highest layer's traces or generic exporter value.
+    /// The highest layer's exporter value of `scope` (a signal's) or the
+    /// generic one: within a layer the signal's own wins. Which of the two
+    /// it was, for error messages.
     fn exporter<T: Clone>(
         &self,
+        scope: Scope,
         get: impl Fn(&ExporterLayer) -> &Opt<T>,
     ) -> Option<(Sourced<T>, Scope)> {
         self.layers.iter().find_map(|l| {
-            let traces = get(&l.exporter[Scope::Traces as usize]).clone();
+            let own = get(&l.exporter[scope as usize]).clone();
             let generic = get(&l.exporter[Scope::Generic as usize]).clone();
-            traces
-                .map(|v| (v, Scope::Traces))
+            own.map(|v| (v, scope))
                 .or(generic.map(|v| (v, Scope::Generic)))
         })
     }
@@ -199,8 +234,9 @@ impl Resolver<'_> {
         let (service_name, resource) = self.resource();
         let export = self.export()?;
         let sampler = self.sampler()?;
-        let limits = self.limits();
-        let (ring_bytes_per_cpu, rings) = self.rings()?;
+        let (limits, log_limits) = self.limits();
+        let ([ring_bytes_per_cpu, logs_ring_bytes], rings) = self.rings()?;
+        let min_severity = self.logs_min_severity();
         self.no_effect();
         Ok(Resolved {
             disabled: disabled.value,
@@ -211,6 +247,11 @@ impl Resolver<'_> {
             ring_bytes_per_cpu,
             rings,
             export,
+            logs: LogsConfig {
+                limits: log_limits,
+                min_severity,
+                ring_bytes_per_cpu: logs_ring_bytes,
+            },
             effective: EffectiveConfig {
                 entries: std::mem::take(&mut self.entries),
                 warnings: std::mem::take(&mut self.warnings),
@@ -265,37 +306,10 @@ impl Resolver<'_> {
     }
 
     fn export(&mut self) -> Result<ExportConfig, ConfigError> {
-        let protocol = self.exporter(|e| &e.protocol);
-        let protocol_value = protocol.as_ref().map_or(Protocol::Grpc, |(p, _)| p.value);
-        let shown = match protocol_value {
-            Protocol::Grpc => "grpc",
-            Protocol::HttpProtobuf => "http/protobuf",
-        };
-        let source = protocol.map_or(Source::Default, |(p, _)| p.source);
-        self.show("exporter.traces.protocol", shown, &source);
-        let enabled = self.exporter(|e| &e.enabled).map_or(
-            Sourced {
-                value: true,
-                source: Source::Default,
-            },
-            |(v, _)| v,
-        );
-        self.show(
-            "exporter.traces.enabled",
-            enabled.value.to_string(),
-            &enabled.source,
-        );
-        let urls = self.url(protocol_value, &enabled)?;
-        let compression = self.exporter(|e| &e.compression);
-        let (compression, source) = compression
-            .map_or((Compression::None, Source::Default), |(c, _)| {
-                (c.value, c.source)
-            });
-        self.show(
-            "exporter.traces.compression",
-            compression_name(compression),
-            &source,
-        );
+        let mut exporters = Vec::with_capacity(SIGNALS);
+        for signal in Signal::ALL {
+            exporters.push(self.signal_exporter(signal)?);
+        }
         let level = self.value(
             "exporter.compression_level",
             |l| &l.compression_level,
@@ -310,48 +324,29 @@ impl Resolver<'_> {
         );
         let compression_level = (level.source != Source::Default).then_some(level.value);
         if let Some(l) = compression_level {
-            let range = match compression {
-                Compression::Gzip => 0..=9,
-                Compression::Zstd => 1..=22,
-                Compression::None => i32::MIN..=i32::MAX,
-            };
-            if !range.contains(&l) {
-                return Err(ConfigError::new(
-                    &level.source,
-                    key_of(&level.source, "exporter.compression_level"),
-                    l.to_string(),
-                    format!(
-                        "{} levels go from {} to {}",
-                        compression_name(compression),
-                        range.start(),
-                        range.end()
-                    ),
-                ));
+            // One level for every signal: it must suit each one's codec.
+            for x in &exporters {
+                let range = match x.compression {
+                    Compression::Gzip => 0..=9,
+                    Compression::Zstd => 1..=22,
+                    Compression::None => i32::MIN..=i32::MAX,
+                };
+                if !range.contains(&l) {
+                    return Err(ConfigError::new(
+                        &level.source,
+                        key_of(&level.source, "exporter.compression_level"),
+                        l.to_string(),
+                        format!(
+                            "{} levels go from {} to {}",
+                            compression_name(x.compression),
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
             }
         }
-        let headers = self.headers()?;
-        let timeout = self
-            .exporter(|e| &e.timeout)
-            .map(|(t, _)| t)
-            .unwrap_or(Sourced {
-                value: Duration::from_millis(EXPORT_TIMEOUT_MS_DEFAULT),
-                source: Source::Default,
-            });
-        self.show(
-            "exporter.traces.timeout_ms",
-            ms(&timeout.value),
-            &timeout.source,
-        );
-        positive(&timeout, "exporter.timeout_ms")?;
-        let bsp_timeout = self.value(
-            "batch.export_timeout_ms",
-            |l| &l.bsp.export_timeout,
-            Duration::from_millis(BSP_EXPORT_TIMEOUT_MS_DEFAULT),
-            ms,
-        );
-        positive(&bsp_timeout, "batch.export_timeout_ms")?;
         let retry = self.retry()?;
-        let tls = self.tls()?;
         let connections = self.value(
             "exporter.connections",
             |l| &l.connections,
@@ -379,13 +374,6 @@ impl Resolver<'_> {
             Overflow::default(),
             |o| o.as_str().to_owned(),
         );
-        let batch = self.value(
-            "batch.max_export_batch_size",
-            |l| &l.bsp.max_export_batch_size,
-            MAX_BATCH_SPANS_DEFAULT,
-            usize::to_string,
-        );
-        at_least_one(&batch, "batch.max_export_batch_size")?;
         let batch_bytes = self.value(
             "batch.max_batch_bytes",
             |l| &l.max_batch_bytes,
@@ -393,13 +381,10 @@ impl Resolver<'_> {
             usize::to_string,
         );
         at_least_one(&batch_bytes, "batch.max_batch_bytes")?;
-        let delay = self.value(
-            "batch.schedule_delay_ms",
-            |l| &l.bsp.schedule_delay,
-            Duration::from_millis(SCHEDULE_DELAY_MS_DEFAULT),
-            ms,
-        );
-        positive(&delay, "batch.schedule_delay_ms")?;
+        let mut batches = Vec::with_capacity(SIGNALS);
+        for signal in Signal::ALL {
+            batches.push(self.batch(signal)?);
+        }
         let workers = self.layers.iter().find_map(|l| l.workers.clone());
         match &workers {
             Some(w) => {
@@ -442,36 +427,25 @@ impl Resolver<'_> {
             Duration::from_millis(SHUTDOWN_TIMEOUT_MS_DEFAULT),
             ms,
         );
-        let traces = SignalExport {
-            urls,
-            enabled: enabled.value,
-            protocol: protocol_value,
-            compression,
-            headers,
-            timeout: timeout.value,
-            deadline: bsp_timeout.value,
-            tls,
-            max_batch: batch.value,
-            max_batch_bytes: batch_bytes.value,
-            schedule_delay: delay.value,
-        };
-        // TEMPORARY: logs as traces, to their own path.
-        let logs = SignalExport {
-            urls: traces.urls.clone().map(|(urls, source)| {
-                let urls = urls
-                    .into_iter()
-                    .map(|u| match u.strip_suffix("/v1/traces") {
-                        Some(base) => format!("{base}/v1/logs"),
-                        None => u,
-                    })
-                    .collect();
-                (urls, source)
-            }),
-            schedule_delay: Duration::from_millis(1000),
-            ..traces.clone()
-        };
+        let signals: Vec<SignalExport> = exporters
+            .into_iter()
+            .zip(batches)
+            .map(|(x, b)| SignalExport {
+                urls: x.urls,
+                enabled: x.enabled,
+                protocol: x.protocol,
+                compression: x.compression,
+                headers: x.headers,
+                timeout: x.timeout,
+                deadline: b.deadline,
+                tls: x.tls,
+                max_batch: b.max_batch,
+                max_batch_bytes: batch_bytes.value,
+                schedule_delay: b.schedule_delay,
+            })
+            .collect();
         Ok(ExportConfig {
-            signals: [traces, logs],
+            signals: signals.try_into().expect("one per signal"),
             shutdown_timeout: shutdown_timeout.value,
             spool,
             compression_level,
@@ -485,6 +459,123 @@ impl Resolver<'_> {
             worker_cores: cores.map(|c| c.value),
             admin_address,
             ready_window: ready_window.value,
+        })
+    }
+
+    /// `signal`'s exporter: each setting from the signal's own scope or
+    /// the generic one (see [`exporter`](Self::exporter)), shown under
+    /// `exporter.<signal>.<key>`.
+    fn signal_exporter(&mut self, signal: Signal) -> Result<SignalExporter, ConfigError> {
+        let scope = Scope::of(signal);
+        let shown_key = |name: &str| format!("exporter.{signal}.{name}");
+        let protocol = self.exporter(scope, |e| &e.protocol);
+        let protocol_value = protocol.as_ref().map_or(Protocol::Grpc, |(p, _)| p.value);
+        let shown = match protocol_value {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+        };
+        let source = protocol.map_or(Source::Default, |(p, _)| p.source);
+        self.show(shown_key("protocol"), shown, &source);
+        let enabled = self.exporter(scope, |e| &e.enabled).map_or(
+            Sourced {
+                value: true,
+                source: Source::Default,
+            },
+            |(v, _)| v,
+        );
+        self.show(
+            shown_key("enabled"),
+            enabled.value.to_string(),
+            &enabled.source,
+        );
+        let urls = self.url(signal, protocol_value, &enabled)?;
+        let (compression, source) = self
+            .exporter(scope, |e| &e.compression)
+            .map_or((Compression::None, Source::Default), |(c, _)| {
+                (c.value, c.source)
+            });
+        self.show(
+            shown_key("compression"),
+            compression_name(compression),
+            &source,
+        );
+        let headers = self.headers(signal)?;
+        let (timeout, timeout_scope) = self.exporter(scope, |e| &e.timeout).unwrap_or((
+            Sourced {
+                value: Duration::from_millis(EXPORT_TIMEOUT_MS_DEFAULT),
+                source: Source::Default,
+            },
+            Scope::Generic,
+        ));
+        self.show(shown_key("timeout_ms"), ms(&timeout.value), &timeout.source);
+        positive(&timeout, &format!("{}.timeout_ms", timeout_scope.section()))?;
+        let tls = self.tls(signal)?;
+        Ok(SignalExporter {
+            urls,
+            enabled: enabled.value,
+            protocol: protocol_value,
+            compression,
+            headers,
+            timeout: timeout.value,
+            tls,
+        })
+    }
+
+    /// `signal`'s batch processor: traces from `OTEL_BSP_*` / `[batch]`,
+    /// logs from `OTEL_BLRP_*` / `[batch.logs]`, each with the
+    /// specification's defaults (but otlpx's own schedule delay for
+    /// spans, see [`SCHEDULE_DELAY_MS_DEFAULT`]). The queue size sizes
+    /// the rings (see [`rings`](Self::rings)); the logs' is shown here.
+    fn batch(&mut self, signal: Signal) -> Result<SignalBatch, ConfigError> {
+        let (prefix, delay_ms, deadline_ms, max_batch) = match signal {
+            Signal::Traces => (
+                "batch",
+                SCHEDULE_DELAY_MS_DEFAULT,
+                BSP_EXPORT_TIMEOUT_MS_DEFAULT,
+                MAX_BATCH_SPANS_DEFAULT,
+            ),
+            Signal::Logs => (
+                "batch.logs",
+                LOG_SCHEDULE_DELAY_MS_DEFAULT,
+                LOG_BATCH_EXPORT_TIMEOUT_MS_DEFAULT,
+                MAX_BATCH_LOG_RECORDS_DEFAULT,
+            ),
+        };
+        let key = |name: &str| format!("{prefix}.{name}");
+        let deadline = self.value(
+            &key("export_timeout_ms"),
+            |l| &l.batch(signal).export_timeout,
+            Duration::from_millis(deadline_ms),
+            ms,
+        );
+        positive(&deadline, &key("export_timeout_ms"))?;
+        let batch = self.value(
+            &key("max_export_batch_size"),
+            |l| &l.batch(signal).max_export_batch_size,
+            max_batch,
+            usize::to_string,
+        );
+        at_least_one(&batch, &key("max_export_batch_size"))?;
+        let delay = self.value(
+            &key("schedule_delay_ms"),
+            |l| &l.batch(signal).schedule_delay,
+            Duration::from_millis(delay_ms),
+            ms,
+        );
+        positive(&delay, &key("schedule_delay_ms"))?;
+        if signal == Signal::Logs {
+            let queue = self.value(
+                &key("max_queue_size"),
+                |l| &l.batch(signal).max_queue_size,
+                LOG_QUEUE_RECORDS_DEFAULT,
+                usize::to_string,
+            );
+            at_least_one(&queue, &key("max_queue_size"))?;
+        }
+        Ok(SignalBatch {
+            deadline: deadline.value,
+            max_batch: batch.value,
+            schedule_delay: delay.value,
         })
     }
 
@@ -549,49 +640,59 @@ impl Resolver<'_> {
         })
     }
 
-    /// The traces URLs (one, or several to balance over): a generic
-    /// endpoint gets `/v1/traces` over HTTP; an endpoint without a scheme
+    /// `signal`'s URLs (one, or several to balance over): a generic
+    /// endpoint gets the signal's path (`/v1/traces`, `/v1/logs`) over
+    /// HTTP, a signal's own is used as given; an endpoint without a scheme
     /// gets one from `insecure`, with a warning. With export on and no
     /// endpoint anywhere, the specification's default for the protocol
     /// (with the `export` feature; without it, none: the caller drains).
     fn url(
         &mut self,
+        signal: Signal,
         protocol: Protocol,
         enabled: &Sourced<bool>,
     ) -> Result<Option<(Vec<String>, Source)>, ConfigError> {
+        let scope = Scope::of(signal);
+        let shown_key = format!("exporter.{signal}.endpoint");
         let off = |this: &mut Self| {
             this.show(
-                "exporter.traces.endpoint",
+                &shown_key,
                 "none: export off, the caller drains",
                 &enabled.source,
             );
             Ok(None)
         };
-        let Some((given, scope)) = self.exporter(|e| &e.endpoint) else {
+        let Some((given, found)) = self.exporter(scope, |e| &e.endpoint) else {
             if !enabled.value {
                 return off(self);
             }
             if !cfg!(feature = "export") {
                 self.show(
-                    "exporter.traces.endpoint",
+                    &shown_key,
                     "none: built without export, the caller drains",
                     &Source::Default,
                 );
                 return Ok(None);
             }
-            let url = match protocol {
-                Protocol::Grpc => DEFAULT_GRPC_ENDPOINT,
-                Protocol::HttpProtobuf => DEFAULT_HTTP_TRACES_ENDPOINT,
+            let url = match (protocol, signal) {
+                (Protocol::Grpc, _) => DEFAULT_GRPC_ENDPOINT,
+                (Protocol::HttpProtobuf, Signal::Traces) => DEFAULT_HTTP_TRACES_ENDPOINT,
+                (Protocol::HttpProtobuf, Signal::Logs) => DEFAULT_HTTP_LOGS_ENDPOINT,
             };
-            self.show("exporter.traces.endpoint", url, &Source::Default);
+            self.show(&shown_key, url, &Source::Default);
             return Ok(Some((vec![url.to_owned()], Source::Default)));
         };
-        let key = key_of(&given.source, &format!("{}.endpoint", scope.section()));
-        let insecure = self.exporter(|e| &e.insecure).is_some_and(|(i, _)| i.value);
+        let key = key_of(&given.source, &format!("{}.endpoint", found.section()));
+        let insecure = self
+            .exporter(scope, |e| &e.insecure)
+            .is_some_and(|(i, _)| i.value);
+        // The signal's path, for a generic endpoint over HTTP.
+        let path = (found == Scope::Generic && protocol == Protocol::HttpProtobuf)
+            .then(|| format!("/v1/{signal}"));
         let mut urls = Vec::new();
         for one in given.value.split(',') {
             let bad = |reason: &str| ConfigError::new(&given.source, &key, one.trim(), reason);
-            let (url, assumed) = endpoint_url(one, protocol, scope, insecure).map_err(bad)?;
+            let (url, assumed) = endpoint_url(one, path.as_deref(), insecure).map_err(bad)?;
             if urls.contains(&url) {
                 return Err(bad("the same endpoint is listed twice"));
             }
@@ -605,11 +706,15 @@ impl Resolver<'_> {
                          [exporter] insecure = true), for plain HTTP",
                     )
                 };
-                self.warnings.push(format!(
+                let w = format!(
                     "{}: endpoint {:?} has no scheme; assumed {scheme} ({change})",
                     given.source,
                     one.trim()
-                ));
+                );
+                // Once: a generic endpoint serves every signal.
+                if !self.warnings.contains(&w) {
+                    self.warnings.push(w);
+                }
             }
             urls.push(url);
         }
@@ -618,15 +723,17 @@ impl Resolver<'_> {
         if !enabled.value {
             return off(self);
         }
-        self.show("exporter.traces.endpoint", urls.join(","), &given.source);
+        self.show(&shown_key, urls.join(","), &given.source);
         Ok(Some((urls, given.source)))
     }
 
-    /// Headers merged by name (case-insensitively); values masked.
-    fn headers(&mut self) -> Result<Vec<(String, String)>, ConfigError> {
+    /// `signal`'s headers, its own and the generic ones merged by name
+    /// (case-insensitively; within a layer its own win); values masked.
+    fn headers(&mut self, signal: Signal) -> Result<Vec<(String, String)>, ConfigError> {
+        let scopes = [Scope::of(signal), Scope::Generic];
         let mut names: Vec<String> = Vec::new();
         for l in self.layers {
-            for scope in [Scope::Traces, Scope::Generic] {
+            for scope in scopes {
                 for (n, _) in &l.exporter[scope as usize].headers {
                     if !names.iter().any(|m| m.eq_ignore_ascii_case(n)) {
                         names.push(n.clone());
@@ -636,21 +743,21 @@ impl Resolver<'_> {
         }
         let mut out = Vec::new();
         for name in names {
-            let v = self
+            let (v, scope) = self
                 .layers
                 .iter()
                 .find_map(|l| {
-                    [Scope::Traces, Scope::Generic].iter().find_map(|&s| {
+                    scopes.iter().find_map(|&s| {
                         l.exporter[s as usize]
                             .headers
                             .iter()
                             .rev()
                             .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                            .map(|(_, v)| (v.clone(), s))
                     })
                 })
-                .map(|(_, v)| v.clone())
                 .expect("the name came from a layer");
-            let key = key_of(&v.source, &format!("exporter.headers.{name}"));
+            let key = key_of(&v.source, &format!("{}.headers.{name}", scope.section()));
             if name.is_empty() || !name.bytes().all(is_token) {
                 return Err(ConfigError::new(
                     &v.source,
@@ -671,19 +778,29 @@ impl Resolver<'_> {
                     format!("the value of header {name} has characters HTTP does not allow"),
                 ));
             }
-            self.show(format!("exporter.traces.headers.{name}"), "***", &v.source);
+            self.show(
+                format!("exporter.{signal}.headers.{name}"),
+                "***",
+                &v.source,
+            );
             out.push((name, v.value));
         }
         Ok(out)
     }
 
-    fn tls(&mut self) -> Result<TlsFiles, ConfigError> {
+    /// `signal`'s certificate files, each checked to be readable.
+    fn tls(&mut self, signal: Signal) -> Result<TlsFiles, ConfigError> {
+        let scope = Scope::of(signal);
         let mut file = |name: &str, get: fn(&ExporterLayer) -> &Opt<std::path::PathBuf>| {
-            let Some((v, scope)) = self.exporter(get) else {
-                self.show(format!("exporter.traces.{name}"), "none", &Source::Default);
+            let Some((v, found)) = self.exporter(scope, get) else {
+                self.show(
+                    format!("exporter.{signal}.{name}"),
+                    "none",
+                    &Source::Default,
+                );
                 return Ok(None);
             };
-            let key = key_of(&v.source, &format!("{}.{name}", scope.section()));
+            let key = key_of(&v.source, &format!("{}.{name}", found.section()));
             let shown = v.value.display().to_string();
             if let Err(e) = std::fs::File::open(&v.value) {
                 return Err(ConfigError::new(
@@ -693,25 +810,28 @@ impl Resolver<'_> {
                     format!("cannot read the file: {e}"),
                 ));
             }
-            self.show(format!("exporter.traces.{name}"), shown, &v.source);
-            Ok(Some(v))
+            self.show(format!("exporter.{signal}.{name}"), shown, &v.source);
+            Ok(Some((v, found)))
         };
         let ca = file("certificate", |e| &e.certificate)?;
         let cert = file("client_certificate", |e| &e.client_certificate)?;
         let key = file("client_key", |e| &e.client_key)?;
         match (&cert, &key) {
-            (Some(c), None) => {
+            (Some((c, found)), None) => {
                 return Err(ConfigError::new(
                     &c.source,
-                    key_of(&c.source, "exporter.client_certificate"),
+                    key_of(
+                        &c.source,
+                        &format!("{}.client_certificate", found.section()),
+                    ),
                     c.value.display().to_string(),
                     "a client certificate needs a client key too",
                 ));
             }
-            (None, Some(k)) => {
+            (None, Some((k, found))) => {
                 return Err(ConfigError::new(
                     &k.source,
-                    key_of(&k.source, "exporter.client_key"),
+                    key_of(&k.source, &format!("{}.client_key", found.section())),
                     k.value.display().to_string(),
                     "a client key needs a client certificate too",
                 ));
@@ -719,9 +839,9 @@ impl Resolver<'_> {
             _ => {}
         }
         Ok(TlsFiles {
-            ca_certificate: ca.map(|v| v.value),
-            client_certificate: cert.map(|v| v.value),
-            client_key: key.map(|v| v.value),
+            ca_certificate: ca.map(|(v, _)| v.value),
+            client_certificate: cert.map(|(v, _)| v.value),
+            client_key: key.map(|(v, _)| v.value),
         })
     }
 
@@ -782,8 +902,9 @@ impl Resolver<'_> {
         Ok(s.value)
     }
 
-    fn limits(&mut self) -> SpanLimits {
-        // Per layer, the span-specific limit beats the generic one.
+    /// The span and the log record limits: per layer a specific limit
+    /// beats the generic one (`OTEL_ATTRIBUTE_*_LIMIT`) it falls back to.
+    fn limits(&mut self) -> (SpanLimits, LogLimits) {
         let pick = |this: &mut Self,
                     key: &str,
                     specific: Limit,
@@ -807,7 +928,7 @@ impl Resolver<'_> {
         };
         let d = SpanLimits::default();
         let count = Some(128);
-        SpanLimits {
+        let spans = SpanLimits {
             max_attribute_value_length: pick(
                 self,
                 "span_attribute_value_length",
@@ -843,10 +964,43 @@ impl Resolver<'_> {
                 count,
             )
             .unwrap_or(d.max_attributes_per_link),
-        }
+        };
+        let d = LogLimits::default();
+        let logs = LogLimits {
+            max_attributes: pick(
+                self,
+                "log_record_attribute_count",
+                Limit::LogRecordAttributeCount,
+                Some(Limit::AttributeCount),
+                Some(d.max_attributes),
+            )
+            .unwrap_or(d.max_attributes),
+            max_attribute_value_length: pick(
+                self,
+                "log_record_attribute_value_length",
+                Limit::LogRecordAttributeValueLength,
+                Some(Limit::AttributeValueLength),
+                None,
+            )
+            .unwrap_or(d.max_attribute_value_length),
+        };
+        (spans, logs)
     }
 
-    fn rings(&mut self) -> Result<(usize, Option<usize>), ConfigError> {
+    /// `logs.min_severity`: 0, every record, unless set.
+    fn logs_min_severity(&mut self) -> u8 {
+        self.value(
+            "logs.min_severity",
+            |l| &l.logs_min_severity,
+            0,
+            u8::to_string,
+        )
+        .value
+    }
+
+    /// The rings: how many, and each signal's size per CPU, by
+    /// [`Signal::index`] (see [`ring_bytes`](Self::ring_bytes)).
+    fn rings(&mut self) -> Result<([usize; SIGNALS], Option<usize>), ConfigError> {
         let rings = self.layers.iter().find_map(|l| l.rings.clone());
         match &rings {
             Some(r) => {
@@ -855,6 +1009,31 @@ impl Resolver<'_> {
             }
             None => self.show("workers.rings", "one per CPU", &Source::Default),
         }
+        let count = rings.as_ref().map(|r| r.value);
+        let mut bytes = [0; SIGNALS];
+        for signal in Signal::ALL {
+            bytes[signal.index()] = self.ring_bytes(signal, count)?;
+        }
+        Ok((bytes, count))
+    }
+
+    /// `signal`'s ring size per CPU: `workers.ring_bytes_per_cpu` if set
+    /// (for every signal), else from the signal's batch queue size (items
+    /// at [`QUEUE_SPAN_BYTES`] / [`QUEUE_LOG_RECORD_BYTES`] each, spread
+    /// over the `rings`, rounded up to a power of two), else the default.
+    fn ring_bytes(&mut self, signal: Signal, rings: Option<usize>) -> Result<usize, ConfigError> {
+        let (shown_key, queue_key, item_bytes) = match signal {
+            Signal::Traces => (
+                "workers.ring_bytes_per_cpu",
+                "batch.max_queue_size",
+                QUEUE_SPAN_BYTES,
+            ),
+            Signal::Logs => (
+                "logs.ring_bytes_per_cpu",
+                "batch.logs.max_queue_size",
+                QUEUE_LOG_RECORD_BYTES,
+            ),
+        };
         let explicit = self
             .layers
             .iter()
@@ -862,19 +1041,17 @@ impl Resolver<'_> {
         let queue = self
             .layers
             .iter()
-            .find_map(|l| l.bsp.max_queue_size.clone());
+            .find_map(|l| l.batch(signal).max_queue_size.clone());
         if let Some(q) = &queue {
-            at_least_one(q, "batch.max_queue_size")?;
+            at_least_one(q, queue_key)?;
         }
         let bytes = match (explicit, queue) {
             (Some(b), _) => b,
             (None, Some(q)) => {
                 let count = rings
-                    .as_ref()
-                    .map_or_else(crate::ring::Rings::default_count, |r| r.value)
+                    .unwrap_or_else(crate::ring::Rings::default_count)
                     .max(1);
-                let per_ring =
-                    (q.value.saturating_mul(QUEUE_SPAN_BYTES) / count).next_power_of_two();
+                let per_ring = (q.value.saturating_mul(item_bytes) / count).next_power_of_two();
                 Sourced {
                     value: per_ring.clamp(MIN_CAPACITY_BYTES.max(4096), MAX_CAPACITY_BYTES),
                     source: q.source,
@@ -885,11 +1062,7 @@ impl Resolver<'_> {
                 source: Source::Default,
             },
         };
-        self.show(
-            "workers.ring_bytes_per_cpu",
-            bytes.value.to_string(),
-            &bytes.source,
-        );
+        self.show(shown_key, bytes.value.to_string(), &bytes.source);
         if !bytes.value.is_power_of_two()
             || !(MIN_CAPACITY_BYTES..=MAX_CAPACITY_BYTES).contains(&bytes.value)
         {
@@ -902,28 +1075,19 @@ impl Resolver<'_> {
                 ),
             ));
         }
-        Ok((bytes.value, rings.map(|r| r.value)))
+        Ok(bytes.value)
     }
 
-    /// Reports, once each, settings of pipelines otlpx does not have yet.
+    /// Reports, once each, settings of pipelines otlpx does not have yet
+    /// (metrics: its exporter scope and `OTEL_METRIC_EXPORT_*`).
     fn no_effect(&mut self) {
-        const WHY: &str = "otlpx exports traces only so far, so it has no effect";
+        const WHY: &str = "otlpx exports traces and logs so far, so it has no effect";
         let mut seen = Vec::new();
         for l in self.layers {
             let mut sources: Vec<&Source> = Vec::new();
             sources.extend(l.exporter[Scope::Metrics as usize].first_set());
-            sources.extend(l.exporter[Scope::Logs as usize].first_set());
-            sources.extend(l.blrp.first_set());
             sources.extend(l.metric_export_interval.as_ref().map(|v| &v.source));
             sources.extend(l.metric_export_timeout.as_ref().map(|v| &v.source));
-            for (i, (limit, _, _)) in LIMITS.iter().enumerate() {
-                if matches!(
-                    limit,
-                    Limit::LogRecordAttributeCount | Limit::LogRecordAttributeValueLength
-                ) {
-                    sources.extend(l.limits[i].as_ref().map(|v| &v.source));
-                }
-            }
             for s in sources {
                 let w = format!("{s}: {WHY}");
                 if !seen.contains(&w) {
@@ -984,14 +1148,13 @@ fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// One endpoint URL, checked and completed (see `Resolver::url`), and
-/// whether its scheme was assumed (it had none: `insecure` picks it, for
-/// either protocol, as the specification says for gRPC); why not, if it
-/// cannot be.
+/// One endpoint URL, checked and completed with `path` (a signal's, for a
+/// generic endpoint over HTTP; see `Resolver::url`), and whether its scheme
+/// was assumed (it had none: `insecure` picks it, for either protocol, as
+/// the specification says for gRPC); why not, if it cannot be.
 fn endpoint_url(
     given: &str,
-    protocol: Protocol,
-    scope: Scope,
+    path: Option<&str>,
     insecure: bool,
 ) -> Result<(String, bool), &'static str> {
     let mut url = given.trim().to_owned();
@@ -1023,8 +1186,169 @@ fn endpoint_url(
     if host.is_empty() || authority.contains(char::is_whitespace) || authority.contains('@') {
         return Err("the URL names no host");
     }
-    if scope == Scope::Generic && protocol == Protocol::HttpProtobuf {
-        url = format!("{}/v1/traces", url.trim_end_matches('/'));
+    if let Some(path) = path {
+        url = format!("{}{path}", url.trim_end_matches('/'));
     }
     Ok((url, assumed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Resolves `vars` as the environment and `toml` as the file.
+    fn resolved(vars: &[(&str, &str)], toml: &str) -> Resolved {
+        resolved_over(&Layer::default(), vars, toml)
+    }
+
+    fn resolved_over(builder: &Layer, vars: &[(&str, &str)], toml: &str) -> Resolved {
+        let lookup = |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let mut warnings = Vec::new();
+        let env = super::super::env::read(&lookup, &mut warnings, false).unwrap();
+        let file = super::super::file::read(toml, Path::new("t.toml"), &mut warnings).unwrap();
+        resolve_layers(builder, env, &file, warnings, false).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn urls(r: &Resolved, signal: Signal) -> Vec<String> {
+        r.export.signal(signal).urls.clone().unwrap().0
+    }
+
+    #[test]
+    fn logs_defaults_are_the_specifications() {
+        let r = resolved(&[], "");
+        assert_eq!(
+            r.logs,
+            LogsConfig {
+                limits: LogLimits::default(),
+                min_severity: 0,
+                ring_bytes_per_cpu: DEFAULT_RING_BYTES_PER_CPU,
+            }
+        );
+        let logs = r.export.signal(Signal::Logs);
+        assert!(logs.enabled);
+        if cfg!(feature = "export") {
+            assert_eq!(urls(&r, Signal::Logs), [DEFAULT_GRPC_ENDPOINT]);
+        } else {
+            assert!(logs.urls.is_none(), "the caller drains");
+        }
+        assert_eq!(logs.max_batch, 512);
+        assert_eq!(logs.schedule_delay, Duration::from_millis(1000));
+        assert_eq!(logs.deadline, Duration::from_millis(30_000));
+        assert_eq!(
+            logs.timeout,
+            Duration::from_millis(EXPORT_TIMEOUT_MS_DEFAULT)
+        );
+        assert_eq!(logs.max_batch_bytes, MAX_BATCH_BYTES_DEFAULT);
+        assert!(r.effective.warnings().is_empty());
+    }
+
+    #[test]
+    fn each_signal_from_its_own_scope_or_the_generic_one() {
+        let r = resolved(
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "a=generic,b=generic"),
+                ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "A=logs"),
+                ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd"),
+                ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "700"),
+                ("OTEL_BLRP_SCHEDULE_DELAY", "250"),
+                ("OTEL_BLRP_EXPORT_TIMEOUT", "5000"),
+                ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "100"),
+            ],
+            "[batch]\nmax_batch_bytes = 65536\n",
+        );
+        let (traces, logs) = (
+            r.export.signal(Signal::Traces),
+            r.export.signal(Signal::Logs),
+        );
+        assert_eq!(urls(&r, Signal::Traces), ["http://c:4318/v1/traces"]);
+        assert_eq!(urls(&r, Signal::Logs), ["http://c:4318/v1/logs"]);
+        assert_eq!(logs.protocol, Protocol::HttpProtobuf);
+        let pairs = |h: &[(String, String)]| {
+            h.iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&logs.headers), ["A=logs", "b=generic"]);
+        assert_eq!(pairs(&traces.headers), ["a=generic", "b=generic"]);
+        assert_eq!(
+            (logs.compression, traces.compression),
+            (Compression::Zstd, Compression::None)
+        );
+        assert_eq!(logs.timeout, Duration::from_millis(700));
+        assert_eq!(
+            traces.timeout,
+            Duration::from_millis(EXPORT_TIMEOUT_MS_DEFAULT)
+        );
+        assert_eq!(logs.schedule_delay, Duration::from_millis(250));
+        assert_eq!(logs.deadline, Duration::from_millis(5000));
+        assert_eq!(logs.max_batch, 100);
+        assert_eq!(traces.schedule_delay, Duration::from_millis(1000));
+        assert_eq!(traces.max_batch, MAX_BATCH_SPANS_DEFAULT);
+        // One request size bound for both.
+        assert_eq!(
+            (traces.max_batch_bytes, logs.max_batch_bytes),
+            (65536, 65536)
+        );
+    }
+
+    #[test]
+    fn export_off_from_the_builder_turns_off_every_signal() {
+        let mut builder = Layer::default();
+        builder.exporter[Scope::Generic as usize].enabled =
+            Sourced::new(false, Source::Builder { method: "export" });
+        let r = resolved_over(&builder, &[("OTEL_LOGS_EXPORTER", "otlp")], "");
+        for signal in Signal::ALL {
+            let s = r.export.signal(signal);
+            assert!(!s.enabled && s.urls.is_none(), "{signal}");
+        }
+        // `OTEL_LOGS_EXPORTER=none`: logs only.
+        let r = resolved(&[("OTEL_LOGS_EXPORTER", "none")], "");
+        assert!(r.export.signal(Signal::Traces).enabled);
+        assert!(!r.export.signal(Signal::Logs).enabled);
+    }
+
+    #[test]
+    fn log_limits_severity_and_ring_size() {
+        let r = resolved(
+            &[
+                ("OTEL_ATTRIBUTE_COUNT_LIMIT", "9"),
+                ("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "33"),
+                ("OTEL_BLRP_MAX_QUEUE_SIZE", "64"),
+            ],
+            "[logs]\nmin_severity = \"error\"\n[workers]\nrings = 2\n",
+        );
+        assert_eq!(
+            r.logs.limits,
+            LogLimits {
+                max_attributes: 9,
+                max_attribute_value_length: 33,
+            }
+        );
+        assert_eq!(r.logs.min_severity, 17);
+        // 64 records at 512 bytes over 2 rings, at least 4 KiB.
+        assert_eq!(r.logs.ring_bytes_per_cpu, 16 << 10);
+        assert_eq!(r.ring_bytes_per_cpu, DEFAULT_RING_BYTES_PER_CPU);
+        // An explicit ring size is every signal's.
+        let r = resolved(
+            &[("OTEL_BLRP_MAX_QUEUE_SIZE", "64")],
+            "[workers]\nring_bytes_per_cpu = 65536\n",
+        );
+        assert_eq!(
+            (r.ring_bytes_per_cpu, r.logs.ring_bytes_per_cpu),
+            (65536, 65536)
+        );
+        // The builder's "no limit".
+        let mut builder = Layer::default();
+        builder.limits[Limit::LogRecordAttributeValueLength as usize] =
+            Sourced::new(u32::MAX, Source::Builder { method: "limits" });
+        let r = resolved_over(&builder, &[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "5")], "");
+        assert_eq!(r.logs.limits.max_attribute_value_length, u32::MAX);
+    }
 }
