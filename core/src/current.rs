@@ -82,7 +82,8 @@ pub(crate) fn current_ids() -> Option<(TraceId, SpanId, TraceFlags)> {
         .try_with(|stack| {
             let stack = stack.try_borrow().ok()?;
             let c = &stack.last()?.context;
-            c.is_valid().then_some((c.trace_id, c.span_id, c.trace_flags))
+            c.is_valid()
+                .then_some((c.trace_id, c.span_id, c.trace_flags))
         })
         .ok()
         .flatten()

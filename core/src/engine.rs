@@ -10,8 +10,8 @@ use crate::config::resolve::Resolved;
 use crate::config::{self, Compression, ConfigError, EffectiveConfig, Protocol, Sampler};
 use crate::config::{Overflow, Source, SpanLimits};
 use crate::encode::{Catalog, ScopeBytes, Scopes, resource_bytes};
-use crate::proto;
 use crate::logs::Logger;
+use crate::proto;
 use crate::record::{Recorder, Tracer};
 use crate::ring::{CapacityError, Rings, Signal};
 use crate::telemetry::Stats;
@@ -194,6 +194,14 @@ impl EngineBuilder {
     /// `OTEL_TRACES_SAMPLER`).
     pub fn sampler(mut self, sampler: Sampler) -> Self {
         self.layer.sampler = by("sampler", sampler);
+        self
+    }
+
+    /// Log records below `severity` (and not unspecified) are filtered
+    /// out at the call, for one compare (`OTLPX_LOGS_MIN_SEVERITY`,
+    /// `[logs] min_severity`; default: every record passes).
+    pub fn logs_min_severity(mut self, severity: crate::logs::Severity) -> Self {
+        self.layer.logs_min_severity = by("logs_min_severity", severity.number());
         self
     }
 
@@ -675,8 +683,8 @@ impl EngineBuilder {
             dropped_invalid: AtomicU64::new(0),
             sampler: crate::sample::Decider::new(resolved.sampler),
             disabled,
-            log_limits: crate::config::LogLimits::default(),
-            log_min_severity: 0,
+            log_limits: resolved.logs.limits,
+            log_min_severity: resolved.logs.min_severity,
         });
         let catalog = Arc::new(Catalog::new(resource_bytes(&attributes)));
         #[cfg(feature = "export")]
@@ -1481,7 +1489,10 @@ impl SignalTransport {
         let connect_timeout = config.timeout.min(Duration::from_secs(5));
         let mut each = Vec::with_capacity(self.uris.len());
         for uri in self.uris {
-            let tls = self.tls.as_ref().filter(|_| uri.scheme_str() == Some("https"));
+            let tls = self
+                .tls
+                .as_ref()
+                .filter(|_| uri.scheme_str() == Some("https"));
             let url = uri.to_string();
             let transport: Arc<dyn Transport> = match config.protocol {
                 Protocol::Grpc => Arc::new(GrpcTransport::new(

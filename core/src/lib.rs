@@ -120,11 +120,11 @@ pub use current::{ContextGuard, FutureExt, WithContext, WithSpan};
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
 pub use logs::Logger;
 pub use propagation::{Baggage, Extracted, Extractor, Injector};
-pub use ring::Signal;
 pub use record::{
     ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind,
     Status, Tracer,
 };
+pub use ring::Signal;
 pub use telemetry::{
     Dropped, ExportFailures, ExportStats, FailureKind, HistogramSnapshot, RingStats, SpoolStats,
     Stats,

@@ -87,8 +87,8 @@
 //! the next release measures the ring as the drop left it anyway.
 #![allow(unsafe_code)]
 
-use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 pub use crate::signal::{SIGNALS, Signal};
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
 // The doorbell is not part of the loom models (a missed wake only delays,

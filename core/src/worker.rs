@@ -63,12 +63,12 @@ use crate::config::{Overflow, RetryPolicy};
 use crate::encode::Catalog;
 use crate::record::Recorder;
 use crate::ring::{Doorbell, Ring};
+use crate::ring::{SIGNALS, Signal};
 use crate::spool::{Appended, Claimed, Record, Spool, SpoolError};
 use crate::telemetry::limiter::{DIAGNOSTIC_INTERVAL, RateLimiter};
 use crate::telemetry::{
     Dropped, ExportFailures, FailureKind, KINDS, Settled, SignalCounters, Stats, Unspooled,
 };
-use crate::ring::{SIGNALS, Signal};
 use crate::transport::{ExportError, ExportRequest, Retry, Transport};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -128,9 +128,7 @@ impl WorkerSettings {
 
     /// The signals the workers send.
     fn exported(&self) -> impl Iterator<Item = Signal> + Clone + '_ {
-        Signal::ALL
-            .into_iter()
-            .filter(|s| self.exported[s.index()])
+        Signal::ALL.into_iter().filter(|s| self.exported[s.index()])
     }
 }
 
@@ -698,7 +696,11 @@ impl Shared {
         index: usize,
         workers: usize,
     ) -> impl Iterator<Item = &Ring> + Clone + '_ {
-        self.recorder.rings(signal).iter().skip(index).step_by(workers)
+        self.recorder
+            .rings(signal)
+            .iter()
+            .skip(index)
+            .step_by(workers)
     }
 
     /// Keeps `message` as the last export error.
@@ -1211,7 +1213,9 @@ impl Workers {
             let _entered = runtime.enter();
             make_transports()?
         };
-        let workers = settings.workers.clamp(1, recorder.rings(Signal::Traces).len());
+        let workers = settings
+            .workers
+            .clamp(1, recorder.rings(Signal::Traces).len());
         let shared = Arc::new(Shared {
             gate: Gate {
                 state: Mutex::new(GateState {
@@ -1568,7 +1572,10 @@ impl Worker {
     }
 
     fn pending(&self, signal: Signal) -> Pending {
-        Pending::of(self.my_rings(signal), &self.shared.settings.signal(signal).policy)
+        Pending::of(
+            self.my_rings(signal),
+            &self.shared.settings.signal(signal).policy,
+        )
     }
 
     fn run(mut self, started: &std::sync::mpsc::Sender<Started>) {

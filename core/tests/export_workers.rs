@@ -544,14 +544,31 @@ fn requests_waiting_for_a_retry_hold_bytes_not_send_slots() {
     // to evict batch 0 when the two waiting requests held both slots.
     let third = Instant::now();
     record_batch(&engine, &capture, 2, 400, 42);
-    assert!(third.elapsed() < Duration::from_millis(900), "{:?}", third.elapsed());
+    assert!(
+        third.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        third.elapsed()
+    );
     engine.flush(Duration::from_secs(10)).unwrap();
     let s = engine.stats();
-    assert_eq!((s.recorded, s.exported, s.dropped.total()), (420, 420, 0), "{s:?}");
+    assert_eq!(
+        (s.recorded, s.exported, s.dropped.total()),
+        (420, 420, 0),
+        "{s:?}"
+    );
     assert_eq!(s.export.retries, 2);
-    let largest = capture.requests().iter().map(|r| r.body.len()).max().unwrap() as u64;
+    let largest = capture
+        .requests()
+        .iter()
+        .map(|r| r.body.len())
+        .max()
+        .unwrap() as u64;
     // The two waiting requests and at least one more were held at once.
-    assert!(s.export.in_flight_bytes_high_water >= 3 * largest / 2, "{:?}", s.export);
+    assert!(
+        s.export.in_flight_bytes_high_water >= 3 * largest / 2,
+        "{:?}",
+        s.export
+    );
 }
 
 #[test]
@@ -574,7 +591,10 @@ fn a_full_budget_evicts_the_oldest_request_waiting_for_a_retry_once_a_ring_is_ha
         record_batch(&engine, &capture, 0, 10, 1);
         record_batch(&engine, &capture, 1, 10, 2);
         let first = capture.requests()[0].body.len();
-        assert!((900..1800).contains(&first), "{label}: a request of {first} bytes");
+        assert!(
+            (900..1800).contains(&first),
+            "{label}: a request of {first} bytes"
+        );
         // ~96 bytes a span: 400 fill the 64 KiB ring past half. Drop
         // oldest then evicts batch 0 at once and sends; drop newest waits
         // for a retry to free bytes.

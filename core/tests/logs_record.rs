@@ -63,14 +63,19 @@ fn s(v: &str) -> Av {
 fn every_field_arrives() {
     let engine = engine();
     let logger = engine.logger("checkout", "1.4.0");
-    let context = SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    let context =
+        SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .unwrap();
     logger.emit(
         &LogRecord::new(Severity::WARN)
             .timestamp(1_700_000_000_000_000_001)
             .observed_timestamp(1_700_000_000_000_000_002)
             .severity_text("warning")
             .body("payment retried")
-            .attributes(&[KeyValue::new("order.id", 1042), KeyValue::new("retry", true)])
+            .attributes(&[
+                KeyValue::new("order.id", 1042),
+                KeyValue::new("retry", true),
+            ])
             .event_name("payment.retry")
             .span_context(&context),
     );
@@ -104,7 +109,11 @@ fn defaults_are_now_the_severity_name_and_no_trace() {
         .as_nanos() as u64;
     logger.emit(&LogRecord::new(Severity::INFO).body("started"));
     let r = one(&engine);
-    assert!(r.time_unix_nano >= before - 1_000_000_000, "{}", r.time_unix_nano);
+    assert!(
+        r.time_unix_nano >= before - 1_000_000_000,
+        "{}",
+        r.time_unix_nano
+    );
     assert_eq!(r.time_unix_nano, r.observed_time_unix_nano);
     assert_eq!((r.severity_number, r.severity_text.as_str()), (9, "INFO"));
     assert!(r.trace_id.is_empty() && r.span_id.is_empty() && r.flags == 0);
@@ -180,11 +189,21 @@ fn the_current_span_correlates_unless_told_otherwise() {
     let engine = engine();
     let tracer = engine.tracer("app", "");
     let logger = engine.logger("app", "");
-    let other = SpanContext::from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    let other =
+        SpanContext::from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            .unwrap();
     let (trace_id, span_id) = tracer.in_span("request", |span| {
         logger.emit(&LogRecord::new(Severity::INFO).body("inside"));
-        logger.emit(&LogRecord::new(Severity::INFO).body("explicit").span_context(&other));
-        logger.emit(&LogRecord::new(Severity::INFO).body("none").without_span_context());
+        logger.emit(
+            &LogRecord::new(Severity::INFO)
+                .body("explicit")
+                .span_context(&other),
+        );
+        logger.emit(
+            &LogRecord::new(Severity::INFO)
+                .body("none")
+                .without_span_context(),
+        );
         (span.context().trace_id, span.context().span_id)
     });
     logger.emit(&LogRecord::new(Severity::INFO).body("after"));
@@ -196,7 +215,10 @@ fn the_current_span_correlates_unless_told_otherwise() {
             .unwrap_or_else(|| panic!("no record {b}"))
     };
     let inside = by_body("inside");
-    assert_eq!((inside.trace_id.as_slice(), inside.span_id.as_slice()), (&trace_id.0[..], &span_id.0[..]));
+    assert_eq!(
+        (inside.trace_id.as_slice(), inside.span_id.as_slice()),
+        (&trace_id.0[..], &span_id.0[..])
+    );
     assert_eq!(inside.flags, 1);
     assert_eq!(by_body("explicit").span_id, other.span_id.0);
     assert!(by_body("none").trace_id.is_empty());
@@ -271,7 +293,10 @@ fn logs_and_traces_keep_apart() {
     let mut out = BytesMut::new();
     assert_eq!(engine.drain_traces(&mut out, 512), 10);
     let logs = engine.signal_stats(Signal::Logs);
-    assert_eq!((logs.recorded, logs.drained_by_caller, logs.in_rings), (10, 10, 0));
+    assert_eq!(
+        (logs.recorded, logs.drained_by_caller, logs.in_rings),
+        (10, 10, 0)
+    );
 }
 
 #[test]

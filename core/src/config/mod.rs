@@ -142,31 +142,6 @@ pub struct SpanLimits {
     pub max_attribute_value_length: Option<u32>,
 }
 
-/// What a log record keeps: attributes past `max_attributes` and the
-/// characters of a string value past `max_attribute_value_length` are cut,
-/// and counted in the record's `dropped_attributes_count` (values cut
-/// short are not counted, as for spans).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LogLimits {
-    /// Attributes kept per record (`OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`).
-    pub max_attributes: u32,
-    /// Longest string (in characters) or byte array an attribute value
-    /// keeps; `u32::MAX`: no limit
-    /// (`OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`).
-    pub max_attribute_value_length: u32,
-}
-
-impl Default for LogLimits {
-    /// The specification's: 128 attributes, values of any length.
-    fn default() -> Self {
-        Self {
-            max_attributes: 128,
-            max_attribute_value_length: u32::MAX,
-        }
-    }
-}
-
 impl Default for SpanLimits {
     fn default() -> Self {
         Self {
@@ -224,15 +199,11 @@ impl Default for LogLimits {
 /// rings. (Their exporter and batching are in [`ExportConfig`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LogsConfig {
-    /// The log record limits. (`allow(dead_code)` here and on
-    /// `min_severity`: the logs front door, `logs.rs`, takes both up in a
-    /// change of its own; until then only the tests read them.)
-    #[allow(dead_code)]
+    /// The log record limits.
     pub(crate) limits: LogLimits,
     /// The lowest OTLP `SeverityNumber` kept (1 `TRACE` to 24 `FATAL4`);
     /// 0, the default, keeps every record (`OTLPX_LOGS_MIN_SEVERITY`,
     /// `[logs] min_severity`).
-    #[allow(dead_code)]
     pub(crate) min_severity: u8,
     /// Ring size per CPU of the logs' rings: from `OTEL_BLRP_MAX_QUEUE_SIZE`
     /// as the traces' is from `OTEL_BSP_MAX_QUEUE_SIZE`; an explicit
@@ -452,7 +423,6 @@ impl ExportConfig {
 /// `OTEL_EXPORTER_OTLP_*`) and batch processor (`OTEL_BSP_*`,
 /// `OTEL_BLRP_*`), resolved. (Without the `export` feature only the
 /// endpoints are read: to refuse them.)
-#[cfg_attr(not(feature = "export"), allow(dead_code))]
 #[derive(Clone, Debug)]
 #[cfg_attr(not(feature = "export"), allow(dead_code))]
 pub(crate) struct SignalExport {

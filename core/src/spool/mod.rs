@@ -905,7 +905,11 @@ impl State {
         self.disk_bytes -= segment.bytes;
         self.live_records -= segment.live() as u64;
         self.live_items -= segment.live_items;
-        for entry in segment.entries.iter().filter(|e| e.state != EntryState::Done) {
+        for entry in segment
+            .entries
+            .iter()
+            .filter(|e| e.state != EntryState::Done)
+        {
             removed[signal_index(entry.signal)] += u64::from(entry.items);
         }
         debug_assert_eq!(removed.iter().sum::<u64>(), segment.live_items);
@@ -1019,7 +1023,11 @@ fn recover_segment(path: PathBuf, recovery: &mut Recovery) -> Result<Option<Segm
     let scan = segment::scan(&file, len);
     recovery.corrupt_records += scan.corrupt_records;
     recovery.corrupt_items += scan.corrupt_items.iter().sum::<u64>();
-    for (r, c) in recovery.corrupt_items_by_signal.iter_mut().zip(scan.corrupt_items) {
+    for (r, c) in recovery
+        .corrupt_items_by_signal
+        .iter_mut()
+        .zip(scan.corrupt_items)
+    {
         *r += c;
     }
     recovery.corrupt_bytes += scan.corrupt_bytes;
