@@ -464,7 +464,7 @@ pub(crate) fn new_ids() -> (TraceId, SpanId) {
 /// kernel's pool is ready it fails, and the pid, the clock and the old
 /// state still make the seed differ from the parent's) and `getpid`.
 pub(crate) fn reseed_after_fork() {
-    let mut entropy = crate::fork::os_entropy();
+    let mut entropy = crate::entropy::os_entropy();
     // `std::process::id` is `getpid()`: never the parent's pid.
     entropy ^= u64::from(std::process::id()).rotate_left(32);
     // A clock reading too, for the case without OS entropy: two children

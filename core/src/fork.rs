@@ -77,7 +77,6 @@
 
 use crate::engine::{ForkLocks, Inner};
 use std::cell::RefCell;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 /// Every engine built in this process that may still be alive.
@@ -250,24 +249,6 @@ fn child() {
     }
     drop(registry);
     drop(handles);
-}
-
-/// Eight bytes of fresh OS entropy (`getrandom(2)`, non-blocking), or,
-/// where it fails or does not exist, a `RandomState` hash (fresh per call
-/// but derived from keys a child inherits: callers mix in the pid).
-pub(crate) fn os_entropy() -> u64 {
-    #[cfg(all(target_os = "linux", not(miri)))]
-    {
-        let mut buf = [0u8; 8];
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
-        if n == buf.len() as isize {
-            return u64::from_ne_bytes(buf);
-        }
-    }
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
 }
 
 #[cfg(all(test, not(loom)))]

@@ -93,6 +93,7 @@ mod context;
 mod current;
 mod encode;
 mod engine;
+mod entropy;
 mod fork;
 pub mod logs;
 pub mod propagation;

@@ -21,12 +21,57 @@ pub(crate) mod file;
 pub(crate) mod layer;
 pub(crate) mod resolve;
 
-pub use crate::sample::Sampler;
 pub use resolve::{ConfigEntry, EffectiveConfig};
 
 use crate::signal::{SIGNALS, Signal};
 use std::fmt;
 use std::path::PathBuf;
+
+/// The sampler's configuration lives here, below the sampling stage
+/// (`crate::sample`) that compiles it: the configuration imports no stage.
+/// A head sampler, as the specification defines them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub enum Sampler {
+    /// Every span (`always_on`).
+    AlwaysOn,
+    /// No span (`always_off`).
+    AlwaysOff,
+    /// A fraction of traces, by trace id (`traceidratio`): 0.0 to 1.0.
+    TraceIdRatio(f64),
+    /// A child follows its parent; a root span is sampled
+    /// (`parentbased_always_on`, the default).
+    #[default]
+    ParentBasedAlwaysOn,
+    /// A child follows its parent; a root span is not
+    /// (`parentbased_always_off`).
+    ParentBasedAlwaysOff,
+    /// A child follows its parent; a root span by trace id ratio
+    /// (`parentbased_traceidratio`).
+    ParentBasedTraceIdRatio(f64),
+}
+
+impl Sampler {
+    /// The name `OTEL_TRACES_SAMPLER` uses, and the ratio if any.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AlwaysOn => "always_on",
+            Self::AlwaysOff => "always_off",
+            Self::TraceIdRatio(_) => "traceidratio",
+            Self::ParentBasedAlwaysOn => "parentbased_always_on",
+            Self::ParentBasedAlwaysOff => "parentbased_always_off",
+            Self::ParentBasedTraceIdRatio(_) => "parentbased_traceidratio",
+        }
+    }
+
+    /// The ratio of a ratio sampler.
+    pub fn ratio(&self) -> Option<f64> {
+        match *self {
+            Self::TraceIdRatio(r) | Self::ParentBasedTraceIdRatio(r) => Some(r),
+            _ => None,
+        }
+    }
+}
 
 /// Where a configuration value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
