@@ -6,7 +6,7 @@
 //! is never all zeros, which W3C Trace Context reserves for "invalid".
 //!
 //! A forked child inherits its forking thread's generator state (and the
-//! standard library's keys): `crate::fork` calls [`reseed_after_fork`] in
+//! standard library's keys): `crate::engine::fork` calls [`reseed_after_fork`] in
 //! the child so that parent and child never draw the same ids.
 
 use std::cell::Cell;

@@ -96,7 +96,7 @@ impl Catalog {
     }
 
     /// The scopes, write-locked by the thread about to fork (see
-    /// `crate::fork`): a worker holding the read lock at `fork()` would
+    /// `crate::engine::fork`): a worker holding the read lock at `fork()` would
     /// hold it forever in the child, and `register` there would deadlock.
     pub(crate) fn lock_for_fork(&self) -> RwLockWriteGuard<'_, Scopes> {
         self.scopes.write().unwrap_or_else(PoisonError::into_inner)

@@ -94,7 +94,6 @@ mod current;
 mod encode;
 mod engine;
 mod entropy;
-mod fork;
 pub mod logs;
 pub mod propagation;
 mod proto;

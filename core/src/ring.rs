@@ -61,7 +61,7 @@
 //! In a forked child only the forking thread runs: a record another thread
 //! was writing stays BUSY forever, and the consumer would stop at it. The
 //! child empties every ring before it starts new threads
-//! (`Ring::reset_after_fork`, called from `crate::fork`): it zeroes
+//! (`Ring::reset_after_fork`, called from `crate::engine::fork`): it zeroes
 //! `[tail, head)`, so invariant 1 holds again with `tail = head`, and the
 //! records there stay the parent's to export.
 //!

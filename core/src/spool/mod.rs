@@ -44,7 +44,7 @@
 //! [`Stats::spool`](crate::Stats::spool); `flush` waits for the spool to
 //! empty too. A `fork()`ed child exports without the spool: the parent
 //! keeps it, and its lock. The child closes its copy of the lock file's
-//! descriptor ([`InheritedLock`]), which would otherwise hold the lock for
+//! descriptor (`InheritedLock`), which would otherwise hold the lock for
 //! as long as the child lives (a `flock` belongs to the open file, which
 //! both processes share), so a later engine could not open the directory
 //! once the parent's had shut down.
@@ -92,7 +92,7 @@
 //! created since then (so a synced record's file survives a power cut).
 //! `append` never syncs (an `fdatasync` of a full segment can take hundreds
 //! of milliseconds, and `append` holds the lock): it says when a rotation
-//! made a sync due ([`Appended::sync_due`]), and the engine's spool writer
+//! made a sync due (`Appended::sync_due`), and the engine's spool writer
 //! thread syncs after it; shutdown syncs last. (The engine calls nothing
 //! here from its I/O thread: file operations wait for the disk.) Syncs are
 //! serialised, so a sync that returns has covered every rotation before

@@ -1,7 +1,10 @@
 //! The [`Engine`] handle: built once from an [`EngineBuilder`], it owns the
 //! rings, the resource, the registry of instrumentation scopes, and hands
 //! out [`Tracer`]s. Everything here runs at setup or on the consumer side;
-//! nothing here is on the recording hot path.
+//! nothing here is on the recording hot path. The fork hooks ([`fork`])
+//! are the engine's too: they hold and restart engines across `fork()`.
+
+pub(crate) mod fork;
 
 use crate::batch::{Batcher, Max};
 use crate::clock::Clock;
@@ -726,7 +729,7 @@ impl EngineBuilder {
                 export: Mutex::new(export),
             }),
         };
-        crate::fork::register(&engine.inner, disabled);
+        crate::engine::fork::register(&engine.inner, disabled);
         #[cfg(feature = "export")]
         if let Some(addr) = admin {
             // Weak: the server lives inside `Inner`, and must not keep it
@@ -768,7 +771,7 @@ fn read_config_file(
     config::file::read(&text, path, warnings)
 }
 
-/// What an [`Engine`] handle points to; `crate::fork` keeps a registry of
+/// What an [`Engine`] handle points to; `crate::engine::fork` keeps a registry of
 /// them.
 pub(crate) struct Inner {
     recorder: Arc<Recorder>,
@@ -880,7 +883,7 @@ impl Inner {
         }
     }
 
-    /// Takes the locks a forked child needs (see `crate::fork`), in an
+    /// Takes the locks a forked child needs (see `crate::engine::fork`), in an
     /// order no other path inverts: the export slot (whose holders take no
     /// other lock), then the batcher before the scopes, as `frame_traces`
     /// does.

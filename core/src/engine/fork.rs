@@ -75,7 +75,7 @@
 //! socket (never accepted on) for as long as it lives.
 #![allow(unsafe_code)]
 
-use crate::engine::{ForkLocks, Inner};
+use super::{ForkLocks, Inner};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
