@@ -9,9 +9,9 @@
 //! (`http/json`, the Jaeger and X-Ray samplers, the `console` exporter)
 //! are reported as warnings and fall back, never ignored silently.
 
+use super::Sampler;
 use super::layer::{BatchLayer, ExporterLayer, LIMITS, Layer, Scope, Sourced};
 use super::{Compression, ConfigError, Protocol, Source};
-use crate::sample::Sampler;
 use std::time::Duration;
 
 /// Looks up one variable.

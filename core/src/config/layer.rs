@@ -2,8 +2,8 @@
 //! tagged with its [`Source`]. A setting a source leaves alone is `None`,
 //! so [`resolve`](super::resolve) can fall through to the next source.
 
+use super::Sampler;
 use super::{Compression, Overflow, Protocol, Source};
-use crate::sample::Sampler;
 use crate::signal::Signal;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -17,10 +17,10 @@
 //! every error names the value's source. Each resolved value is also kept,
 //! with its source, as an [`EffectiveConfig`] entry.
 
+use super::Sampler;
 use super::layer::{ExporterLayer, Layer, Limit, Opt, Scope, Sourced};
 use super::*;
 use crate::ring::{MAX_CAPACITY_BYTES, MIN_CAPACITY_BYTES};
-use crate::sample::Sampler;
 use std::time::Duration;
 
 /// The address the admin endpoint takes when enabled without one:
