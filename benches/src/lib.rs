@@ -5,9 +5,9 @@
 //! into an `ExportTraceServiceRequest`). This library holds what they share:
 //! the one span shape every bench records, written once for otlpx and once
 //! for the opentelemetry SDK so that both sides record exactly the same data;
-//! the embedded OTLP receiver ([`receiver`], counting spans with [`wire`]),
-//! which the load generator (`otlpx-bench run`, in `src/main.rs`) and the
-//! end-to-end tests export to.
+//! the embedded OTLP receiver ([`receiver`], counting spans and log records
+//! with [`wire`]), which the load generator (`otlpx-bench run`, in
+//! `src/main.rs`) and the end-to-end tests export to.
 //!
 //! The span is a typical HTTP server span: a name plus 8 attributes with
 //! semantic-convention keys, 4 strings of 10-20 characters, 2 integers, a

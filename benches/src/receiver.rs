@@ -10,13 +10,16 @@
 //! otherwise a response written in two pieces waits for the client's delayed
 //! ACK (Nagle's algorithm), ~40 ms a round trip.
 //!
-//! Spans are counted by walking the wire format ([`crate::wire`]), never by
-//! decoding, unless keep mode asks for the decoded requests. Counters are
-//! statistics: each is a `Relaxed` atomic, read without ordering against the
-//! others, except that in keep mode a request is stored before its spans are
-//! counted, so a caller that has seen the spans (for instance through
-//! [`Receiver::wait_for_spans`]) also finds the request in
-//! [`Receiver::take_requests`].
+//! Spans and log records are counted by walking the wire format
+//! ([`crate::wire`]), never by decoding, unless keep mode asks for the
+//! decoded requests (metric requests are counted, not looked into).
+//! Counters are statistics: each is a `Relaxed` atomic, read without
+//! ordering against the others, except that in keep mode a request is
+//! stored before its items are counted, so a caller that has seen the
+//! spans (for instance through [`Receiver::wait_for_spans`]) also finds the
+//! request in [`Receiver::take_requests`], and one that has seen the log
+//! records ([`Receiver::wait_for_log_records`]) finds it in
+//! [`Receiver::take_log_requests`].
 //!
 //! With [`ReceiverConfig::tls`] both servers speak TLS only (rustls with the
 //! ring provider), and with a client CA they require a client certificate
@@ -50,6 +53,7 @@ use bytes::{Buf, BufMut, Bytes};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -70,7 +74,7 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// once, so this only bounds a blocked thread.
 const SHUTDOWN_TIMEOUT_MS: u64 = 1000;
 
-/// How often [`Receiver::wait_for_spans`] looks at the span counter.
+/// How often [`Receiver::wait_for_items`] looks at the item counter.
 const WAIT_POLL_INTERVAL_MS: u64 = 1;
 
 /// How long a TLS handshake may take before its connection is dropped:
@@ -143,8 +147,9 @@ pub struct ReceiverConfig {
     pub grpc_port: u16,
     /// The HTTP port on 127.0.0.1; 0 picks a free one.
     pub http_port: u16,
-    /// Whether to decode and keep every trace request and the metadata of
-    /// every request (see [`Receiver::take_requests`]).
+    /// Whether to decode and keep every trace and log request and the
+    /// metadata of every request (see [`Receiver::take_requests`],
+    /// [`Receiver::take_log_requests`] and [`Receiver::take_request_meta`]).
     pub keep_requests: bool,
     /// Worker threads of the receiver's runtime (at least 1).
     pub io_threads: usize,
@@ -278,6 +283,36 @@ pub struct Counts {
     /// Requests answered by killing their connection
     /// ([`Fault::DropConnection`]).
     pub connections_dropped: u64,
+    /// Log records received and accepted (all or partly, see
+    /// `log_records_rejected`).
+    pub log_records: u64,
+    /// The `rejected_log_records` reported in partial-success answers to
+    /// log requests.
+    pub log_records_rejected: u64,
+}
+
+impl Counts {
+    /// The items of `signal` received and accepted: `spans` for traces,
+    /// `log_records` for logs; 0 for metrics, whose requests are counted
+    /// but not looked into.
+    pub const fn items(&self, signal: Signal) -> u64 {
+        match signal {
+            Signal::Traces => self.spans,
+            Signal::Logs => self.log_records,
+            Signal::Metrics => 0,
+        }
+    }
+
+    /// The items of `signal` reported rejected in partial-success answers:
+    /// `spans_rejected` for traces, `log_records_rejected` for logs; 0 for
+    /// metrics.
+    pub const fn items_rejected(&self, signal: Signal) -> u64 {
+        match signal {
+            Signal::Traces => self.spans_rejected,
+            Signal::Logs => self.log_records_rejected,
+            Signal::Metrics => 0,
+        }
+    }
 }
 
 /// How the receiver answers a well-formed request, for testing exporters'
@@ -291,7 +326,8 @@ pub enum Fault {
     /// Accept the request.
     #[default]
     None,
-    /// Refuse the request with this error; its spans are not counted.
+    /// Refuse the request with this error; its spans (log records) are
+    /// not counted.
     Status {
         /// The gRPC status code (`UNAVAILABLE` is 14).
         grpc_code: i32,
@@ -302,8 +338,10 @@ pub enum Fault {
         message: String,
     },
     /// Accept the request but answer with a partial success. The spans
-    /// still count in [`Counts::spans`]; `rejected` (if positive) is added
-    /// to [`Counts::spans_rejected`] for trace requests.
+    /// (log records) still count in [`Counts::spans`]
+    /// ([`Counts::log_records`]); `rejected` (if positive) is added to
+    /// [`Counts::spans_rejected`] for trace requests,
+    /// [`Counts::log_records_rejected`] for log requests.
     PartialSuccess {
         /// The `rejected_spans` (or data points, log records) reported.
         rejected: i64,
@@ -311,7 +349,7 @@ pub enum Fault {
         message: String,
     },
     /// Refuse the request as [`Fault::Status`] does, optionally telling
-    /// the client when to retry; its spans are not counted.
+    /// the client when to retry; its spans (log records) are not counted.
     ///
     /// Over gRPC the hint is a `google.rpc.RetryInfo` in the details of the
     /// status (the `grpc-status-details-bin` metadata, a `google.rpc.Status`
@@ -329,9 +367,9 @@ pub enum Fault {
         /// When the client may retry; `None` sends no hint.
         retry_after: Option<RetryHint>,
     },
-    /// Accept as [`Fault::None`] does (the spans count at once), then
+    /// Accept as [`Fault::None`] does (the items count at once), then
     /// wait `delay` before answering: a client that gives up on the answer
-    /// has delivered the spans all the same, so its retry duplicates them
+    /// has delivered the items all the same, so its retry duplicates them
     /// (OTLP's at-least-once). The wait holds up no other request but
     /// those an HTTP/1.1 client queues behind it on its connection.
     Slow {
@@ -340,7 +378,7 @@ pub enum Fault {
     },
     /// Read the whole request, then kill the TCP connection it came on
     /// without answering: the client sees the connection close (a
-    /// transport error), and no status of any kind. Its spans are not
+    /// transport error), and no status of any kind. Its items are not
     /// counted; it counts in [`Counts::connections_dropped`].
     ///
     /// Only that connection is killed, plain or TLS alike; over HTTP/2 the
@@ -419,8 +457,12 @@ pub struct RequestMeta {
     /// The spans it held (0 if it is not a trace request or is malformed).
     pub spans: u64,
     /// Whether it was accepted (answered with success or partial success);
-    /// only accepted trace requests appear in [`Receiver::take_requests`].
+    /// only accepted trace requests appear in [`Receiver::take_requests`],
+    /// only accepted log requests in [`Receiver::take_log_requests`].
     pub accepted: bool,
+    /// The log records it held (0 if it is not a log request or is
+    /// malformed).
+    pub log_records: u64,
 }
 
 /// A running OTLP receiver; see the module documentation.
@@ -559,9 +601,27 @@ impl Receiver {
     /// Waits until at least `n` spans have been counted, or `timeout` has
     /// passed; returns whether they were.
     pub fn wait_for_spans(&self, n: u64, timeout: Duration) -> bool {
+        self.wait_for_items(Signal::Traces, n, timeout)
+    }
+
+    /// Waits until at least `n` log records have been counted, or
+    /// `timeout` has passed; returns whether they were.
+    pub fn wait_for_log_records(&self, n: u64, timeout: Duration) -> bool {
+        self.wait_for_items(Signal::Logs, n, timeout)
+    }
+
+    /// Waits until at least `n` items of `signal` ([`Counts::items`]) have
+    /// been counted, or `timeout` has passed; returns whether they were.
+    /// Metrics are never counted: for them only `n == 0` succeeds.
+    pub fn wait_for_items(&self, signal: Signal, n: u64, timeout: Duration) -> bool {
+        let counter = match signal {
+            Signal::Traces => Some(&self.shared.counters.spans),
+            Signal::Logs => Some(&self.shared.counters.log_records),
+            Signal::Metrics => None,
+        };
         let deadline = Instant::now() + timeout;
         loop {
-            if self.shared.counters.spans.load(Relaxed) >= n {
+            if counter.map_or(0, |c| c.load(Relaxed)) >= n {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -605,6 +665,12 @@ impl Receiver {
     /// order; always empty unless `keep_requests` is set.
     pub fn take_requests(&self) -> Vec<ExportTraceServiceRequest> {
         std::mem::take(&mut self.shared.lock_kept().requests)
+    }
+
+    /// The log requests accepted since the last call, decoded, in arrival
+    /// order; always empty unless `keep_requests` is set.
+    pub fn take_log_requests(&self) -> Vec<ExportLogsServiceRequest> {
+        std::mem::take(&mut self.shared.lock_kept().logs)
     }
 
     /// The metadata of the requests received since the last call, in
@@ -945,8 +1011,8 @@ impl<S> tonic::transport::server::Connected for KillableStream<S> {
 
 /// The counters behind [`Counts`]. Every access is `Relaxed`: they are
 /// independent statistics, and the one ordering that matters (a kept
-/// request is visible once its spans are) comes from the `kept` mutex,
-/// taken before `spans` is incremented.
+/// request is visible once its items are) comes from the `kept` mutex,
+/// taken before `spans` or `log_records` is incremented.
 #[derive(Debug, Default)]
 struct Counters {
     requests: AtomicU64,
@@ -959,10 +1025,12 @@ struct Counters {
     metrics_requests: AtomicU64,
     logs_requests: AtomicU64,
     connections_dropped: AtomicU64,
+    log_records: AtomicU64,
+    log_records_rejected: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 10] {
+    fn all(&self) -> [&AtomicU64; 12] {
         [
             &self.requests,
             &self.spans,
@@ -974,6 +1042,8 @@ impl Counters {
             &self.metrics_requests,
             &self.logs_requests,
             &self.connections_dropped,
+            &self.log_records,
+            &self.log_records_rejected,
         ]
     }
 
@@ -989,6 +1059,8 @@ impl Counters {
             metrics_requests,
             logs_requests,
             connections_dropped,
+            log_records,
+            log_records_rejected,
         ] = self.all().map(|counter| counter.load(Relaxed));
         Counts {
             requests,
@@ -1001,6 +1073,8 @@ impl Counters {
             metrics_requests,
             logs_requests,
             connections_dropped,
+            log_records,
+            log_records_rejected,
         }
     }
 
@@ -1019,7 +1093,14 @@ impl Counters {
 #[derive(Debug, Default)]
 struct Kept {
     requests: Vec<ExportTraceServiceRequest>,
+    logs: Vec<ExportLogsServiceRequest>,
     meta: Vec<RequestMeta>,
+}
+
+/// A request decoded in keep mode, to be kept once accepted.
+enum Decoded {
+    Traces(ExportTraceServiceRequest),
+    Logs(ExportLogsServiceRequest),
 }
 
 /// The metadata of a request as it arrives, before its body is read; only
@@ -1141,13 +1222,14 @@ impl Shared {
         // Malformed requests take no fault (and use up none of the script).
         let outcome = self
             .parse(signal, message)
-            .map(|(spans, decoded)| (spans, decoded, self.reply(signal)));
+            .map(|(items, decoded)| (items, decoded, self.reply(signal)));
 
         if let Some(meta) = meta {
-            let (spans, accepted) = match &outcome {
-                Ok((spans, _, reply)) => (*spans, matches!(reply, Reply::Accept { .. })),
+            let (items, accepted) = match &outcome {
+                Ok((items, _, reply)) => (*items, matches!(reply, Reply::Accept { .. })),
                 Err(_) => (0, false),
             };
+            let of = |wanted| if signal == wanted { items } else { 0 };
             self.lock_kept().meta.push(RequestMeta {
                 signal,
                 transport: meta.transport,
@@ -1155,11 +1237,12 @@ impl Shared {
                 user_agent: meta.user_agent,
                 headers: meta.headers,
                 bytes_decoded: len,
-                spans,
+                spans: of(Signal::Traces),
                 accepted,
+                log_records: of(Signal::Logs),
             });
         }
-        let (spans, decoded, reply) = outcome?;
+        let (items, decoded, reply) = outcome?;
         let (delay, response) = match reply {
             Reply::Accept { delay, response } => (delay, response),
             Reply::Refuse(refusal) => return Err(refusal),
@@ -1171,13 +1254,19 @@ impl Shared {
                 return std::future::pending().await;
             }
         };
-        if let Some(decoded) = decoded {
-            self.lock_kept().requests.push(decoded);
+        match decoded {
+            Some(Decoded::Traces(request)) => self.lock_kept().requests.push(request),
+            Some(Decoded::Logs(request)) => self.lock_kept().logs.push(request),
+            None => {}
         }
         // Last, after the request is kept: see `Counters`.
-        Counters::add(&counters.spans, spans);
+        match signal {
+            Signal::Traces => Counters::add(&counters.spans, items),
+            Signal::Logs => Counters::add(&counters.log_records, items),
+            Signal::Metrics => {}
+        }
         // Accepted and counted before a slow answer: a client that gives
-        // up waiting has delivered the spans all the same.
+        // up waiting has delivered the items all the same.
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -1205,7 +1294,8 @@ impl Shared {
     }
 
     /// How the next fault answers a well-formed request of `signal`.
-    /// Counts faulted requests, and the spans a partial success rejects.
+    /// Counts faulted requests, and the spans (log records) a partial
+    /// success rejects.
     fn reply(&self, signal: Signal) -> Reply {
         let counters = &self.counters;
         let fault = self.next_fault();
@@ -1240,9 +1330,14 @@ impl Shared {
                 retry_after,
             }),
             Fault::PartialSuccess { rejected, message } => {
-                if signal == Signal::Traces {
-                    // Negative counts make no sense: they count as 0.
-                    Counters::add(&counters.spans_rejected, rejected.max(0).unsigned_abs());
+                // Negative counts make no sense: they count as 0.
+                let rejected_items = rejected.max(0).unsigned_abs();
+                match signal {
+                    Signal::Traces => Counters::add(&counters.spans_rejected, rejected_items),
+                    Signal::Logs => {
+                        Counters::add(&counters.log_records_rejected, rejected_items);
+                    }
+                    Signal::Metrics => {}
                 }
                 // The partial-success messages of the three signals share
                 // their field numbers and types: one encoding answers all.
@@ -1262,25 +1357,29 @@ impl Shared {
         }
     }
 
-    /// Counts the spans of a trace request (0 for other signals) and, in
-    /// keep mode, decodes it.
-    fn parse(
-        &self,
-        signal: Signal,
-        message: &Bytes,
-    ) -> Result<(u64, Option<ExportTraceServiceRequest>), Refusal> {
-        if signal != Signal::Traces {
+    /// Counts the items of a trace or log request (its spans or log
+    /// records; 0 for metrics, which are not looked into) and, in keep
+    /// mode, decodes it.
+    fn parse(&self, signal: Signal, message: &Bytes) -> Result<(u64, Option<Decoded>), Refusal> {
+        if signal == Signal::Metrics {
             return Ok((0, None));
         }
-        let spans = crate::wire::count_spans(message).map_err(|e| self.malformed(e.to_string()))?;
-        let decoded = if self.keep {
-            let decoded = ExportTraceServiceRequest::decode(message.clone())
-                .map_err(|e| self.malformed(e.to_string()))?;
-            Some(decoded)
-        } else {
-            None
+        let malformed = |e: &dyn std::fmt::Display| self.malformed(e.to_string());
+        // Both shapes share the path the walker follows.
+        let items = crate::wire::count_items(message).map_err(|e| malformed(&e))?;
+        if !self.keep {
+            return Ok((items, None));
+        }
+        let decoded = match signal {
+            Signal::Traces => ExportTraceServiceRequest::decode(message.clone())
+                .map(Decoded::Traces)
+                .map_err(|e| malformed(&e))?,
+            Signal::Logs => ExportLogsServiceRequest::decode(message.clone())
+                .map(Decoded::Logs)
+                .map_err(|e| malformed(&e))?,
+            Signal::Metrics => return Ok((items, None)),
         };
-        Ok((spans, decoded))
+        Ok((items, Some(decoded)))
     }
 }
 
@@ -1758,10 +1857,11 @@ fn error_response(status: http::StatusCode, code: i32, message: String) -> HttpR
 /// Runs a standalone receiver until Ctrl-C: prints its endpoints, then every
 /// second the counts and the span rate since the previous line.
 ///
-/// `keep` decodes every trace request with prost (a full validity check, at
-/// about 1.5 CPU-seconds per million spans) and discards it every second.
-/// `dump` decodes them too and writes every span to that file as one JSON
-/// line ([`span_json`]), flushed after each request; a port of 0 binds
+/// `keep` decodes every trace and log request with prost (a full validity
+/// check, at about 1.5 CPU-seconds per million spans) and discards it every
+/// second. `dump` decodes them too and writes every span to that file as
+/// one JSON line ([`span_json`]), flushed after each request (log records
+/// are decoded and discarded: the dump holds spans only); a port of 0 binds
 /// any free port (the first line names the ones bound).
 ///
 /// # Errors
@@ -1807,7 +1907,8 @@ pub fn sink_main(
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
-            let mut last = (Instant::now(), receiver.counts().spans);
+            let counts = receiver.counts();
+            let mut last = (Instant::now(), counts.spans, counts.log_records);
             loop {
                 tokio::select! {
                     signal = &mut ctrl_c => {
@@ -1818,16 +1919,18 @@ pub fn sink_main(
                 }
                 if keep && dump.is_none() {
                     drop(receiver.take_requests());
+                    drop(receiver.take_log_requests());
                     drop(receiver.take_request_meta());
                 }
                 let now = Instant::now();
                 let counts = receiver.counts();
-                let seconds = now.duration_since(last.0).as_secs_f64();
-                let rate = counts.spans.saturating_sub(last.1) as f64 / seconds.max(1e-9);
-                last = (now, counts.spans);
+                let seconds = now.duration_since(last.0).as_secs_f64().max(1e-9);
+                let rate = counts.spans.saturating_sub(last.1) as f64 / seconds;
+                let log_rate = counts.log_records.saturating_sub(last.2) as f64 / seconds;
+                last = (now, counts.spans, counts.log_records);
                 writeln!(
                     out,
-                    "{:>5.0}s {} ({rate:.0} spans/s)",
+                    "{:>5.0}s {} ({rate:.0} spans/s, {log_rate:.0} log records/s)",
                     now.duration_since(start).as_secs_f64(),
                     format_counts(&counts)
                 )?;
@@ -1860,6 +1963,8 @@ fn dump_requests(receiver: &Receiver, mut file: impl Write, stop: &AtomicBool) -
     loop {
         let last = stop.load(Relaxed);
         drop(receiver.take_request_meta());
+        // The dump is the spans' (see `sink_main`).
+        drop(receiver.take_log_requests());
         for request in receiver.take_requests() {
             write_request_json(&mut file, &request)?;
             file.flush()?;
@@ -1982,7 +2087,7 @@ fn any_value_json(
 fn format_counts(counts: &Counts) -> String {
     const MB: f64 = 1e6;
     format!(
-        "requests={} spans={} wire={:.1}MB decoded={:.1}MB malformed={} faulted={} metrics={} logs={}",
+        "requests={} spans={} wire={:.1}MB decoded={:.1}MB malformed={} faulted={} metrics={} logs={} log_records={}",
         counts.requests,
         counts.spans,
         counts.bytes_wire as f64 / MB,
@@ -1991,6 +2096,7 @@ fn format_counts(counts: &Counts) -> String {
         counts.requests_faulted,
         counts.metrics_requests,
         counts.logs_requests,
+        counts.log_records,
     )
 }
 
@@ -2030,6 +2136,47 @@ mod tests {
                         ..ScopeSpans::default()
                     }],
                     ..ResourceSpans::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// A log request of `groups.len()` resource groups of one scope group
+    /// each, with that many records, bodies `<group>/<record>`, inside
+    /// trace 1…1 and span 2…2.
+    fn logs_request(groups: &[usize]) -> ExportLogsServiceRequest {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let text = |s: String| {
+            Some(AnyValue {
+                value: Some(Value::StringValue(s)),
+            })
+        };
+        ExportLogsServiceRequest {
+            resource_logs: groups
+                .iter()
+                .enumerate()
+                .map(|(g, &n)| ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: (0..n)
+                            .map(|i| LogRecord {
+                                time_unix_nano: 1_700_000_000_000_000_000,
+                                severity_number: 9,
+                                severity_text: "INFO".to_owned(),
+                                body: text(format!("{g}/{i}")),
+                                attributes: vec![KeyValue {
+                                    key: "i".to_owned(),
+                                    value: text(i.to_string()),
+                                    ..KeyValue::default()
+                                }],
+                                trace_id: vec![1; 16],
+                                span_id: vec![2; 8],
+                                ..LogRecord::default()
+                            })
+                            .collect(),
+                        ..ScopeLogs::default()
+                    }],
+                    ..ResourceLogs::default()
                 })
                 .collect(),
         }
@@ -2364,6 +2511,95 @@ mod tests {
     }
 
     #[test]
+    fn receiver_http_counts_and_keeps_log_records() {
+        use opentelemetry_proto::tonic::collector::logs::v1::{
+            ExportLogsPartialSuccess, ExportLogsServiceResponse,
+        };
+        let receiver = receiver(true);
+        let plain = logs_request(&[2, 3]).encode_to_vec();
+        let gzipped = gzip(&logs_request(&[4]).encode_to_vec());
+        let headers = |encoding| {
+            let mut headers = vec![("Content-Type", PROTOBUF)];
+            if let Some(encoding) = encoding {
+                headers.push(("Content-Encoding", encoding));
+            }
+            headers
+        };
+        let post = |encoding, body: &[u8]| {
+            http(
+                receiver.http_addr(),
+                "POST",
+                "/v1/logs",
+                &headers(encoding),
+                body,
+            )
+        };
+        for (encoding, body) in [(None, &plain), (Some("gzip"), &gzipped)] {
+            let reply = post(encoding, body);
+            assert_eq!(reply.status, 200, "{encoding:?}");
+            let response =
+                ExportLogsServiceResponse::decode(&reply.body[..]).expect("a response body");
+            assert_eq!(response, ExportLogsServiceResponse::default());
+        }
+        assert!(receiver.wait_for_log_records(9, WAIT));
+        let counts = receiver.counts();
+        assert_eq!((counts.logs_requests, counts.log_records), (2, 5 + 4));
+        assert_eq!((counts.requests, counts.spans), (0, 0), "no traces");
+        assert_eq!(counts.items(Signal::Logs), 9);
+        assert_eq!(counts.bytes_wire, (plain.len() + gzipped.len()) as u64);
+
+        assert_eq!(
+            receiver.take_log_requests(),
+            vec![logs_request(&[2, 3]), logs_request(&[4])]
+        );
+        assert!(receiver.take_log_requests().is_empty(), "drained");
+        assert!(receiver.take_requests().is_empty(), "no trace requests");
+        let meta = receiver.take_request_meta();
+        let records: Vec<_> = meta.iter().map(|m| (m.log_records, m.spans)).collect();
+        assert_eq!(records, [(5, 0), (4, 0)]);
+        assert!(meta.iter().all(|m| m.signal == Signal::Logs && m.accepted));
+        assert_eq!(meta[1].compression, Compression::Gzip);
+
+        // A partial success counts the rejected records as the logs'.
+        receiver.set_fault(Fault::PartialSuccess {
+            rejected: 3,
+            message: "too old".to_owned(),
+        });
+        let reply = post(None, &plain);
+        assert_eq!(reply.status, 200);
+        let response = ExportLogsServiceResponse::decode(&reply.body[..]).expect("a response");
+        assert_eq!(
+            response.partial_success,
+            Some(ExportLogsPartialSuccess {
+                rejected_log_records: 3,
+                error_message: "too old".to_owned()
+            })
+        );
+        let counts = receiver.counts();
+        assert_eq!(
+            (counts.log_records, counts.log_records_rejected),
+            (9 + 5, 3)
+        );
+        assert_eq!(counts.spans_rejected, 0, "not a trace request");
+        assert_eq!(counts.items_rejected(Signal::Logs), 3);
+        assert_eq!(receiver.take_log_requests(), vec![logs_request(&[2, 3])]);
+
+        // A refused or malformed request is neither counted nor kept.
+        receiver.set_fault(Fault::Status {
+            grpc_code: 14,
+            http_status: 503,
+            message: "try later".to_owned(),
+        });
+        assert_eq!(post(None, &plain).status, 503);
+        receiver.set_fault(Fault::None);
+        assert_eq!(post(None, &plain[..plain.len() - 1]).status, 400);
+        let counts = receiver.counts();
+        assert_eq!(counts.log_records, 14);
+        assert_eq!(counts.requests_malformed, 1);
+        assert!(receiver.take_log_requests().is_empty());
+    }
+
+    #[test]
     fn receiver_http_refuses_bad_requests() {
         let receiver = receiver(false);
         let addr = receiver.http_addr();
@@ -2583,6 +2819,80 @@ mod tests {
         );
         assert_eq!(meta.len(), 6, "3 traces, metrics, logs, the malformed one");
         assert!(!meta[5].accepted);
+    }
+
+    #[test]
+    fn receiver_grpc_counts_and_keeps_log_records() {
+        use opentelemetry_proto::tonic::collector::logs::v1::{
+            ExportLogsPartialSuccess, ExportLogsServiceResponse,
+        };
+        let receiver = receiver(true);
+        let logs = Signal::Logs.grpc_path();
+        let message = logs_request(&[2, 3]).encode_to_vec();
+        with_grpc_client(&receiver, async |client| {
+            let mut plain = client.clone();
+            let answer = grpc_export(&mut plain, logs, message.clone()).await;
+            assert_eq!(answer.ok(), Some(Bytes::new()));
+            let mut gzipped = client.clone().send_compressed(CompressionEncoding::Gzip);
+            let answer = grpc_export(&mut gzipped, logs, logs_request(&[4]).encode_to_vec()).await;
+            assert_eq!(answer.ok(), Some(Bytes::new()));
+
+            receiver.set_fault(Fault::PartialSuccess {
+                rejected: 2,
+                message: "too big".to_owned(),
+            });
+            let answer = grpc_export(&mut plain, logs, message.clone())
+                .await
+                .expect("a partial success");
+            let response = ExportLogsServiceResponse::decode(answer).expect("a response");
+            assert_eq!(
+                response.partial_success,
+                Some(ExportLogsPartialSuccess {
+                    rejected_log_records: 2,
+                    error_message: "too big".to_owned()
+                })
+            );
+            receiver.set_fault(Fault::None);
+
+            let status = grpc_export(&mut plain, logs, vec![0x0a, 0x05])
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        });
+
+        assert!(receiver.wait_for_log_records(5 + 4 + 5, WAIT));
+        let counts = receiver.counts();
+        assert_eq!(counts.logs_requests, 4);
+        assert_eq!(counts.log_records, 5 + 4 + 5);
+        assert_eq!(counts.log_records_rejected, 2);
+        assert_eq!(
+            (counts.requests, counts.spans, counts.spans_rejected),
+            (0, 0, 0)
+        );
+        assert_eq!(counts.requests_malformed, 1);
+        assert_eq!(
+            receiver.take_log_requests(),
+            vec![
+                logs_request(&[2, 3]),
+                logs_request(&[4]),
+                logs_request(&[2, 3])
+            ]
+        );
+        assert!(receiver.take_requests().is_empty());
+        let meta = receiver.take_request_meta();
+        let seen: Vec<_> = meta
+            .iter()
+            .map(|m| (m.transport, m.compression, m.log_records, m.accepted))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Transport::Grpc, Compression::None, 5, true),
+                (Transport::Grpc, Compression::Gzip, 4, true),
+                (Transport::Grpc, Compression::None, 5, true),
+                (Transport::Grpc, Compression::None, 0, false),
+            ]
+        );
     }
 
     #[test]

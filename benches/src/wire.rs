@@ -1,19 +1,24 @@
-//! Counting the spans of an encoded `ExportTraceServiceRequest` without
-//! decoding it.
+//! Counting the items of an encoded OTLP export request (the spans of an
+//! `ExportTraceServiceRequest`, the log records of an
+//! `ExportLogsServiceRequest`) without decoding it.
 //!
 //! The receiver must not become the bottleneck of a load test, and building
 //! prost message structs costs about 1.5 CPU-seconds per million spans. This
 //! walker reads the protobuf wire format instead: it follows only the path
-//! `ExportTraceServiceRequest.resource_spans (1)` → `ResourceSpans.scope_spans
-//! (2)` → `ScopeSpans.spans (2)`, counts the occurrences of the last field and
-//! skips everything else by its wire type, never copying a byte.
+//! `resource_<signal> (1)` → `scope_<signal> (2)` → items `(2)`, counts the
+//! occurrences of the last field and skips everything else by its wire type,
+//! never copying a byte. Traces (`resource_spans` → `scope_spans` →
+//! `spans`) and logs (`resource_logs` → `scope_logs` → `log_records`) share
+//! those field numbers, so one walker counts both. (Metrics share them too,
+//! but there the path ends at a `Metric`, not at its data points: the
+//! receiver does not count metrics.)
 //!
 //! Invariants: every read is bounds-checked, so any input, however
 //! malformed, gives `Ok` or a [`WireError`] and never panics; nesting is a
 //! fixed three levels (no recursion, so no stack exhaustion on hostile
 //! input); the walker accepts no more than prost would on the path it
 //! follows (bad varints, keys, wire types and overrunning lengths are
-//! errors), while the contents of the spans themselves are not checked.
+//! errors), while the contents of the items themselves are not checked.
 
 use std::fmt;
 
@@ -68,46 +73,48 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
-/// Counts the spans in an encoded `ExportTraceServiceRequest`.
+/// Counts the items in an encoded `ExportTraceServiceRequest` (its spans)
+/// or `ExportLogsServiceRequest` (its log records).
 ///
-/// An empty input is a valid empty request (0 spans).
+/// An empty input is a valid empty request (0 items).
 ///
 /// # Errors
 ///
 /// A [`WireError`] if the bytes are not a well-formed protobuf message along
-/// the path `resource_spans` → `scope_spans` → `spans`.
+/// the path `resource_*` (1) → `scope_*` (2) → items (2).
 ///
 /// # Examples
 ///
 /// ```
-/// use otlpx_bench::wire::count_spans;
+/// use otlpx_bench::wire::count_items;
 ///
-/// // resource_spans { scope_spans { spans {} spans {} } }
+/// // resource_spans { scope_spans { spans {} spans {} } }, or as well
+/// // resource_logs { scope_logs { log_records {} log_records {} } }
 /// let request = [0x0a, 0x06, 0x12, 0x04, 0x12, 0x00, 0x12, 0x00];
-/// assert_eq!(count_spans(&request), Ok(2));
-/// assert!(count_spans(&request[..5]).is_err());
+/// assert_eq!(count_items(&request), Ok(2));
+/// assert!(count_items(&request[..5]).is_err());
 /// ```
-pub fn count_spans(request: &[u8]) -> Result<u64, WireError> {
-    let mut spans = 0u64;
+pub fn count_items(request: &[u8]) -> Result<u64, WireError> {
+    let mut items = 0u64;
     let mut request = Reader::new(request);
     while let Some(field) = request.next_field()? {
-        let Some(resource_spans) = field.nested(1)? else {
+        let Some(resource_group) = field.nested(1)? else {
             continue;
         };
-        let mut resource_spans = Reader::new(resource_spans);
-        while let Some(field) = resource_spans.next_field()? {
-            let Some(scope_spans) = field.nested(2)? else {
+        let mut resource_group = Reader::new(resource_group);
+        while let Some(field) = resource_group.next_field()? {
+            let Some(scope_group) = field.nested(2)? else {
                 continue;
             };
-            let mut scope_spans = Reader::new(scope_spans);
-            while let Some(field) = scope_spans.next_field()? {
+            let mut scope_group = Reader::new(scope_group);
+            while let Some(field) = scope_group.next_field()? {
                 if field.nested(2)?.is_some() {
-                    spans += 1;
+                    items += 1;
                 }
             }
         }
     }
-    Ok(spans)
+    Ok(items)
 }
 
 /// One field of a message: its number and, for a length-delimited field,
@@ -277,16 +284,59 @@ mod tests {
 
     #[test]
     fn wire_counts_spans_across_groups() {
-        assert_eq!(count_spans(&request(&[&[3]])), Ok(3));
-        assert_eq!(count_spans(&request(&[&[2, 5], &[0], &[1, 1, 1]])), Ok(10));
-        assert_eq!(count_spans(&request(&[&[512]])), Ok(512));
+        assert_eq!(count_items(&request(&[&[3]])), Ok(3));
+        assert_eq!(count_items(&request(&[&[2, 5], &[0], &[1, 1, 1]])), Ok(10));
+        assert_eq!(count_items(&request(&[&[512]])), Ok(512));
+    }
+
+    #[test]
+    fn wire_counts_log_records_across_groups() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+
+        let groups: [&[usize]; 3] = [&[2, 5], &[0], &[1, 1, 1]];
+        let resource_logs = groups
+            .iter()
+            .map(|scopes| ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![attribute("pid", 4711)],
+                    ..Resource::default()
+                }),
+                scope_logs: scopes
+                    .iter()
+                    .map(|&n| ScopeLogs {
+                        scope: Some(InstrumentationScope {
+                            name: "wire-test".to_owned(),
+                            ..InstrumentationScope::default()
+                        }),
+                        log_records: (0..n)
+                            .map(|i| LogRecord {
+                                time_unix_nano: 1_700_000_000_000_000_000,
+                                severity_number: 9,
+                                body: Some(AnyValue {
+                                    value: Some(any_value::Value::StringValue(format!("{i}"))),
+                                }),
+                                attributes: vec![attribute("i", i as i64)],
+                                trace_id: vec![7; 16],
+                                span_id: vec![9; 8],
+                                ..LogRecord::default()
+                            })
+                            .collect(),
+                        schema_url: String::new(),
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            })
+            .collect();
+        let bytes = ExportLogsServiceRequest { resource_logs }.encode_to_vec();
+        assert_eq!(count_items(&bytes), Ok(10));
     }
 
     #[test]
     fn wire_empty_request_has_no_spans() {
-        assert_eq!(count_spans(&[]), Ok(0));
-        assert_eq!(count_spans(&request(&[])), Ok(0));
-        assert_eq!(count_spans(&request(&[&[], &[0, 0]])), Ok(0));
+        assert_eq!(count_items(&[]), Ok(0));
+        assert_eq!(count_items(&request(&[])), Ok(0));
+        assert_eq!(count_items(&request(&[&[], &[0, 0]])), Ok(0));
     }
 
     #[test]
@@ -297,7 +347,7 @@ mod tests {
         bytes.extend_from_slice(&[0x49, 1, 2, 3, 4, 5, 6, 7, 8]); // fixed64
         bytes.extend_from_slice(&[0x4a, 0x02, 0xaa, 0xbb]); // length-delimited
         bytes.extend_from_slice(&[0x4d, 1, 2, 3, 4]); // fixed32
-        assert_eq!(count_spans(&bytes), Ok(2));
+        assert_eq!(count_items(&bytes), Ok(2));
     }
 
     #[test]
@@ -306,7 +356,7 @@ mod tests {
         for len in 1..bytes.len() {
             // Some prefixes end exactly at a field boundary of the top
             // level: those are valid requests with fewer spans.
-            match count_spans(&bytes[..len]) {
+            match count_items(&bytes[..len]) {
                 Ok(spans) => assert!(spans < 6, "prefix of {len} bytes"),
                 Err(e) => assert!(
                     matches!(e, WireError::Truncated | WireError::LengthOverrun { .. }),
@@ -315,23 +365,23 @@ mod tests {
             }
         }
         // Cut inside the first resource group's length: always an error.
-        assert!(count_spans(&bytes[..bytes.len() - 1]).is_err());
+        assert!(count_items(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]
     fn wire_malformed_inputs_are_errors() {
         // An 11-byte varint key.
-        assert_eq!(count_spans(&[0xff; 11]), Err(WireError::BadVarint));
+        assert_eq!(count_items(&[0xff; 11]), Err(WireError::BadVarint));
         // A 10-byte varint whose last byte overflows 64 bits.
         let mut overflow = vec![0x0a];
         overflow.extend_from_slice(&[0xff; 9]);
         overflow.push(0x02);
-        assert_eq!(count_spans(&overflow), Err(WireError::BadVarint));
+        assert_eq!(count_items(&overflow), Err(WireError::BadVarint));
         // A key cut short.
-        assert_eq!(count_spans(&[0x80]), Err(WireError::Truncated));
+        assert_eq!(count_items(&[0x80]), Err(WireError::Truncated));
         // A length past the end.
         assert_eq!(
-            count_spans(&[0x0a, 0x05, 0x12, 0x00]),
+            count_items(&[0x0a, 0x05, 0x12, 0x00]),
             Err(WireError::LengthOverrun {
                 length: 5,
                 remaining: 2
@@ -339,7 +389,7 @@ mod tests {
         );
         // A nested length past the end of its parent.
         assert!(matches!(
-            count_spans(&[0x0a, 0x02, 0x12, 0x03]),
+            count_items(&[0x0a, 0x02, 0x12, 0x03]),
             Err(WireError::LengthOverrun { .. })
         ));
         // A huge length.
@@ -347,26 +397,26 @@ mod tests {
             0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
         ];
         assert!(matches!(
-            count_spans(&huge),
+            count_items(&huge),
             Err(WireError::LengthOverrun { .. })
         ));
         // Field number 0.
-        assert_eq!(count_spans(&[0x02, 0x00]), Err(WireError::BadFieldNumber));
+        assert_eq!(count_items(&[0x02, 0x00]), Err(WireError::BadFieldNumber));
         // Groups and wire types 6 and 7.
         for key in [0x0b, 0x0c, 0x0e, 0x0f] {
             assert!(matches!(
-                count_spans(&[key, 0x00]),
+                count_items(&[key, 0x00]),
                 Err(WireError::BadWireType { .. })
             ));
         }
         // resource_spans with a varint instead of a message.
         assert_eq!(
-            count_spans(&[0x08, 0x01]),
+            count_items(&[0x08, 0x01]),
             Err(WireError::BadWireType { wire_type: 0 })
         );
         // A truncated fixed64 and fixed32.
-        assert_eq!(count_spans(&[0x49, 1, 2, 3]), Err(WireError::Truncated));
-        assert_eq!(count_spans(&[0x4d, 1]), Err(WireError::Truncated));
+        assert_eq!(count_items(&[0x49, 1, 2, 3]), Err(WireError::Truncated));
+        assert_eq!(count_items(&[0x4d, 1]), Err(WireError::Truncated));
     }
 
     #[test]
@@ -378,7 +428,7 @@ mod tests {
             for value in [0x00, 0x01, 0x02, 0x07, 0x0a, 0x12, 0x7f, 0x80, 0xff] {
                 let mut mutated = bytes.clone();
                 mutated[i] = value;
-                let _ = count_spans(&mutated);
+                let _ = count_items(&mutated);
             }
         }
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -391,7 +441,7 @@ mod tests {
                     state as u8
                 })
                 .collect();
-            let _ = count_spans(&noise);
+            let _ = count_items(&noise);
         }
     }
 }
