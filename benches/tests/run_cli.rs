@@ -151,15 +151,39 @@ fn otlpx_exports_every_span_over_http_zstd() {
 }
 
 #[test]
+fn otlpx_exports_every_log_record_over_grpc() {
+    let v = run_json("otlpx", "logs", "grpc", "none", 3000);
+    all_exported(&v, 3000);
+}
+
+#[test]
+fn otlpx_exports_every_log_record_over_http_gzip() {
+    let v = run_json("otlpx", "logs", "http", "gzip", 3000);
+    all_exported(&v, 3000);
+}
+
+#[test]
+fn otel_sdk_exports_log_records_over_grpc() {
+    // A smoke run: the SDK's batch processor drops what does not fit its
+    // queue (2048 records) and counts nothing, so only what it exported
+    // must have arrived (`run_json`); 2000 records from one thread fit.
+    let v = run_json("otel-sdk", "logs", "grpc", "none", 2000);
+    assert!(v["exported"].as_u64().is_some_and(|n| n > 0), "{v}");
+}
+
+#[test]
 fn bad_options_fail_with_a_message() {
     for args in [
         &["run", "--spans", "0"][..],
+        &["run", "--items", "0"],
         &["run", "--threads", "0"],
         &["run", "--attrs", "129"],
         &["run", "--duration", "-1"],
         &["run", "--endpoint", "localhost:4317"],
         &["run", "--duration", "1", "--spans", "5"],
+        &["run", "--duration", "1", "--items", "5"],
         &["run", "--engine", "nope"],
+        &["run", "--signal", "metrics"],
     ] {
         let out = bench(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
