@@ -125,9 +125,8 @@ fn describe(plan: &Plan, endpoint: &str, embedded: bool) -> String {
         r => format!("{r} {items}/s"),
     };
     format!(
-        "otlpx-bench run: {}, {length}, {} producer threads, {rate}, {} attributes per {}\n\
+        "otlpx-bench run: {length}, {} producer threads, {rate}, {} attributes per {}\n\
          export: OTLP/{} to {endpoint}{}, compression {}\n",
-        plan.signal.name(),
         plan.threads,
         plan.attrs,
         plan.signal.item(),

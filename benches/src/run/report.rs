@@ -238,8 +238,9 @@ impl EngineReport {
             .collect::<Vec<_>>()
             .join(", ");
         let items = self.signal.items();
-        let rows: [(String, String); 13] = [
-            ("signal".to_owned(), self.signal.name().to_owned()),
+        // The signal shows in the rows' names (`spans recorded`, `log
+        // records recorded`).
+        let rows: [(String, String); 12] = [
             ("protocol".to_owned(), self.protocol.name().to_owned()),
             ("compression".to_owned(), self.compression.name().to_owned()),
             ("producer threads".to_owned(), self.threads.to_string()),
@@ -279,11 +280,20 @@ impl EngineReport {
             ),
         ];
         let _ = writeln!(t, "{}", self.engine.name());
+        let width = column_width(rows.iter().map(|(name, _)| name.as_str()), 24);
         for (name, value) in rows {
-            let _ = writeln!(t, "  {name:<28}{value}");
+            let _ = writeln!(t, "  {name:<width$}{value}");
         }
         t
     }
+}
+
+/// The width of a column of `names`: `at_least`, or wider so that two
+/// spaces follow the longest.
+fn column_width<'a>(names: impl Iterator<Item = &'a str>, at_least: usize) -> usize {
+    names
+        .map(|name| name.chars().count() + 2)
+        .fold(at_least, usize::max)
 }
 
 /// `n` with thin groups of three digits: `12_345_678` → `12,345,678`.
@@ -340,8 +350,9 @@ pub fn ratios_table(otlpx: &EngineReport, sdk: &EngineReport) -> String {
         ),
     ];
     let mut t = String::from("otlpx vs otel-sdk (above 1: otlpx better)\n");
+    let width = column_width(rows.iter().map(|(name, _)| *name), 32);
     for (name, value) in rows {
-        let _ = writeln!(t, "  {name:<40}{value}");
+        let _ = writeln!(t, "  {name:<width$}{value}");
     }
     t
 }
@@ -477,5 +488,40 @@ mod tests {
             ..sample()
         };
         assert!(ratios_table(&otlpx, &sample()).contains("10.00×"));
+    }
+
+    #[test]
+    fn columns_keep_the_trace_layout_and_widen_for_logs() {
+        // A trace table as it always was: names in 24 columns.
+        let t = sample().to_table();
+        assert!(t.contains("\n  spans recorded          3,000\n"), "{t}");
+        let otlpx = EngineReport {
+            engine: EngineKind::Otlpx,
+            ..sample()
+        };
+        let ratios = ratios_table(&otlpx, &sample());
+        assert!(
+            ratios.contains("\n  exported spans/s (otlpx ÷ sdk)  1.00×\n"),
+            "{ratios}"
+        );
+        // Log records' longer names push the column out.
+        let logs = |r: EngineReport| EngineReport {
+            signal: Signal::Logs,
+            ..r
+        };
+        let t = logs(sample()).to_table();
+        assert!(
+            t.contains("\n  log records recorded         3,000\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("\n  CPU per million log records  0.500 s\n"),
+            "{t}"
+        );
+        let ratios = ratios_table(&logs(otlpx), &logs(sample()));
+        assert!(
+            ratios.contains("\n  exported log records/s (otlpx ÷ sdk)  1.00×\n"),
+            "{ratios}"
+        );
     }
 }
