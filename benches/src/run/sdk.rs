@@ -272,6 +272,8 @@ impl SdkEngine {
                     "building the OTLP/{} span exporter for {endpoint}",
                     protocol.name()
                 ))?;
+                // Only the exporter's channel needs the runtime's context.
+                drop(entered);
                 let provider = SdkTracerProvider::builder()
                     .with_resource(resource)
                     .with_batch_exporter(CountingExporter::new(exporter, Arc::clone(&exported)))
@@ -292,6 +294,8 @@ impl SdkEngine {
                     "building the OTLP/{} log exporter for {endpoint}",
                     protocol.name()
                 ))?;
+                // Only the exporter's channel needs the runtime's context.
+                drop(entered);
                 let provider = SdkLoggerProvider::builder()
                     .with_resource(resource)
                     .with_batch_exporter(CountingExporter::new(exporter, Arc::clone(&exported)))
@@ -300,7 +304,6 @@ impl SdkEngine {
                 Pipeline::Logs { provider, logger }
             }
         };
-        drop(entered);
         Ok(Self {
             pipeline,
             exported,
