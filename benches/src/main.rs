@@ -3,9 +3,9 @@
 //!
 //! `otlpx-bench` with no arguments is `otlpx-bench run`: both engines, one
 //! after the other and each in a child process of its own, record the same
-//! spans for 10 seconds and export them over OTLP/gRPC to the embedded
-//! receiver; then the per-engine figures and the otlpx ÷ SDK ratios are
-//! printed. `otlpx-bench sink` runs just the receiver; `otlpx-bench config
+//! spans (`--signal logs`: log records) for 10 seconds and export them over
+//! OTLP/gRPC to the embedded receiver; then the per-engine figures and the
+//! otlpx ÷ SDK ratios are printed. `otlpx-bench sink` runs just the receiver; `otlpx-bench config
 //! --check [FILE]` prints the configuration an engine would run with here
 //! (environment, file, defaults), each value with its source. Errors go to stderr
 //! and make the exit status non-zero; nothing here panics on bad input.
@@ -25,7 +25,8 @@ use run::options::{ChildArgs, RunArgs};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// otlpx vs opentelemetry-rust: the same spans, exported over OTLP.
+/// otlpx vs opentelemetry-rust: the same spans or log records, exported
+/// over OTLP.
 #[derive(Debug, Parser)]
 #[command(name = "otlpx-bench", version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -41,7 +42,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Measure otlpx and/or the opentelemetry SDK exporting the same spans
-    /// (the default).
+    /// or log records (the default).
     Run(RunArgs),
     /// Run a standalone OTLP receiver that counts what it is sent, until
     /// Ctrl-C.

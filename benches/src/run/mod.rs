@@ -4,9 +4,10 @@
 //!
 //! The flow, parent first: [`options`] (the command line, validated into a
 //! `Plan`), [`parent`] (the receiver, the children, the output), [`child`]
-//! (one engine measured), `workload` (the producers and the span they
-//! record), `otlpx_engine` and `sdk` (the two engines), `report` (results
-//! as JSON and as tables), `sys` (CPU time and peak memory).
+//! (one engine measured), `workload` (the producers and the span or log
+//! record they record), `otlpx_engine` and `sdk` (the two engines, each
+//! recording the run's signal), `report` (results as JSON and as tables),
+//! `sys` (CPU time and peak memory).
 
 pub mod child;
 mod error;

@@ -5,12 +5,75 @@
 //! exactly the workload the user asked for: [`Plan::child_args`] writes a
 //! plan back out as the arguments [`ChildArgs`] reads, and
 //! [`ChildArgs::plan`] validates it again with the same rules.
+//!
+//! Every option but `--signal` and `--attrs`' default means the same for
+//! every signal: an item is a span (`--signal traces`) or a log record
+//! (`--signal logs`), and `--items` (alias `--spans`) counts them.
 
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use super::error::BenchError;
+
+/// The OTLP signal a run records and exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Signal {
+    /// Spans, to `/v1/traces` or the gRPC `TraceService`.
+    Traces,
+    /// Log records, to `/v1/logs` or the gRPC `LogsService`.
+    Logs,
+}
+
+impl Signal {
+    /// The name used on the command line and in the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Traces => "traces",
+            Self::Logs => "logs",
+        }
+    }
+
+    /// The signal called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Traces, Self::Logs]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
+    /// What one item is called in tables and messages, plural.
+    pub fn items(self) -> &'static str {
+        match self {
+            Self::Traces => "spans",
+            Self::Logs => "log records",
+        }
+    }
+
+    /// One item, singular.
+    pub fn item(self) -> &'static str {
+        match self {
+            Self::Traces => "span",
+            Self::Logs => "log record",
+        }
+    }
+
+    /// The attributes an item carries unless `--attrs` says otherwise:
+    /// the benchmark span's 8, a log record's 6.
+    pub fn default_attrs(self) -> usize {
+        match self {
+            Self::Traces => otlpx_bench::ATTRIBUTE_COUNT,
+            Self::Logs => super::workload::LOG_ATTRIBUTE_COUNT,
+        }
+    }
+
+    /// The embedded receiver's name for this signal.
+    pub fn receiver(self) -> otlpx_bench::receiver::Signal {
+        match self {
+            Self::Traces => otlpx_bench::receiver::Signal::Traces,
+            Self::Logs => otlpx_bench::receiver::Signal::Logs,
+        }
+    }
+}
 
 /// Which engines `run` measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -39,8 +102,8 @@ impl EngineChoice {
 pub enum EngineKind {
     /// otlpx's exporter engine.
     Otlpx,
-    /// opentelemetry_sdk's `BatchSpanProcessor` with an opentelemetry-otlp
-    /// exporter.
+    /// opentelemetry_sdk's `BatchSpanProcessor` (for logs its
+    /// `BatchLogProcessor`) with an opentelemetry-otlp exporter.
     OtelSdk,
 }
 
@@ -116,7 +179,7 @@ impl Compression {
     }
 }
 
-/// The most attributes a span may carry here: the OpenTelemetry default
+/// The most attributes an item may carry here: the OpenTelemetry default
 /// attribute count limit, which both engines apply; beyond it the engines
 /// would cut different attributes and stop recording the same data.
 pub const MAX_ATTRIBUTES: usize = 128;
@@ -135,8 +198,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = EngineChoice::Both)]
     pub engine: EngineChoice,
 
-    /// An OTLP receiver's URL (for HTTP the base URL, `/v1/traces` is
-    /// appended). Default: start the embedded receiver.
+    /// The signal to record and export: spans or log records.
+    #[arg(long, value_enum, default_value_t = Signal::Traces)]
+    pub signal: Signal,
+
+    /// An OTLP receiver's URL (for HTTP the base URL, `/v1/traces` or
+    /// `/v1/logs` is appended). Default: start the embedded receiver.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
 
@@ -152,24 +219,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// Record spans for this many seconds, then flush and shut down.
+    /// Record for this many seconds, then flush and shut down.
     /// Default: 10.
-    #[arg(long, value_name = "SECS", conflicts_with = "spans")]
+    #[arg(long, value_name = "SECS", conflicts_with = "items")]
     pub duration: Option<f64>,
 
-    /// Record exactly this many spans (split across the producers), then
-    /// flush and shut down.
-    #[arg(long, value_name = "N")]
-    pub spans: Option<u64>,
+    /// Record exactly this many items, spans or log records (split across
+    /// the producers), then flush and shut down. `--spans` is an alias.
+    #[arg(long, visible_alias = "spans", value_name = "N")]
+    pub items: Option<u64>,
 
-    /// Spans per second, all producers together; 0: as fast as possible.
-    #[arg(long, value_name = "SPANS_PER_SEC", default_value_t = 0)]
+    /// Items per second, all producers together; 0: as fast as possible.
+    #[arg(long, value_name = "ITEMS_PER_SEC", default_value_t = 0)]
     pub rate: u64,
 
-    /// Attributes per span (strings, integers, a float and a boolean, in
-    /// turn).
-    #[arg(long, value_name = "K", default_value_t = otlpx_bench::ATTRIBUTE_COUNT)]
-    pub attrs: usize,
+    /// Attributes per item (strings, integers, a float and a boolean).
+    /// Default: 8 per span, 6 per log record.
+    #[arg(long, value_name = "K")]
+    pub attrs: Option<usize>,
 
     /// One JSON object per engine on stdout, one a line, and nothing else.
     #[arg(long)]
@@ -187,23 +254,24 @@ impl RunArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let length = match (self.duration, self.spans) {
-            (_, Some(n)) => Length::Spans(n),
+        let length = match (self.duration, self.items) {
+            (_, Some(n)) => Length::Items(n),
             (Some(secs), None) => Length::duration_secs(secs)?,
             (None, None) => Length::Duration(DEFAULT_DURATION),
         };
         Plan::new(
+            self.signal,
             self.protocol,
             self.compression,
             threads,
             length,
             self.rate,
-            self.attrs,
+            self.attrs.unwrap_or(self.signal.default_attrs()),
         )
     }
 }
 
-/// How long `run` records when neither `--duration` nor `--spans` is given.
+/// How long `run` records when neither `--duration` nor `--items` is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
 /// The options of the hidden `__child` subcommand: one engine, one
@@ -213,6 +281,9 @@ pub struct ChildArgs {
     /// The engine to measure.
     #[arg(long, value_enum)]
     pub engine: EngineKind,
+    /// The signal to record.
+    #[arg(long, value_enum)]
+    pub signal: Signal,
     /// The receiver's URL.
     #[arg(long)]
     pub endpoint: String,
@@ -226,15 +297,15 @@ pub struct ChildArgs {
     #[arg(long)]
     pub threads: usize,
     /// Seconds to record for.
-    #[arg(long, conflicts_with = "spans", required_unless_present = "spans")]
+    #[arg(long, conflicts_with = "items", required_unless_present = "items")]
     pub duration: Option<f64>,
-    /// Spans to record.
+    /// Items to record.
     #[arg(long)]
-    pub spans: Option<u64>,
-    /// Spans per second, all producers together; 0: as fast as possible.
+    pub items: Option<u64>,
+    /// Items per second, all producers together; 0: as fast as possible.
     #[arg(long)]
     pub rate: u64,
-    /// Attributes per span.
+    /// Attributes per item.
     #[arg(long)]
     pub attrs: usize,
 }
@@ -246,12 +317,13 @@ impl ChildArgs {
     ///
     /// When an option is out of its range (see [`Plan::new`]).
     pub fn plan(&self) -> Result<Plan, BenchError> {
-        let length = match (self.duration, self.spans) {
-            (_, Some(n)) => Length::Spans(n),
+        let length = match (self.duration, self.items) {
+            (_, Some(n)) => Length::Items(n),
             (Some(secs), None) => Length::duration_secs(secs)?,
             (None, None) => Length::Duration(DEFAULT_DURATION),
         };
         Plan::new(
+            self.signal,
             self.protocol,
             self.compression,
             self.threads,
@@ -267,8 +339,8 @@ impl ChildArgs {
 pub enum Length {
     /// Record for this long.
     Duration(Duration),
-    /// Record exactly this many spans, all producers together.
-    Spans(u64),
+    /// Record exactly this many items, all producers together.
+    Items(u64),
 }
 
 impl Length {
@@ -291,6 +363,8 @@ impl Length {
 /// A validated workload: what every engine is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Plan {
+    /// The signal recorded.
+    pub signal: Signal,
     /// The OTLP transport.
     pub protocol: Protocol,
     /// The compression of request bodies.
@@ -299,9 +373,9 @@ pub struct Plan {
     pub threads: usize,
     /// How much to record.
     pub length: Length,
-    /// Spans per second, all producers together; 0: as fast as possible.
+    /// Items per second, all producers together; 0: as fast as possible.
     pub rate: u64,
-    /// Attributes per span, at most [`MAX_ATTRIBUTES`].
+    /// Attributes per item, at most [`MAX_ATTRIBUTES`].
     pub attrs: usize,
 }
 
@@ -311,8 +385,9 @@ impl Plan {
     /// # Errors
     ///
     /// When `threads` is 0 or above [`MAX_THREADS`], `length` is zero
-    /// spans, or `attrs` is above [`MAX_ATTRIBUTES`].
+    /// items, or `attrs` is above [`MAX_ATTRIBUTES`].
     pub fn new(
+        signal: Signal,
         protocol: Protocol,
         compression: Compression,
         threads: usize,
@@ -325,8 +400,8 @@ impl Plan {
                 "--threads must be between 1 and {MAX_THREADS}, not {threads}"
             )));
         }
-        if length == Length::Spans(0) {
-            return Err(BenchError::msg("--spans must be at least 1"));
+        if length == Length::Items(0) {
+            return Err(BenchError::msg("--items (--spans) must be at least 1"));
         }
         if attrs > MAX_ATTRIBUTES {
             return Err(BenchError::msg(format!(
@@ -335,6 +410,7 @@ impl Plan {
             )));
         }
         Ok(Self {
+            signal,
             protocol,
             compression,
             threads,
@@ -351,6 +427,8 @@ impl Plan {
             super::CHILD_SUBCOMMAND.to_owned(),
             "--engine".to_owned(),
             engine.name().to_owned(),
+            "--signal".to_owned(),
+            self.signal.name().to_owned(),
             "--endpoint".to_owned(),
             endpoint.to_owned(),
             "--protocol".to_owned(),
@@ -371,8 +449,8 @@ impl Plan {
                 // as the same value.
                 args.push(format!("{:?}", d.as_secs_f64()));
             }
-            Length::Spans(n) => {
-                args.push("--spans".to_owned());
+            Length::Items(n) => {
+                args.push("--items".to_owned());
                 args.push(n.to_string());
             }
         }
@@ -409,26 +487,74 @@ mod tests {
 
     #[test]
     fn child_args_carry_the_whole_plan() {
-        for length in [
-            Length::Spans(2000),
-            Length::Duration(Duration::from_secs_f64(0.3)),
-        ] {
-            let plan = Plan::new(Protocol::Http, Compression::Zstd, 3, length, 1234, 17)
+        for signal in [Signal::Traces, Signal::Logs] {
+            for length in [
+                Length::Items(2000),
+                Length::Duration(Duration::from_secs_f64(0.3)),
+            ] {
+                let plan = Plan::new(
+                    signal,
+                    Protocol::Http,
+                    Compression::Zstd,
+                    3,
+                    length,
+                    1234,
+                    17,
+                )
                 .expect("a valid plan");
-            assert_eq!(round_trip(plan), plan);
+                assert_eq!(round_trip(plan), plan);
+            }
         }
+    }
+
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn run_plan(args: &[&str]) -> Plan {
+        let parsed = Run::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .expect("the options parse");
+        parsed.args.plan().expect("a valid plan")
+    }
+
+    #[test]
+    fn spans_is_an_alias_of_items_and_attrs_default_by_signal() {
+        let traces = run_plan(&["--spans", "300", "--threads", "1"]);
+        assert_eq!(traces.signal, Signal::Traces);
+        assert_eq!(traces.length, Length::Items(300));
+        assert_eq!(traces.attrs, otlpx_bench::ATTRIBUTE_COUNT);
+        let logs = run_plan(&["--signal", "logs", "--items", "300", "--threads", "1"]);
+        assert_eq!(logs.signal, Signal::Logs);
+        assert_eq!(logs.length, Length::Items(300));
+        assert_eq!(logs.attrs, 6);
+        let more = run_plan(&["--signal", "logs", "--spans", "5", "--attrs", "9"]);
+        assert_eq!((more.length, more.attrs), (Length::Items(5), 9));
+        assert!(Run::try_parse_from(["run", "--items", "5", "--spans", "5"]).is_err());
+        assert!(Run::try_parse_from(["run", "--duration", "1", "--items", "5"]).is_err());
+        assert!(Run::try_parse_from(["run", "--signal", "metrics"]).is_err());
     }
 
     #[test]
     fn out_of_range_options_are_errors() {
         let ok = |threads, length, attrs| {
-            Plan::new(Protocol::Grpc, Compression::None, threads, length, 0, attrs).is_ok()
+            Plan::new(
+                Signal::Traces,
+                Protocol::Grpc,
+                Compression::None,
+                threads,
+                length,
+                0,
+                attrs,
+            )
+            .is_ok()
         };
-        let ten = Length::Spans(10);
+        let ten = Length::Items(10);
         assert!(ok(1, ten, 0));
         assert!(ok(1, ten, MAX_ATTRIBUTES));
         assert!(!ok(0, ten, 8));
-        assert!(!ok(1, Length::Spans(0), 8));
+        assert!(!ok(1, Length::Items(0), 8));
         assert!(!ok(1, ten, MAX_ATTRIBUTES + 1));
         assert!(Length::duration_secs(0.0).is_err());
         assert!(Length::duration_secs(f64::NAN).is_err());

@@ -4,8 +4,9 @@
 //!
 //! Each child is this same executable with the hidden `__child` subcommand
 //! and the validated plan; it prints one JSON line, which the parent reads,
-//! completes with `receiver_spans` (the receiver's span count gained while
-//! that child ran) and prints, as a table or as the same JSON line. Only
+//! completes with `receiver_items` (the receiver's count of the run's
+//! signal, spans or log records, gained while that child ran) and prints,
+//! as a table or as the same JSON line. Only
 //! result lines go to stdout with `--json`; the progress bar, warnings and
 //! errors go to stderr.
 
@@ -23,7 +24,7 @@ use super::report::{EngineReport, ratios_table};
 /// How often the progress bar is redrawn and the child polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The most worker threads the embedded receiver gets: it counts spans by
+/// The most worker threads the embedded receiver gets: it counts items by
 /// walking the wire format, so a few threads keep up with any exporter
 /// here; more would only take CPUs from the engine under test.
 const MAX_RECEIVER_THREADS: usize = 2;
@@ -59,12 +60,13 @@ pub fn main(args: &RunArgs) -> Result<(), BenchError> {
     let mut reports = Vec::new();
     for &kind in args.engine.kinds() {
         let report = run_child(kind, &plan, &endpoint, receiver.as_ref(), args.json)?;
-        if report.spans_recorded > 0 && report.spans_exported == 0 {
+        if report.recorded > 0 && report.exported == 0 {
             eprintln!(
-                "otlpx-bench: warning: {} exported none of its {} spans to {endpoint}; \
+                "otlpx-bench: warning: {} exported none of its {} {} to {endpoint}; \
                  is a receiver listening there, speaking {}?",
                 kind.name(),
-                report.spans_recorded,
+                report.recorded,
+                plan.signal.items(),
                 plan.protocol.name()
             );
         }
@@ -113,26 +115,28 @@ fn start_receiver() -> Result<Receiver, BenchError> {
 
 /// The header printed above the tables.
 fn describe(plan: &Plan, endpoint: &str, embedded: bool) -> String {
+    let items = plan.signal.items();
     let length = match plan.length {
         Length::Duration(d) => format!("{} s", d.as_secs_f64()),
-        Length::Spans(n) => format!("{n} spans"),
+        Length::Items(n) => format!("{n} {items}"),
     };
     let rate = match plan.rate {
         0 => "as fast as possible".to_owned(),
-        r => format!("{r} spans/s"),
+        r => format!("{r} {items}/s"),
     };
     format!(
-        "otlpx-bench run: {length}, {} producer threads, {rate}, {} attributes per span\n\
+        "otlpx-bench run: {length}, {} producer threads, {rate}, {} attributes per {}\n\
          export: OTLP/{} to {endpoint}{}, compression {}\n",
         plan.threads,
         plan.attrs,
+        plan.signal.item(),
         plan.protocol.name(),
         if embedded { " (embedded receiver)" } else { "" },
         plan.compression.name(),
     )
 }
 
-/// Runs `kind` in a child process and returns its report, `receiver_spans`
+/// Runs `kind` in a child process and returns its report, `receiver_items`
 /// filled in when there is a `receiver`.
 fn run_child(
     kind: EngineKind,
@@ -142,7 +146,8 @@ fn run_child(
     quiet: bool,
 ) -> Result<EngineReport, BenchError> {
     let exe = std::env::current_exe().context("finding this program's executable")?;
-    let spans_before = receiver.map(|r| r.counts().spans);
+    let signal = plan.signal.receiver();
+    let items_before = receiver.map(|r| r.counts().items(signal));
     let mut child = Command::new(&exe)
         .args(plan.child_args(kind, endpoint))
         .stdin(Stdio::null())
@@ -166,10 +171,10 @@ fn run_child(
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {
-                let spans = receiver
-                    .zip(spans_before)
-                    .map(|(r, before)| r.counts().spans.saturating_sub(before));
-                progress.update(start.elapsed(), spans);
+                let items = receiver
+                    .zip(items_before)
+                    .map(|(r, before)| r.counts().items(signal).saturating_sub(before));
+                progress.update(start.elapsed(), items);
                 std::thread::sleep(POLL_INTERVAL);
             }
             Err(e) => {
@@ -201,15 +206,15 @@ fn run_child(
         .ok_or_else(|| BenchError::msg(format!("the {} child printed no result", kind.name())))?;
     let mut report = EngineReport::from_json_line(line)
         .context(format!("reading the {} child's result", kind.name()))?;
-    report.receiver_spans = receiver
-        .zip(spans_before)
-        .map(|(r, before)| r.counts().spans.saturating_sub(before));
+    report.receiver_items = receiver
+        .zip(items_before)
+        .map(|(r, before)| r.counts().items(signal).saturating_sub(before));
     Ok(report)
 }
 
 /// The progress bar shown on stderr while a child runs: elapsed time for
-/// `--duration`, the receiver's span count for `--spans` (a spinner when the
-/// endpoint is someone else's), nothing with `--json`.
+/// `--duration`, the receiver's item count for `--items` (a spinner when
+/// the endpoint is someone else's), nothing with `--json`.
 struct Progress {
     bar: ProgressBar,
     length: Length,
@@ -217,7 +222,7 @@ struct Progress {
 
 impl Progress {
     /// A bar for running `kind` with `plan`; hidden when `quiet`.
-    fn new(kind: EngineKind, plan: &Plan, quiet: bool, counts_spans: bool) -> Self {
+    fn new(kind: EngineKind, plan: &Plan, quiet: bool, counts_items: bool) -> Self {
         let bar = if quiet {
             ProgressBar::hidden()
         } else {
@@ -226,11 +231,10 @@ impl Progress {
                     u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
                     "{prefix:>8} [{bar:40}] {msg}",
                 ),
-                Length::Spans(n) if counts_spans => (
-                    n,
-                    "{prefix:>8} [{bar:40}] {human_pos}/{human_len} spans received {msg}",
-                ),
-                Length::Spans(_) => (0, "{prefix:>8} {spinner} {elapsed} {msg}"),
+                Length::Items(n) if counts_items => {
+                    (n, "{prefix:>8} [{bar:40}] {human_pos}/{human_len} {msg}")
+                }
+                Length::Items(_) => (0, "{prefix:>8} {spinner} {elapsed} {msg}"),
             };
             let bar = ProgressBar::with_draw_target(
                 (len > 0).then_some(len),
@@ -240,6 +244,9 @@ impl Progress {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_prefix(kind.name());
+            if counts_items && matches!(plan.length, Length::Items(_)) {
+                bar.set_message(format!("{} received", plan.signal.items()));
+            }
             bar
         };
         Self {
@@ -248,8 +255,8 @@ impl Progress {
         }
     }
 
-    /// Shows `elapsed` time and, when known, the `spans` received so far.
-    fn update(&self, elapsed: Duration, spans: Option<u64>) {
+    /// Shows `elapsed` time and, when known, the `items` received so far.
+    fn update(&self, elapsed: Duration, items: Option<u64>) {
         match self.length {
             Length::Duration(d) => {
                 let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -264,7 +271,7 @@ impl Progress {
                     self.bar.set_message("flushing and shutting down");
                 }
             }
-            Length::Spans(_) => match spans {
+            Length::Items(_) => match items {
                 Some(n) => self.bar.set_position(n),
                 None => self.bar.tick(),
             },

@@ -2,36 +2,51 @@
 //! and the parent reads back, the table printed for people, and the
 //! otlpx ÷ opentelemetry-SDK ratios.
 //!
-//! The JSON object has exactly the keys of [`JSON_KEYS`], in that order;
-//! the parent adds `receiver_spans`, which a child cannot know (`null`
-//! when the user named the endpoint).
+//! The JSON object has exactly the keys of [`JSON_KEYS`], in that order,
+//! and for a trace run the [`TRACE_KEYS`] after them: the names the
+//! figures had before there were logs, kept for the scripts that read
+//! them. The parent fills in `receiver_items` (and `receiver_spans`),
+//! which a child cannot know (`null` when the user named the endpoint).
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
 use super::error::BenchError;
-use super::options::{Compression, EngineKind, Protocol};
+use super::options::{Compression, EngineKind, Protocol, Signal};
 
-/// The keys of an engine's JSON object, in the order they are written.
-pub const JSON_KEYS: [&str; 14] = [
+/// The keys of an engine's JSON object, in the order they are written:
+/// signal-neutral, an item being a span or a log record.
+pub const JSON_KEYS: [&str; 15] = [
     "engine",
+    "signal",
     "protocol",
     "compression",
     "threads",
     "duration_s",
-    "spans_recorded",
-    "spans_exported",
-    "spans_dropped",
+    "recorded",
+    "exported",
+    "dropped",
     "dropped_by_reason",
-    "spans_per_sec",
+    "per_sec",
     "record_ns",
     "cpu_s_per_million",
     "peak_rss_mib",
+    "receiver_items",
+];
+
+/// The keys a trace run's object has after [`JSON_KEYS`], each the same
+/// figure as a signal-neutral key: `recorded`, `exported`, `dropped`,
+/// `per_sec`, `receiver_items`, in that order.
+pub const TRACE_KEYS: [&str; 5] = [
+    "spans_recorded",
+    "spans_exported",
+    "spans_dropped",
+    "spans_per_sec",
     "receiver_spans",
 ];
 
-/// Percentiles of the cost of one span on the application thread.
+/// Percentiles of the cost of one item on the application thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordNs {
     /// Median, nanoseconds.
@@ -47,6 +62,8 @@ pub struct RecordNs {
 pub struct EngineReport {
     /// The engine measured.
     pub engine: EngineKind,
+    /// The signal recorded: what an item is.
+    pub signal: Signal,
     /// The OTLP transport.
     pub protocol: Protocol,
     /// The compression of request bodies.
@@ -55,26 +72,26 @@ pub struct EngineReport {
     pub threads: usize,
     /// Wall time from the producers' start to the end of shutdown, seconds.
     pub duration_s: f64,
-    /// Spans the producers recorded.
-    pub spans_recorded: u64,
-    /// Spans the receiver acknowledged.
-    pub spans_exported: u64,
-    /// Spans dropped, all reasons.
-    pub spans_dropped: u64,
-    /// Spans dropped, by reason, in the engine's own terms.
+    /// Items the producers recorded.
+    pub recorded: u64,
+    /// Items the receiver acknowledged.
+    pub exported: u64,
+    /// Items dropped, all reasons.
+    pub dropped: u64,
+    /// Items dropped, by reason, in the engine's own terms.
     pub dropped_by_reason: Vec<(String, u64)>,
-    /// Exported spans per second of `duration_s`.
-    pub spans_per_sec: f64,
-    /// The cost of one span on the application thread.
+    /// Exported items per second of `duration_s`.
+    pub per_sec: f64,
+    /// The cost of one item on the application thread.
     pub record_ns: RecordNs,
-    /// Process CPU seconds per million exported spans; `None` when nothing
+    /// Process CPU seconds per million exported items; `None` when nothing
     /// was exported.
     pub cpu_s_per_million: Option<f64>,
     /// The child process's peak resident memory, MiB.
     pub peak_rss_mib: f64,
-    /// Spans the embedded receiver counted during this engine's run; `None`
-    /// when the user named the endpoint.
-    pub receiver_spans: Option<u64>,
+    /// Items of the signal the embedded receiver counted during this
+    /// engine's run; `None` when the user named the endpoint.
+    pub receiver_items: Option<u64>,
 }
 
 /// Rounds `x` to `places` decimals, for JSON that reads well.
@@ -89,7 +106,8 @@ fn number(x: f64) -> Value {
 }
 
 impl EngineReport {
-    /// The report as one line of JSON, keys in [`JSON_KEYS`] order.
+    /// The report as one line of JSON, keys in [`JSON_KEYS`] order, then
+    /// for traces in [`TRACE_KEYS`] order.
     pub fn to_json_line(&self) -> String {
         let reasons: serde_json::Map<String, Value> = self
             .dropped_by_reason
@@ -101,27 +119,42 @@ impl EngineReport {
             "p99": self.record_ns.p99,
             "p999": self.record_ns.p999,
         });
-        let values: [Value; 14] = [
+        let per_sec = number(round(self.per_sec, 1));
+        let receiver_items = self.receiver_items.map_or(Value::Null, Value::from);
+        let values: [Value; 15] = [
             Value::from(self.engine.name()),
+            Value::from(self.signal.name()),
             Value::from(self.protocol.name()),
             Value::from(self.compression.name()),
             Value::from(self.threads),
             number(round(self.duration_s, 6)),
-            Value::from(self.spans_recorded),
-            Value::from(self.spans_exported),
-            Value::from(self.spans_dropped),
+            Value::from(self.recorded),
+            Value::from(self.exported),
+            Value::from(self.dropped),
             Value::Object(reasons),
-            number(round(self.spans_per_sec, 1)),
+            per_sec.clone(),
             record_ns,
             self.cpu_s_per_million
                 .map_or(Value::Null, |x| number(round(x, 6))),
             number(round(self.peak_rss_mib, 2)),
-            self.receiver_spans.map_or(Value::Null, Value::from),
+            receiver_items.clone(),
         ];
+        let trace_values: [Value; 5] = [
+            Value::from(self.recorded),
+            Value::from(self.exported),
+            Value::from(self.dropped),
+            per_sec,
+            receiver_items,
+        ];
+        let trace_pairs = match self.signal {
+            Signal::Traces => TRACE_KEYS.iter().zip(trace_values).collect(),
+            Signal::Logs => Vec::new(),
+        };
         // serde_json's maps sort their keys; write the object by hand to keep
         // the documented order.
         let mut line = String::from("{");
-        for (i, (key, value)) in JSON_KEYS.iter().zip(values).enumerate() {
+        let pairs = JSON_KEYS.iter().zip(values).chain(trace_pairs);
+        for (i, (key, value)) in pairs.enumerate() {
             if i > 0 {
                 line.push(',');
             }
@@ -172,17 +205,18 @@ impl EngineReport {
             .collect::<Result<Vec<_>, BenchError>>()?;
         Ok(Self {
             engine: EngineKind::from_name(str_of("engine")?).ok_or_else(|| missing("engine"))?,
+            signal: Signal::from_name(str_of("signal")?).ok_or_else(|| missing("signal"))?,
             protocol: Protocol::from_name(str_of("protocol")?)
                 .ok_or_else(|| missing("protocol"))?,
             compression: Compression::from_name(str_of("compression")?)
                 .ok_or_else(|| missing("compression"))?,
             threads: usize::try_from(u64_of("threads")?).map_err(|_| missing("threads"))?,
             duration_s: f64_of("duration_s")?,
-            spans_recorded: u64_of("spans_recorded")?,
-            spans_exported: u64_of("spans_exported")?,
-            spans_dropped: u64_of("spans_dropped")?,
+            recorded: u64_of("recorded")?,
+            exported: u64_of("exported")?,
+            dropped: u64_of("dropped")?,
             dropped_by_reason: reasons,
-            spans_per_sec: f64_of("spans_per_sec")?,
+            per_sec: f64_of("per_sec")?,
             record_ns: RecordNs {
                 p50: pct("p50")?,
                 p99: pct("p99")?,
@@ -190,7 +224,7 @@ impl EngineReport {
             },
             cpu_s_per_million: v.get("cpu_s_per_million").and_then(Value::as_f64),
             peak_rss_mib: f64_of("peak_rss_mib")?,
-            receiver_spans: v.get("receiver_spans").and_then(Value::as_u64),
+            receiver_items: v.get("receiver_items").and_then(Value::as_u64),
         })
     }
 
@@ -203,23 +237,26 @@ impl EngineReport {
             .map(|(k, v)| format!("{k} {}", grouped(*v)))
             .collect::<Vec<_>>()
             .join(", ");
-        let rows: [(&str, String); 12] = [
-            ("protocol", self.protocol.name().to_owned()),
-            ("compression", self.compression.name().to_owned()),
-            ("producer threads", self.threads.to_string()),
-            ("duration", format!("{:.3} s", self.duration_s)),
-            ("spans recorded", grouped(self.spans_recorded)),
-            ("spans exported", grouped(self.spans_exported)),
+        let items = self.signal.items();
+        // The signal shows in the rows' names (`spans recorded`, `log
+        // records recorded`).
+        let rows: [(String, String); 12] = [
+            ("protocol".to_owned(), self.protocol.name().to_owned()),
+            ("compression".to_owned(), self.compression.name().to_owned()),
+            ("producer threads".to_owned(), self.threads.to_string()),
+            ("duration".to_owned(), format!("{:.3} s", self.duration_s)),
+            (format!("{items} recorded"), grouped(self.recorded)),
+            (format!("{items} exported"), grouped(self.exported)),
             (
-                "spans dropped",
-                format!("{} ({reasons})", grouped(self.spans_dropped)),
+                format!("{items} dropped"),
+                format!("{} ({reasons})", grouped(self.dropped)),
             ),
             (
-                "exported spans/s",
-                grouped(self.spans_per_sec.round() as u64),
+                format!("exported {items}/s"),
+                grouped(self.per_sec.round() as u64),
             ),
             (
-                "record p50/p99/p999",
+                "record p50/p99/p999".to_owned(),
                 format!(
                     "{} / {} / {} ns",
                     grouped(self.record_ns.p50),
@@ -228,23 +265,35 @@ impl EngineReport {
                 ),
             ),
             (
-                "CPU per million spans",
+                format!("CPU per million {items}"),
                 self.cpu_s_per_million
                     .map_or_else(|| "n/a (none exported)".to_owned(), |x| format!("{x:.3} s")),
             ),
-            ("peak RSS", format!("{:.1} MiB", self.peak_rss_mib)),
             (
-                "receiver spans",
-                self.receiver_spans
+                "peak RSS".to_owned(),
+                format!("{:.1} MiB", self.peak_rss_mib),
+            ),
+            (
+                format!("receiver {items}"),
+                self.receiver_items
                     .map_or_else(|| "n/a (external endpoint)".to_owned(), grouped),
             ),
         ];
         let _ = writeln!(t, "{}", self.engine.name());
+        let width = column_width(rows.iter().map(|(name, _)| name.as_str()), 24);
         for (name, value) in rows {
-            let _ = writeln!(t, "  {name:<24}{value}");
+            let _ = writeln!(t, "  {name:<width$}{value}");
         }
         t
     }
+}
+
+/// The width of a column of `names`: `at_least`, or wider so that two
+/// spaces follow the longest.
+fn column_width<'a>(names: impl Iterator<Item = &'a str>, at_least: usize) -> usize {
+    names
+        .map(|name| name.chars().count() + 2)
+        .fold(at_least, usize::max)
 }
 
 /// `n` with thin groups of three digits: `12_345_678` → `12,345,678`.
@@ -273,11 +322,9 @@ fn ratio(a: f64, b: f64) -> String {
 /// The otlpx ÷ opentelemetry-SDK comparison, each ratio oriented so that
 /// above 1 means otlpx is better.
 pub fn ratios_table(otlpx: &EngineReport, sdk: &EngineReport) -> String {
+    let exported = format!("exported {}/s (otlpx ÷ sdk)", otlpx.signal.items());
     let rows = [
-        (
-            "exported spans/s (otlpx ÷ sdk)",
-            ratio(otlpx.spans_per_sec, sdk.spans_per_sec),
-        ),
+        (exported.as_str(), ratio(otlpx.per_sec, sdk.per_sec)),
         (
             "record p50 (sdk ÷ otlpx)",
             ratio(sdk.record_ns.p50 as f64, otlpx.record_ns.p50 as f64),
@@ -303,8 +350,9 @@ pub fn ratios_table(otlpx: &EngineReport, sdk: &EngineReport) -> String {
         ),
     ];
     let mut t = String::from("otlpx vs otel-sdk (above 1: otlpx better)\n");
+    let width = column_width(rows.iter().map(|(name, _)| *name), 32);
     for (name, value) in rows {
-        let _ = writeln!(t, "  {name:<32}{value}");
+        let _ = writeln!(t, "  {name:<width$}{value}");
     }
     t
 }
@@ -316,15 +364,16 @@ mod tests {
     fn sample() -> EngineReport {
         EngineReport {
             engine: EngineKind::OtelSdk,
+            signal: Signal::Traces,
             protocol: Protocol::Http,
             compression: Compression::Gzip,
             threads: 2,
             duration_s: 1.25,
-            spans_recorded: 3000,
-            spans_exported: 2000,
-            spans_dropped: 1000,
+            recorded: 3000,
+            exported: 2000,
+            dropped: 1000,
             dropped_by_reason: vec![("queue_full_or_export_failed".to_owned(), 1000)],
-            spans_per_sec: 1600.0,
+            per_sec: 1600.0,
             record_ns: RecordNs {
                 p50: 100,
                 p99: 900,
@@ -332,8 +381,16 @@ mod tests {
             },
             cpu_s_per_million: Some(0.5),
             peak_rss_mib: 20.5,
-            receiver_spans: None,
+            receiver_items: None,
         }
+    }
+
+    /// The keys of `line`'s object, in the order written.
+    fn keys_in_order(line: &str) -> Vec<String> {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort_by_key(|k| line.find(&format!("\"{k}\":")).unwrap());
+        keys
     }
 
     #[test]
@@ -341,27 +398,59 @@ mod tests {
         let report = sample();
         let line = report.to_json_line();
         assert!(!line.contains('\n'));
+        let expected: Vec<&str> = JSON_KEYS.iter().chain(&TRACE_KEYS).copied().collect();
+        assert_eq!(keys_in_order(&line), expected, "{line}");
         let v: Value = serde_json::from_str(&line).unwrap();
-        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-        let mut expected: Vec<_> = JSON_KEYS.iter().map(|k| (*k).to_owned()).collect();
-        keys.sort();
-        expected.sort();
-        assert_eq!(keys, expected);
-        let positions: Vec<_> = JSON_KEYS
-            .iter()
-            .map(|k| line.find(&format!("\"{k}\":")).unwrap())
-            .collect();
-        assert!(positions.is_sorted(), "{line}");
+        assert_eq!(v["signal"], "traces");
+        assert_eq!(v["receiver_items"], Value::Null);
         assert_eq!(v["receiver_spans"], Value::Null);
+        for (old, new) in [
+            ("spans_recorded", "recorded"),
+            ("spans_exported", "exported"),
+            ("spans_dropped", "dropped"),
+            ("spans_per_sec", "per_sec"),
+        ] {
+            assert_eq!(v[old], v[new], "{old}");
+        }
         assert_eq!(EngineReport::from_json_line(&line).unwrap(), report);
 
         let with_receiver = EngineReport {
-            receiver_spans: Some(2000),
+            receiver_items: Some(2000),
             cpu_s_per_million: None,
             ..report
         };
-        let back = EngineReport::from_json_line(&with_receiver.to_json_line()).unwrap();
+        let line = with_receiver.to_json_line();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (&v["receiver_items"], &v["receiver_spans"]),
+            (&2000.into(), &2000.into())
+        );
+        let back = EngineReport::from_json_line(&line).unwrap();
         assert_eq!(back, with_receiver);
+    }
+
+    #[test]
+    fn log_runs_have_the_neutral_keys_only() {
+        let report = EngineReport {
+            signal: Signal::Logs,
+            receiver_items: Some(2000),
+            ..sample()
+        };
+        let line = report.to_json_line();
+        assert_eq!(keys_in_order(&line), JSON_KEYS, "{line}");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["signal"], "logs");
+        assert_eq!(v["receiver_items"], 2000);
+        assert_eq!(EngineReport::from_json_line(&line).unwrap(), report);
+        let table = report.to_table();
+        for needle in [
+            "log records recorded",
+            "exported log records/s",
+            "receiver log records",
+        ] {
+            assert!(table.contains(needle), "{needle} in\n{table}");
+        }
+        assert!(!table.contains("spans"), "{table}");
     }
 
     #[test]
@@ -395,9 +484,44 @@ mod tests {
         }
         let otlpx = EngineReport {
             engine: EngineKind::Otlpx,
-            spans_per_sec: 16_000.0,
+            per_sec: 16_000.0,
             ..sample()
         };
         assert!(ratios_table(&otlpx, &sample()).contains("10.00×"));
+    }
+
+    #[test]
+    fn columns_keep_the_trace_layout_and_widen_for_logs() {
+        // A trace table as it always was: names in 24 columns.
+        let t = sample().to_table();
+        assert!(t.contains("\n  spans recorded          3,000\n"), "{t}");
+        let otlpx = EngineReport {
+            engine: EngineKind::Otlpx,
+            ..sample()
+        };
+        let ratios = ratios_table(&otlpx, &sample());
+        assert!(
+            ratios.contains("\n  exported spans/s (otlpx ÷ sdk)  1.00×\n"),
+            "{ratios}"
+        );
+        // Log records' longer names push the column out.
+        let logs = |r: EngineReport| EngineReport {
+            signal: Signal::Logs,
+            ..r
+        };
+        let t = logs(sample()).to_table();
+        assert!(
+            t.contains("\n  log records recorded         3,000\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("\n  CPU per million log records  0.500 s\n"),
+            "{t}"
+        );
+        let ratios = ratios_table(&logs(otlpx), &logs(sample()));
+        assert!(
+            ratios.contains("\n  exported log records/s (otlpx ÷ sdk)  1.00×\n"),
+            "{ratios}"
+        );
     }
 }
