@@ -296,12 +296,15 @@ fn a_killed_process_loses_nothing_in_its_spool() {
 fn requests_evicted_from_a_full_budget_go_to_the_spool() {
     let dir = TempDir::new("evicted");
     let ports = unused_ports().unwrap();
-    // Small rings and budget, so that the budget fills and rings pass
-    // half full while the receiver is down: the oldest request waiting
-    // for a retry is evicted, into the spool.
+    // Small rings and byte budget, so that the budget fills and rings
+    // pass half full while the receiver is down: the oldest request
+    // waiting for a retry is evicted, into the spool. (Requests waiting
+    // for a retry hold bytes, not send slots: the byte budget is what
+    // fills.)
     let engine = engine(ports, Protocol::Grpc, &dir.0)
         .ring_bytes_per_cpu(256 << 10)
         .max_in_flight(2)
+        .max_in_flight_bytes(64 << 10)
         .max_batch_spans(200)
         .build()
         .unwrap();
