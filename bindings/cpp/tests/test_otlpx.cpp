@@ -513,11 +513,13 @@ void test_lifetimes() {
   otlpx::Span none = stale_tracer.start_span("through-a-freed-tracer");
   CHECK_STATUS(none.start_status(), OTLPX_STATUS_INVALID_HANDLE);
 
-  // The environment alone (the driver clears it), saying record only: no
-  // exporter.
+  // The environment alone (the driver clears it), saying record only for
+  // every signal: no exporter.
   CHECK(::setenv("OTEL_TRACES_EXPORTER", "none", 1) == 0);
+  CHECK(::setenv("OTEL_LOGS_EXPORTER", "none", 1) == 0);
   otlpx::Engine env = otlpx::Engine::from_env();
   CHECK(::unsetenv("OTEL_TRACES_EXPORTER") == 0);
+  CHECK(::unsetenv("OTEL_LOGS_EXPORTER") == 0);
   CHECK_STATUS(env.try_flush(100ms), OTLPX_STATUS_NOT_EXPORTING);
   auto created = otlpx::Engine::try_create(otlpx::Config().ignore_environment());
   CHECK(created.ok());
