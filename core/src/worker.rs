@@ -151,9 +151,9 @@ pub(crate) struct SignalSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FlushReport {
-    /// Spans the receiver acknowledged.
+    /// Items the receiver acknowledged.
     pub delivered: u64,
-    /// Spans written to the spool, to be sent later.
+    /// Items written to the spool, to be sent later.
     pub spooled: u64,
     /// Spans dropped on their way out, by reason: refused by the receiver
     /// (`rejected`), their request failed for good (`export_failed`),
@@ -321,18 +321,20 @@ pub(crate) enum Unflushed {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
-    /// Spans the receiver acknowledged during the shutdown.
+    /// Items (spans, log records) the receiver acknowledged during the
+    /// shutdown, every signal's.
     pub delivered: u64,
-    /// Spans written to the spool during the shutdown, for a later engine
+    /// Items written to the spool during the shutdown, for a later engine
     /// to send.
     pub spooled: u64,
-    /// Spans dropped during the shutdown, for any reason (abandoned
-    /// unanswered, refused, …: [`Stats::dropped`](crate::Stats) says which).
+    /// Items dropped during the shutdown, for any reason (abandoned
+    /// unanswered, refused, …: [`Stats::dropped`](crate::Stats) of each
+    /// signal says which).
     pub dropped: u64,
-    /// Spans left in the rings, never sent: recorded while the engine
+    /// Items left in the rings, never sent: recorded while the engine
     /// stopped, or found there with no room to send them and no spool.
     pub in_rings: u64,
-    /// Spans in the spool at the end, earlier engines' included: what the
+    /// Items in the spool at the end, earlier engines' included: what the
     /// next engine on the same directory will send first.
     pub spool_pending: u64,
     /// Whether everything was delivered before the deadline (the flush

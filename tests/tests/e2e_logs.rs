@@ -105,14 +105,27 @@ fn int(attributes: &[PKeyValue], key: &str) -> u64 {
 /// Checks every field of one received record; its `(thread, seq)`.
 fn check_record(r: &PLog) -> (u64, u64) {
     let (t, i) = (int(&r.attributes, "thread"), int(&r.attributes, "seq"));
-    let (number, text) = if i % 10 == 0 { (17, "ERROR") } else { (9, "INFO") };
-    assert_eq!((r.severity_number, r.severity_text.as_str()), (number, text));
+    let (number, text) = if i % 10 == 0 {
+        (17, "ERROR")
+    } else {
+        (9, "INFO")
+    };
+    assert_eq!(
+        (r.severity_number, r.severity_text.as_str()),
+        (number, text)
+    );
     assert_eq!(r.event_name, "checkout.step");
     assert!(r.time_unix_nano > 0 && r.observed_time_unix_nano > 0);
     assert_eq!(r.attributes.len(), 5);
-    assert_eq!(attr(&r.attributes, "ratio"), &Av::DoubleValue(i as f64 / 4.0));
+    assert_eq!(
+        attr(&r.attributes, "ratio"),
+        &Av::DoubleValue(i as f64 / 4.0)
+    );
     assert_eq!(attr(&r.attributes, "ok"), &Av::BoolValue(i % 3 != 0));
-    assert_eq!(attr(&r.attributes, "route"), &Av::StringValue("/checkout".into()));
+    assert_eq!(
+        attr(&r.attributes, "route"),
+        &Av::StringValue("/checkout".into())
+    );
     let Some(Av::KvlistValue(body)) = r.body.as_ref().and_then(|b| b.value.as_ref()) else {
         panic!("a map body: {:?}", r.body)
     };
@@ -126,7 +139,10 @@ fn check_record(r: &PLog) -> (u64, u64) {
     let tags: Vec<_> = tags.values.iter().map(|v| v.value.clone()).collect();
     assert_eq!(
         tags,
-        [Some(Av::StringValue("a".into())), Some(Av::IntValue(i as i64))]
+        [
+            Some(Av::StringValue("a".into())),
+            Some(Av::IntValue(i as i64))
+        ]
     );
     let Av::KvlistValue(nested) = attr(&body.values, "nested") else {
         panic!("a nested map")
@@ -155,7 +171,10 @@ fn check_requests(requests: &[ExportLogsServiceRequest]) -> HashMap<(u64, u64), 
                 );
                 for r in &sl.log_records {
                     let key = check_record(r);
-                    assert!(seen.insert(key, r.span_id.clone()).is_none(), "{key:?} twice");
+                    assert!(
+                        seen.insert(key, r.span_id.clone()).is_none(),
+                        "{key:?} twice"
+                    );
                 }
             }
         }
@@ -189,7 +208,10 @@ fn round_trip(protocol: Protocol, compression: Compression) {
     let counts = receiver.counts();
     assert_eq!(counts.log_records, logs.exported, "{label}");
     assert_eq!(counts.logs_requests, logs.export.requests, "{label}");
-    assert_eq!(counts.spans, traces.exported, "{label}: spans at their own service");
+    assert_eq!(
+        counts.spans, traces.exported,
+        "{label}: spans at their own service"
+    );
     assert_eq!(counts.requests, traces.export.requests, "{label}");
     assert_eq!(counts.requests_malformed, 0, "{label}");
     let span_of = check_requests(&receiver.take_log_requests());
@@ -206,7 +228,11 @@ fn round_trip(protocol: Protocol, compression: Compression) {
         }
     }
     for ((t, i), span_id) in span_of {
-        assert_eq!(spans[&format!("op-{t}-{i}")], span_id, "{label}: record {t}-{i}");
+        assert_eq!(
+            spans[&format!("op-{t}-{i}")],
+            span_id,
+            "{label}: record {t}-{i}"
+        );
     }
 }
 
@@ -284,7 +310,11 @@ fn a_receiver_refusing_for_a_while_costs_retries_not_records() {
         emit(&engine, N);
         engine.flush(Duration::from_secs(30)).unwrap();
         let s = engine.signal_stats(Signal::Logs);
-        assert_eq!((s.recorded, s.exported, s.dropped.total()), (N, N, 0), "{label}: {s:?}");
+        assert_eq!(
+            (s.recorded, s.exported, s.dropped.total()),
+            (N, N, 0),
+            "{label}: {s:?}"
+        );
         assert!(s.export.retries >= 5, "{label}: {:?}", s.export);
         assert_eq!(s.export.failures.unavailable, 5, "{label}: {:?}", s.export);
         let seen = received_seqs(&receiver);
@@ -334,16 +364,29 @@ fn spooled_records_go_to_the_logs_service_with_the_next_engine() {
             emit(&engine, N);
             engine.tracer("e2e-logs", "").start("a span too").end();
             let report = engine.shutdown(Duration::from_secs(1)).unwrap();
-            assert_eq!((report.spooled, report.dropped), (N + 1, 0), "{label}: {report:?}");
+            assert_eq!(
+                (report.spooled, report.dropped),
+                (N + 1, 0),
+                "{label}: {report:?}"
+            );
             let s = engine.signal_stats(Signal::Logs);
-            assert_eq!((s.recorded, s.spooled, s.spool.written), (N, N, N), "{label}: {s:?}");
+            assert_eq!(
+                (s.recorded, s.spooled, s.spool.written),
+                (N, N, N),
+                "{label}: {s:?}"
+            );
         }
         let receiver = receiver_on(ports);
         let engine = engine_to(url, protocol).spool_dir(&dir.0).build().unwrap();
         engine.flush(Duration::from_secs(30)).unwrap();
         let logs = engine.signal_stats(Signal::Logs);
         assert_eq!(
-            (logs.spool.restored, logs.spool.delivered, logs.exported, logs.spooled),
+            (
+                logs.spool.restored,
+                logs.spool.delivered,
+                logs.exported,
+                logs.spooled
+            ),
             (N, N, N, 0),
             "{label}: {logs:?}"
         );
@@ -352,7 +395,11 @@ fn spooled_records_go_to_the_logs_service_with_the_next_engine() {
         let seen = received_seqs(&receiver);
         assert_eq!(seen.len() as u64, N, "{label}");
         assert!(seen.values().all(|&n| n == 1), "{label}: a record twice");
-        assert_eq!(receiver.counts().spans, 1, "{label}: the span at the traces service");
+        assert_eq!(
+            receiver.counts().spans,
+            1,
+            "{label}: the span at the traces service"
+        );
     }
 }
 

@@ -1137,11 +1137,12 @@ impl Engine {
         self.inner.catalog.register(bytes)
     }
 
-    /// Sends every span recorded before the call and waits for the
-    /// receiver's answers, for at most `timeout`; with a spool, until the
-    /// spool is empty too. Recording goes on meanwhile; spans recorded
-    /// during the flush may or may not be in it. Returns what became of
-    /// the spans ([`FlushReport`](crate::FlushReport)): delivered, spooled.
+    /// Sends every item (span, log record) recorded before the call and
+    /// waits for the receiver's answers, for at most `timeout`; with a
+    /// spool, until the spool is empty too. Recording goes on meanwhile;
+    /// items recorded during the flush may or may not be in it. Returns
+    /// what became of the items, every signal's
+    /// ([`FlushReport`](crate::FlushReport)): delivered, spooled.
     ///
     /// This is the call that answers "did it get out?": it succeeds only
     /// when nothing it waited for was dropped.
