@@ -84,16 +84,13 @@ macro_rules! debug_as_display {
 
 #[cfg(feature = "export")]
 mod admin;
-mod batch;
 mod clock;
-#[cfg(feature = "export")]
-mod compress;
 pub mod config;
 mod context;
 mod current;
-mod encode;
 mod engine;
 mod entropy;
+mod export;
 pub mod logs;
 pub mod propagation;
 mod proto;
@@ -101,15 +98,9 @@ pub mod record;
 pub mod ring;
 pub mod sample;
 mod signal;
-#[cfg(feature = "export")]
-pub mod spool;
 mod sync;
 pub mod telemetry;
-#[cfg(feature = "export")]
-pub mod transport;
 mod value;
-#[cfg(feature = "export")]
-mod worker;
 
 pub use config::{Compression, LogLimits, Overflow, Protocol, SpanLimits};
 pub use context::{
@@ -118,6 +109,10 @@ pub use context::{
 };
 pub use current::{ContextGuard, FutureExt, WithContext, WithSpan};
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
+#[cfg(feature = "export")]
+pub use export::drain::{FlushError, FlushReport, ShutdownError, ShutdownReport};
+#[cfg(feature = "export")]
+pub use export::{spool, transport};
 pub use logs::Logger;
 pub use propagation::{Baggage, Extracted, Extractor, Injector};
 pub use record::{
@@ -130,8 +125,6 @@ pub use telemetry::{
     Stats,
 };
 pub use value::{Array, ArrayItem, KeyValue, ToValue, Value};
-#[cfg(feature = "export")]
-pub use worker::{FlushError, FlushReport, ShutdownError, ShutdownReport};
 
 #[cfg(test)]
 mod tests {

@@ -103,7 +103,7 @@ pub(crate) mod trace {
 }
 
 /// `opentelemetry/proto/logs/v1/logs.proto` (the request, resource and
-/// scope levels share the trace constants' numbers: see `crate::encode`)
+/// scope levels share the trace constants' numbers: see `crate::export::frame`)
 pub(crate) mod logs {
     use super::*;
     pub(crate) const SCOPE_LOGS_LOG_RECORDS: u8 = key(2, LEN);

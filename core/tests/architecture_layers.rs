@@ -13,9 +13,9 @@ use std::path::Path;
 
 /// Circles not broken yet: (the modules in it, sorted; why).
 const KNOWN: &[(&[&str], &str)] = &[(
-    &["telemetry", "transport"],
-    "transport takes FailureKind from telemetry, telemetry EndpointStats from \
-     transport::balance",
+    &["export", "telemetry"],
+    "export writes telemetry's counters; telemetry takes EndpointStats from \
+     export::transport::balance",
 )];
 
 /// Every `.rs` file under `dir`, recursively.

@@ -6,13 +6,13 @@
 
 pub(crate) mod fork;
 
-use crate::batch::{Batcher, Max};
 use crate::clock::Clock;
 use crate::config::layer::{ExporterLayer, Layer, Limit, Opt, Scope, Sourced};
 use crate::config::resolve::Resolved;
 use crate::config::{self, Compression, ConfigError, EffectiveConfig, Protocol, Sampler};
 use crate::config::{Overflow, Source, SpanLimits};
-use crate::encode::{Catalog, ScopeBytes, Scopes, resource_bytes};
+use crate::export::batch::{Batcher, Max};
+use crate::export::frame::{Catalog, ScopeBytes, Scopes, resource_bytes};
 use crate::logs::Logger;
 use crate::proto;
 use crate::record::{Recorder, Tracer};
@@ -26,12 +26,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockWriteGuard};
 use std::time::Duration;
 #[cfg(feature = "export")]
 use {
-    crate::batch::Policy,
     crate::config::ExportConfig,
+    crate::export::batch::Policy,
+    crate::export::deliver::{SignalSettings, WorkerSettings},
+    crate::export::drain::Workers,
+    crate::export::transport::{Balanced, GrpcTransport, HttpTransport, Transport},
     crate::ring::SIGNALS,
     crate::telemetry::{ExportCounters, SignalCounters},
-    crate::transport::{Balanced, GrpcTransport, HttpTransport, Transport},
-    crate::worker::{SignalSettings, WorkerSettings, Workers},
     std::time::Instant,
 };
 
@@ -54,7 +55,7 @@ pub enum BuildError {
     /// another engine, or cannot be created or read.
     #[cfg(feature = "export")]
     #[error(transparent)]
-    Spool(#[from] crate::spool::SpoolError),
+    Spool(#[from] crate::export::spool::SpoolError),
 }
 
 debug_as_display!(BuildError);
@@ -1165,7 +1166,7 @@ impl Engine {
     /// [`FlushError::NotExporting`]: crate::FlushError::NotExporting
     #[cfg(feature = "export")]
     pub fn flush(&self, timeout: Duration) -> Result<crate::FlushReport, crate::FlushError> {
-        use crate::worker::Unflushed;
+        use crate::export::drain::Unflushed;
         let Some(e) = self.inner.exporter() else {
             return Err(crate::FlushError::NotExporting);
         };
@@ -1384,7 +1385,7 @@ struct Exporter {
     balanced: [Option<Arc<Balanced>>; SIGNALS],
     /// With a spool, its lock file, for a forked child to close its copy
     /// of ([`restart_exporter`]).
-    spool_lock: Option<crate::spool::InheritedLock>,
+    spool_lock: Option<crate::export::spool::InheritedLock>,
     /// Set by the first `shutdown`.
     stopped: std::sync::atomic::AtomicBool,
 }
@@ -1404,7 +1405,7 @@ impl Exporter {
         self.shutdown_timeout
     }
 
-    fn shutdown(&self, timeout: Duration) -> Result<(), crate::worker::Unflushed> {
+    fn shutdown(&self, timeout: Duration) -> Result<(), crate::export::drain::Unflushed> {
         // Relaxed: a flag for `/ready`, ordered with nothing else.
         self.stopped.store(true, Ordering::Relaxed);
         self.workers.shutdown(Instant::now() + timeout)
@@ -1428,7 +1429,7 @@ fn refused(source: &Source, key: &str, value: &str, reason: impl Into<String>) -
 struct SignalTransport {
     uris: Vec<http::Uri>,
     headers: http::HeaderMap,
-    tls: Option<crate::transport::ClientTls>,
+    tls: Option<crate::export::transport::ClientTls>,
 }
 
 /// A signal's transport, and its balancer when it has several endpoints.
@@ -1474,7 +1475,7 @@ impl SignalTransport {
         }
         let tls = if uris.iter().any(|uri| uri.scheme_str() == Some("https")) {
             Some(
-                crate::transport::ClientTls::load(&config.tls)
+                crate::export::transport::ClientTls::load(&config.tls)
                     .map_err(|reason| BuildError::Start(format!("TLS: {reason}")))?,
             )
         } else {
@@ -1581,17 +1582,18 @@ fn start_exporter(
     };
     for signal in Signal::ALL {
         let compression = config.signal(signal).compression;
-        crate::compress::Compressor::new(compression, config.compression_level)
+        crate::export::compress::Compressor::new(compression, config.compression_level)
             .map_err(|reason| BuildError::Start(format!("compression: {reason}")))?;
     }
     let counters = Arc::new(SignalCounters::default());
     let spool = match &config.spool {
         Some(spool) if !in_child => {
-            let (spool, found) = crate::spool::Spool::open(&crate::spool::SpoolSettings {
-                dir: spool.dir.clone(),
-                max_bytes: spool.max_bytes,
-                drop_oldest: config.overflow == crate::Overflow::DropOldest,
-            })?;
+            let (spool, found) =
+                crate::export::spool::Spool::open(&crate::export::spool::SpoolSettings {
+                    dir: spool.dir.clone(),
+                    max_bytes: spool.max_bytes,
+                    drop_oldest: config.overflow == crate::Overflow::DropOldest,
+                })?;
             for signal in Signal::ALL {
                 let i = signal.index();
                 counters[signal].restored(
@@ -1618,7 +1620,9 @@ fn start_exporter(
         }
         _ => None,
     };
-    let spool_lock = spool.as_ref().map(crate::spool::Spool::inherited_lock);
+    let spool_lock = spool
+        .as_ref()
+        .map(crate::export::spool::Spool::inherited_lock);
     let mut balanced: [Option<Arc<Balanced>>; SIGNALS] = Default::default();
     let make_transports = || -> Result<[Option<Arc<dyn Transport>>; SIGNALS], String> {
         let mut transports: [Option<Arc<dyn Transport>>; SIGNALS] = Default::default();

@@ -208,7 +208,7 @@ pub struct ExportStats {
     /// Requests sent (each counted once, however often it was retried).
     pub requests: u64,
     /// Attempts that sent a failed request again (see
-    /// [`crate::transport::retry`]).
+    /// [`crate::export::transport::retry`]).
     pub retries: u64,
     /// Attempts that failed, by kind: a request retried twice before it
     /// went through counts two failures.
@@ -242,7 +242,7 @@ pub struct ExportStats {
     /// With several endpoints, each one's state, in the order configured
     /// (empty with one).
     #[cfg(feature = "export")]
-    pub endpoints: Vec<crate::transport::balance::EndpointStats>,
+    pub endpoints: Vec<crate::export::transport::balance::EndpointStats>,
 }
 
 impl Default for ExportStats {

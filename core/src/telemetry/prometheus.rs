@@ -311,12 +311,13 @@ impl Stats {
         #[cfg(feature = "export")]
         if !e.endpoints.is_empty() {
             // URLs parsed by `http::Uri` hold no `"` or `\`: no escaping.
-            let url = |p: &crate::transport::balance::EndpointStats| p.url.clone();
+            let url = |p: &crate::export::transport::balance::EndpointStats| p.url.clone();
             for (name, help, value) in [
                 (
                     "otlpx_endpoint_up",
                     "Whether requests go to the endpoint (0: taken out after failing).",
-                    (|p| u64::from(p.up)) as fn(&crate::transport::balance::EndpointStats) -> u64,
+                    (|p| u64::from(p.up))
+                        as fn(&crate::export::transport::balance::EndpointStats) -> u64,
                 ),
                 (
                     "otlpx_endpoint_requests_total",
@@ -410,7 +411,7 @@ mod tests {
         let endpoints = 0;
         #[cfg(feature = "export")]
         {
-            s.export.endpoints = vec![crate::transport::balance::EndpointStats {
+            s.export.endpoints = vec![crate::export::transport::balance::EndpointStats {
                 url: "http://a:4317".into(),
                 up: false,
                 requests: 3,

@@ -7,7 +7,7 @@
 //! oldest may have waited the schedule delay. Records are released only
 //! after their bytes were copied into the request.
 
-use crate::encode::{Catalog, Framer, OneScope};
+use crate::export::frame::{Catalog, Framer, OneScope};
 use crate::ring::{Batch, Consumer, Ring, Signal};
 use bytes::BytesMut;
 #[cfg(feature = "export")]

@@ -589,7 +589,7 @@ impl Drop for Attempt {
 mod tests {
     use super::*;
     use crate::config::Compression;
-    use crate::transport::Signal;
+    use crate::export::transport::Signal;
     use std::task::{Context, Poll, Waker};
     use tokio::sync::Semaphore;
 
@@ -949,7 +949,7 @@ mod tests {
         assert!(timed_out.is_err());
         // The engine's error then names the endpoints.
         assert_eq!(
-            crate::transport::timed_out(&b, 10 * MS).message,
+            crate::export::transport::timed_out(&b, 10 * MS).message,
             "no answer from one of http://endpoint-0, http://endpoint-1 within 10ms"
         );
         assert_eq!(up(&b), [false, true]);

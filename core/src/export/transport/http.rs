@@ -171,7 +171,7 @@ impl Transport for HttpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::{ExportResponse, Signal};
+    use crate::export::transport::{ExportResponse, Signal};
     use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
     use std::convert::Infallible;
