@@ -1,7 +1,8 @@
 //! The monitoring docs against the engine, so that they cannot drift apart:
 //! every metric that `docs/prometheus-alerts.yml` (in its rules' `expr`)
 //! and `docs/grafana-dashboard.json` (in its targets and template
-//! variables) query is one that `Stats::prometheus_text` renders, and
+//! variables) query is one that the admin endpoint's `/metrics` renders
+//! (`otlpx::telemetry::prometheus_text` over every signal), and
 //! every metric family it renders has a row in `docs/README.md`. A renamed
 //! or added metric fails here, not silently in someone's alerts.
 //!
@@ -12,6 +13,7 @@
 //! not checked here (no parser in the dependency tree); `promtool check
 //! rules` does that where Prometheus is installed.
 
+use otlpx::Signal;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -112,7 +114,8 @@ impl Exposition {
     }
 }
 
-/// The engine's Prometheus text after one recorded span; with two
+/// The engine's Prometheus text, every signal's as the admin endpoint
+/// serves it, after one recorded span and one log record; with two
 /// endpoints (nothing listens there), so that the per-endpoint families
 /// are served too.
 fn engine_exposition() -> (String, Exposition) {
@@ -121,7 +124,10 @@ fn engine_exposition() -> (String, Exposition) {
         .build()
         .expect("an engine with two endpoints builds");
     engine.tracer("t", "").start("s").end();
-    let text = engine.stats().prometheus_text();
+    engine
+        .logger("l", "")
+        .emit(&otlpx::logs::LogRecord::new(otlpx::logs::Severity::INFO).body("m"));
+    let text = otlpx::telemetry::prometheus_text(&Signal::ALL.map(|s| (s, engine.signal_stats(s))));
     let exposition = Exposition::parse(&text);
     (text, exposition)
 }
@@ -310,14 +316,17 @@ fn readme_documents_every_served_family() {
         !exposition.families.is_empty(),
         "the /metrics text declares no family (`# TYPE` lines):\n{text}"
     );
-    // The one recorded span is there: the text renders this engine's
-    // counters, not a template.
-    let recorded = exposition.samples.get("otlpx_spans_recorded_total");
+    // The one recorded span and log record are there, each under its
+    // signal: the text renders this engine's counters, not a template.
+    let recorded = exposition.samples.get("otlpx_items_recorded_total");
     assert!(
         recorded.is_some_and(|values| {
-            values.len() == 1 && values[0].parse::<f64>().is_ok_and(|v| v == 1.0)
+            values.len() == 2
+                && values
+                    .iter()
+                    .all(|v| v.parse::<f64>().is_ok_and(|v| v == 1.0))
         }),
-        "otlpx_spans_recorded_total after one span: {recorded:?}\n{text}"
+        "otlpx_items_recorded_total after one span and one log record: {recorded:?}\n{text}"
     );
     let (path, readme) = docs_file("README.md");
     // A counter family may be declared with or without `_total`; the
