@@ -318,10 +318,10 @@ fn scrape(addr: SocketAddr, body: &mut Vec<u8>) -> io::Result<()> {
             status_line.trim_end()
         )));
     }
-    let metric = b"otlpx_spans_recorded_total";
+    let metric = b"otlpx_items_recorded_total";
     if !body.windows(metric.len()).any(|w| w == metric) {
         return Err(io::Error::other(
-            "a 200 answer without otlpx_spans_recorded_total",
+            "a 200 answer without otlpx_items_recorded_total",
         ));
     }
     Ok(())

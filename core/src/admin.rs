@@ -7,14 +7,22 @@
 //!
 //! All answer `GET` only (other methods: 405), anything else is 404:
 //!
-//! * `/metrics`: [`Stats::write_prometheus`], text format 0.0.4.
-//! * `/health`: 200 while the server answers (the process is alive).
-//! * `/ready`: 200 while the engine runs and no export request failed
-//!   within the ready window more recently than one succeeded; 503
-//!   otherwise, with a line saying why.
-//! * `/stats`: the [`Stats`] snapshot as JSON, with the field names of the
+//! * `/metrics`: every signal's counters,
+//!   [`write_prometheus`](crate::telemetry::write_prometheus), text format
+//!   0.0.4.
+//! * `/health`: 200 while the server answers (the process is alive). A
+//!   liveness probe: it looks at no signal, since restarting the process
+//!   would not mend a collector that fails.
+//! * `/ready`: 200 while the engine runs and, for every signal, no export
+//!   request failed within the ready window more recently than one
+//!   succeeded; 503 otherwise, with a line per failing signal saying why.
+//!   A signal the engine does not export never fails.
+//! * `/stats`: the traces' [`Stats`] snapshot as JSON at the top level
+//!   (as before there were several signals), and every signal's under
+//!   `"signals"` (`{"traces":{…},"logs":{…}}`), with the field names of the
 //!   Rust struct. Written by hand (the crate has no serde): every key is
-//!   fixed and every value a number, so nothing needs escaping.
+//!   fixed and every value a number or an endpoint URL, so nothing needs
+//!   escaping.
 //!
 //! # Threads and stopping
 //!
@@ -31,6 +39,7 @@
 //! A request never panics the server: a snapshot that panics (a bug) is
 //! answered with a 500, and nothing else here can panic.
 
+use crate::ring::{SIGNALS, Signal};
 use crate::telemetry::{HistogramSnapshot, PROMETHEUS_CONTENT_TYPE, Stats};
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
@@ -65,10 +74,17 @@ const JSON: &str = "application/json";
 
 /// What one admin request sees, taken fresh for each request.
 pub(crate) struct Snapshot {
-    /// The engine's counters.
-    pub(crate) stats: Stats,
+    /// Each signal's counters, by [`Signal::index`].
+    pub(crate) signals: [Stats; SIGNALS],
     /// Whether the engine runs: built, and not shut down.
     pub(crate) running: bool,
+}
+
+impl Snapshot {
+    /// Each signal with its counters, in [`Signal::ALL`] order.
+    fn by_signal(&self) -> [(Signal, &Stats); SIGNALS] {
+        Signal::ALL.map(|signal| (signal, &self.signals[signal.index()]))
+    }
 }
 
 /// What the connection tasks share.
@@ -89,8 +105,8 @@ pub(crate) struct AdminServer {
 
 impl AdminServer {
     /// Binds `addr` and serves until dropped. `/ready` answers 200 when
-    /// `running` and no export attempt failed within `ready_window` more
-    /// recently than one succeeded, 503 otherwise.
+    /// `running` and, for every signal, no export attempt failed within
+    /// `ready_window` more recently than one succeeded; 503 otherwise.
     ///
     /// # Errors
     ///
@@ -243,9 +259,9 @@ fn respond(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> 
         "/metrics" => answer(
             StatusCode::OK,
             PROMETHEUS_CONTENT_TYPE,
-            snapshot.stats.prometheus_text(),
+            crate::telemetry::prometheus_text(&snapshot.by_signal()),
         ),
-        "/stats" => answer(StatusCode::OK, JSON, stats_json(&snapshot.stats)),
+        "/stats" => answer(StatusCode::OK, JSON, stats_json(&snapshot)),
         _ => match readiness(
             &snapshot,
             state.ready_window,
@@ -257,7 +273,10 @@ fn respond(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> 
     }
 }
 
-/// Whether `/ready` answers 200 at `now_unix_nanos`; if not, why.
+/// Whether `/ready` answers 200 at `now_unix_nanos`; if not, why: a line
+/// per signal whose last failure is within `window` and more recent than
+/// its last success (each signal has its own requests, often its own
+/// endpoint).
 ///
 /// A failure stamped after `now` (the wall clock stepped back) counts as
 /// just now: it is not ready until the clock passes it by the window, or a
@@ -266,18 +285,23 @@ fn readiness(s: &Snapshot, window: Duration, now_unix_nanos: u64) -> Result<(), 
     if !s.running {
         return Err("not ready: the engine is shut down\n".into());
     }
-    let e = &s.stats.export;
-    let failed = e.last_failure_unix_nanos;
-    if failed > e.last_success_unix_nanos {
-        let age = now_unix_nanos.saturating_sub(failed);
-        if u128::from(age) < window.as_nanos() {
-            return Err(format!(
-                "not ready: an export request failed {:.1} s ago and none has succeeded since\n",
-                age as f64 / 1e9
-            ));
+    let mut why = String::new();
+    for (signal, stats) in s.by_signal() {
+        let e = &stats.export;
+        let failed = e.last_failure_unix_nanos;
+        if failed > e.last_success_unix_nanos {
+            let age = now_unix_nanos.saturating_sub(failed);
+            if u128::from(age) < window.as_nanos() {
+                // Writing to a `String` cannot fail.
+                let _ = writeln!(
+                    why,
+                    "not ready: a {signal} export request failed {:.1} s ago and none has succeeded since",
+                    age as f64 / 1e9
+                );
+            }
         }
     }
-    Ok(())
+    if why.is_empty() { Ok(()) } else { Err(why) }
 }
 
 /// `"key":[n,n,…]`, a comma first unless `first`.
@@ -308,17 +332,35 @@ fn json_histogram(out: &mut String, h: &HistogramSnapshot) {
     let _ = write!(out, ",\"sum\":{},\"count\":{}}}", h.sum, h.count());
 }
 
-/// The snapshot as JSON, keyed like the fields of [`Stats`].
-fn stats_json(s: &Stats) -> String {
+/// The snapshot as JSON: the traces' fields at the top level, as before
+/// there were several signals, then `"signals":{"traces":{…},"logs":{…}}`,
+/// each keyed like the fields of [`Stats`].
+fn stats_json(s: &Snapshot) -> String {
     // Writing to a `String` cannot fail: results are ignored below.
-    let mut o = String::with_capacity(2048);
+    let mut o = String::with_capacity(SIGNALS * 4096);
+    o.push('{');
+    stats_fields(&mut o, &s.signals[Signal::Traces.index()]);
+    o.push_str(",\"signals\":{");
+    for (i, (signal, stats)) in s.by_signal().into_iter().enumerate() {
+        let _ = write!(o, "{}\"{signal}\":{{", if i == 0 { "" } else { "," });
+        stats_fields(&mut o, stats);
+        o.push('}');
+    }
+    o.push_str("}}\n");
+    o
+}
+
+/// The fields of `s` as JSON members (`"recorded":n,…`, no braces around
+/// them), keyed like the fields of [`Stats`].
+fn stats_fields(o: &mut String, s: &Stats) {
+    // Writing to a `String` cannot fail: results are ignored below.
     let _ = write!(
         o,
-        "{{\"recorded\":{},\"exported\":{},\"dropped\":",
+        "\"recorded\":{},\"exported\":{},\"dropped\":",
         s.recorded, s.exported
     );
     let d = &s.dropped;
-    json_object(&mut o, &d.by_reason());
+    json_object(o, &d.by_reason());
     let _ = write!(
         o,
         ",\"in_flight\":{},\"in_rings\":{},\"drained_by_caller\":{},\"config_warnings\":{},\"spooled\":{},\"spool\":",
@@ -326,7 +368,7 @@ fn stats_json(s: &Stats) -> String {
     );
     let sp = &s.spool;
     json_object(
-        &mut o,
+        o,
         &[
             ("restored", sp.restored),
             ("written", sp.written),
@@ -342,7 +384,7 @@ fn stats_json(s: &Stats) -> String {
             o.push(',');
         }
         json_object(
-            &mut o,
+            o,
             &[
                 ("used_bytes", r.used_bytes),
                 ("high_water_bytes", r.high_water_bytes),
@@ -357,7 +399,7 @@ fn stats_json(s: &Stats) -> String {
         e.requests, e.retries, e.in_flight_bytes, e.in_flight_bytes_high_water
     );
     let f = &e.failures;
-    json_object(&mut o, &f.by_kind());
+    json_object(o, &f.by_kind());
     let _ = write!(
         o,
         ",\"bytes_uncompressed\":{},\"bytes_sent\":{},\"last_success_unix_nanos\":{},\"last_failure_unix_nanos\":{}",
@@ -369,7 +411,7 @@ fn stats_json(s: &Stats) -> String {
         ("batch_bytes", &e.batch_bytes),
     ] {
         let _ = write!(o, ",\"{key}\":");
-        json_histogram(&mut o, h);
+        json_histogram(o, h);
     }
     o.push_str(",\"endpoints\":[");
     for (i, p) in e.endpoints.iter().enumerate() {
@@ -383,8 +425,8 @@ fn stats_json(s: &Stats) -> String {
             p.url, p.up, p.requests, p.failures, p.taken_out
         );
     }
-    o.push_str("]}}\n");
-    o
+    // The endpoints, then `export`.
+    o.push_str("]}");
 }
 
 #[cfg(test)]
@@ -394,11 +436,14 @@ mod tests {
 
     const SECOND: u64 = 1_000_000_000;
 
+    /// Traces last succeeded at `success` and failed at `failure`; the
+    /// other signals never sent anything.
     fn snapshot(running: bool, success: u64, failure: u64) -> Snapshot {
-        let mut stats = Stats::default();
-        stats.export.last_success_unix_nanos = success;
-        stats.export.last_failure_unix_nanos = failure;
-        Snapshot { stats, running }
+        let mut signals: [Stats; SIGNALS] = Default::default();
+        let traces = &mut signals[Signal::Traces.index()].export;
+        traces.last_success_unix_nanos = success;
+        traces.last_failure_unix_nanos = failure;
+        Snapshot { signals, running }
     }
 
     #[test]
@@ -423,7 +468,39 @@ mod tests {
         assert!(!ready(true, 0, now - 29 * SECOND), "failure in the window");
         assert!(!ready(true, 0, now + SECOND), "clock stepped back");
         let why = readiness(&snapshot(true, 0, now - 2 * SECOND), window, now).unwrap_err();
-        assert!(why.contains("failed 2.0 s ago"), "{why}");
+        assert!(
+            why.contains("a traces export request failed 2.0 s ago"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_failing_logs_export_is_not_ready_either() {
+        let window = Duration::from_secs(30);
+        let now = 1_000 * SECOND;
+        // Traces fine, logs failed since their last success.
+        let mut s = snapshot(true, now - SECOND, 0);
+        let logs = &mut s.signals[Signal::Logs.index()].export;
+        logs.last_success_unix_nanos = now - 10 * SECOND;
+        logs.last_failure_unix_nanos = now - 3 * SECOND;
+        let why = readiness(&s, window, now).unwrap_err();
+        assert_eq!(
+            why,
+            "not ready: a logs export request failed 3.0 s ago and none has succeeded since\n"
+        );
+        // Both failing: a line each.
+        let traces = &mut s.signals[Signal::Traces.index()].export;
+        traces.last_failure_unix_nanos = now - SECOND / 2;
+        let why = readiness(&s, window, now).unwrap_err();
+        assert_eq!(why.lines().count(), 2, "{why}");
+        assert!(why.starts_with("not ready: a traces export"), "{why}");
+        // Logs succeeded since: only traces holds it back.
+        s.signals[Signal::Logs.index()]
+            .export
+            .last_success_unix_nanos = now;
+        let why = readiness(&s, window, now).unwrap_err();
+        assert_eq!(why.lines().count(), 1, "{why}");
+        assert!(!why.contains("logs"), "{why}");
     }
 
     fn state() -> State {
@@ -459,6 +536,34 @@ mod tests {
         assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
+    /// The body of `response`, as text.
+    fn body(response: Response<Full<Bytes>>) -> String {
+        use http_body_util::BodyExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let collected = runtime.block_on(response.into_body().collect());
+        String::from_utf8(collected.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn metrics_carry_every_signal() {
+        let mut signals: [Stats; SIGNALS] = Default::default();
+        signals[Signal::Traces.index()].recorded = 3;
+        signals[Signal::Logs.index()].recorded = 4;
+        let s = State {
+            snapshot: Box::new(move || Snapshot {
+                signals: signals.clone(),
+                running: true,
+            }),
+            ..state()
+        };
+        let metrics = respond(&s, &Method::GET, "/metrics");
+        let body = body(metrics);
+        assert!(body.contains("otlpx_items_recorded_total{signal=\"traces\"} 3\n"));
+        assert!(body.contains("otlpx_items_recorded_total{signal=\"logs\"} 4\n"));
+    }
+
     #[test]
     fn stats_json_has_every_field() {
         let mut s = Stats {
@@ -474,7 +579,14 @@ mod tests {
         s.dropped.shutdown = 7;
         s.export.failures.tls = 8;
         s.export.batch_spans.counts[1] = 9;
-        let json = stats_json(&s);
+        let logs = Stats {
+            recorded: 11,
+            ..Stats::default()
+        };
+        let json = stats_json(&Snapshot {
+            signals: [s, logs],
+            running: true,
+        });
         for needle in [
             "{\"recorded\":1,\"exported\":2,\"dropped\":{\"ring_full\":0,",
             "\"shutdown\":7,\"evicted\":0,\"spool_full\":0,\"spool_corrupt\":0},\"in_flight\":3,\"in_rings\":4,\"drained_by_caller\":5,\"config_warnings\":0,",
@@ -487,7 +599,17 @@ mod tests {
         ] {
             assert!(json.contains(needle), "{needle} not in {json}");
         }
-        assert!(json.ends_with("},\"endpoints\":[]}}\n"), "{json}");
+        // The traces' fields twice: at the top level, and in `signals`.
+        let top = json.split(",\"signals\":").next().unwrap();
+        assert!(top.ends_with("},\"endpoints\":[]}"), "{json}");
+        let traces = &top[1..];
+        assert!(
+            json.contains(&format!(
+                ",\"signals\":{{\"traces\":{{{traces}}},\"logs\":{{\"recorded\":11,\"exported\":0,"
+            )),
+            "{json}"
+        );
+        assert!(json.ends_with("},\"endpoints\":[]}}}}\n"), "{json}");
         // Balanced, and nothing but numbers, keys and punctuation.
         let depth = json.chars().try_fold(0i32, |d, c| match c {
             '{' | '[' => Some(d + 1),

@@ -3,12 +3,14 @@
 //! `prometheus-parse` crate), says exactly what `Engine::stats` says:
 //! every counter, drops by reason and failures by kind (each with its own
 //! count, so a swapped label shows), histograms whose counts match the
-//! requests, per-ring memory gauges, last-outcome times. And the `tracing`
+//! requests, per-ring memory gauges, last-outcome times; and with several
+//! signals, each signal's own, under its `signal` label. And the `tracing`
 //! diagnostics: a flood of failures logs one warning per kind, the count
 //! held back reported at shutdown, never a header value.
 
+use otlpx::logs::{LogRecord, Severity};
 use otlpx::transport::{ExportError, ExportFuture, ExportRequest, ExportResponse, Transport};
-use otlpx::{Engine, FailureKind, FinishedSpan, SpanId, Stats, TraceId};
+use otlpx::{Engine, FailureKind, FinishedSpan, Signal, SpanId, Stats, TraceId};
 use prometheus_parse::{Sample, Scrape, Value};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,15 +114,17 @@ fn gauge(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     }
 }
 
-/// Checks histogram `name` against `h`, whose bounds are divided by
-/// `per_unit` in the text; returns its `_count`.
+/// Checks `signal`'s histogram `name` against `h`, whose bounds are
+/// divided by `per_unit` in the text; returns its `_count`.
 fn check_histogram(
     scrape: &Scrape,
     name: &str,
+    signal: Signal,
     h: &otlpx::HistogramSnapshot,
     per_unit: f64,
 ) -> u64 {
-    let Value::Histogram(buckets) = &sample(scrape, name, &[]).value else {
+    let l = [("signal", signal.name())];
+    let Value::Histogram(buckets) = &sample(scrape, name, &l).value else {
         panic!("{name}: not a histogram");
     };
     let expected: Vec<(f64, f64)> = h
@@ -132,9 +136,9 @@ fn check_histogram(
         .collect();
     let got: Vec<(f64, f64)> = buckets.iter().map(|b| (b.less_than, b.count)).collect();
     assert_eq!(got, expected, "{name} buckets");
-    let count = value(scrape, &format!("{name}_count"), &[]);
+    let count = value(scrape, &format!("{name}_count"), &l);
     assert_eq!(count as u64, h.count(), "{name}_count");
-    let sum = value(scrape, &format!("{name}_sum"), &[]);
+    let sum = value(scrape, &format!("{name}_sum"), &l);
     let want = h.sum as f64 / per_unit;
     assert!(
         (sum - want).abs() <= want * 1e-12,
@@ -145,20 +149,24 @@ fn check_histogram(
 
 /// Unix seconds in the text against Unix nanoseconds in the stats, within
 /// what an `f64` of seconds keeps (well under a microsecond today).
-fn check_time(scrape: &Scrape, name: &str, unix_nanos: u64) {
-    let seconds = gauge(scrape, name, &[]);
+fn check_time(scrape: &Scrape, name: &str, signal: Signal, unix_nanos: u64) {
+    let seconds = gauge(scrape, name, &[("signal", signal.name())]);
     let diff = (seconds * 1e9 - unix_nanos as f64).abs();
     assert!(diff < 1_000.0, "{name}: {seconds} vs {unix_nanos} ns");
 }
 
 /// Every family the text must carry, each with its `# HELP`.
-const FAMILIES: [&str; 22] = [
-    "otlpx_spans_recorded_total",
-    "otlpx_spans_exported_total",
-    "otlpx_spans_dropped_total",
-    "otlpx_spans_in_flight",
-    "otlpx_spans_in_rings",
-    "otlpx_spans_drained_by_caller_total",
+const FAMILIES: [&str; 30] = [
+    "otlpx_items_recorded_total",
+    "otlpx_items_exported_total",
+    "otlpx_items_dropped_total",
+    "otlpx_items_in_flight",
+    "otlpx_items_in_rings",
+    "otlpx_items_drained_by_caller_total",
+    "otlpx_items_spooled",
+    "otlpx_spool_restored_items_total",
+    "otlpx_spool_written_items_total",
+    "otlpx_spool_delivered_items_total",
     "otlpx_export_requests_total",
     "otlpx_export_retries_total",
     "otlpx_export_in_flight_bytes",
@@ -167,30 +175,68 @@ const FAMILIES: [&str; 22] = [
     "otlpx_export_uncompressed_bytes_total",
     "otlpx_export_sent_bytes_total",
     "otlpx_export_duration_seconds",
-    "otlpx_export_batch_spans",
+    "otlpx_export_batch_items",
     "otlpx_export_batch_bytes",
     "otlpx_ring_used_bytes",
     "otlpx_ring_high_water_bytes",
     "otlpx_ring_capacity_bytes",
     "otlpx_last_export_success_timestamp_seconds",
     "otlpx_last_export_failure_timestamp_seconds",
+    "otlpx_config_warnings",
+    "otlpx_spool_bytes",
+    "otlpx_spool_corrupt_records_total",
+    "otlpx_spool_corrupt_bytes_total",
     "otlpx_build_info",
 ];
 
-/// Renders `s`, parses the text back and checks every value against `s`.
+/// Renders `s` as the traces' (`Stats::prometheus_text`), parses the text
+/// back and checks every value against `s`.
 fn check_text_matches(s: &Stats) -> Scrape {
-    let text = s.prometheus_text();
-    let scrape = parse(&text);
+    let scrape = parse(&s.prometheus_text());
+    check_signal(&scrape, Signal::Traces, s);
+    check_engine_wide(&scrape, s);
+    scrape
+}
+
+/// Checks the families without a `signal` label against `s`: each once.
+fn check_engine_wide(scrape: &Scrape, s: &Stats) {
     for family in FAMILIES {
         assert!(scrape.docs.contains_key(family), "no HELP for {family}");
     }
-    let c = |name: &str| counter(&scrape, name, &[]);
-    assert_eq!(c("otlpx_spans_recorded_total"), s.recorded);
-    assert_eq!(c("otlpx_spans_exported_total"), s.exported);
     assert_eq!(
-        c("otlpx_spans_drained_by_caller_total"),
+        gauge(scrape, "otlpx_config_warnings", &[]) as u64,
+        s.config_warnings
+    );
+    assert_eq!(
+        gauge(scrape, "otlpx_spool_bytes", &[]) as u64,
+        s.spool.bytes
+    );
+    for (name, n) in [
+        ("otlpx_spool_corrupt_records_total", s.spool.corrupt_records),
+        ("otlpx_spool_corrupt_bytes_total", s.spool.corrupt_bytes),
+    ] {
+        assert_eq!(counter(scrape, name, &[]), n, "{name}");
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        gauge(scrape, "otlpx_build_info", &[("version", version)]),
+        1.0
+    );
+}
+
+/// Checks every sample labelled `signal` in `scrape` against `s`.
+fn check_signal(scrape: &Scrape, signal: Signal, s: &Stats) {
+    let l = [("signal", signal.name())];
+    let c = |name: &str| counter(scrape, name, &l);
+    assert_eq!(c("otlpx_items_recorded_total"), s.recorded);
+    assert_eq!(c("otlpx_items_exported_total"), s.exported);
+    assert_eq!(
+        c("otlpx_items_drained_by_caller_total"),
         s.drained_by_caller
     );
+    assert_eq!(c("otlpx_spool_restored_items_total"), s.spool.restored);
+    assert_eq!(c("otlpx_spool_written_items_total"), s.spool.written);
+    assert_eq!(c("otlpx_spool_delivered_items_total"), s.spool.delivered);
     let d = &s.dropped;
     for (reason, n) in [
         ("ring_full", d.ring_full),
@@ -201,13 +247,20 @@ fn check_text_matches(s: &Stats) -> Scrape {
         ("export_failed", d.export_failed),
         ("shutdown", d.shutdown),
         ("evicted", d.evicted),
+        ("spool_full", d.spool_full),
+        ("spool_corrupt", d.spool_corrupt),
     ] {
-        let got = counter(&scrape, "otlpx_spans_dropped_total", &[("reason", reason)]);
-        assert_eq!(got, n, "dropped {reason}");
+        let got = counter(
+            scrape,
+            "otlpx_items_dropped_total",
+            &[("signal", signal.name()), ("reason", reason)],
+        );
+        assert_eq!(got, n, "{signal} dropped {reason}");
     }
-    let g = |name: &str| gauge(&scrape, name, &[]) as u64;
-    assert_eq!(g("otlpx_spans_in_flight"), s.in_flight);
-    assert_eq!(g("otlpx_spans_in_rings"), s.in_rings);
+    let g = |name: &str| gauge(scrape, name, &l) as u64;
+    assert_eq!(g("otlpx_items_in_flight"), s.in_flight);
+    assert_eq!(g("otlpx_items_in_rings"), s.in_rings);
+    assert_eq!(g("otlpx_items_spooled"), s.spooled);
     let e = &s.export;
     assert_eq!(c("otlpx_export_requests_total"), e.requests);
     assert_eq!(c("otlpx_export_retries_total"), e.retries);
@@ -226,8 +279,12 @@ fn check_text_matches(s: &Stats) -> Scrape {
         f.other,
         f.tls,
     ]) {
-        let got = counter(&scrape, "otlpx_export_failures_total", &[("kind", kind)]);
-        assert_eq!(got, n, "failures {kind}");
+        let got = counter(
+            scrape,
+            "otlpx_export_failures_total",
+            &[("signal", signal.name()), ("kind", kind)],
+        );
+        assert_eq!(got, n, "{signal} failures {kind}");
     }
     assert_eq!(
         c("otlpx_export_uncompressed_bytes_total"),
@@ -235,17 +292,30 @@ fn check_text_matches(s: &Stats) -> Scrape {
     );
     assert_eq!(c("otlpx_export_sent_bytes_total"), e.bytes_sent);
     check_histogram(
-        &scrape,
+        scrape,
         "otlpx_export_duration_seconds",
+        signal,
         &e.duration_nanos,
         1e9,
     );
-    check_histogram(&scrape, "otlpx_export_batch_spans", &e.batch_spans, 1.0);
-    check_histogram(&scrape, "otlpx_export_batch_bytes", &e.batch_bytes, 1.0);
+    check_histogram(
+        scrape,
+        "otlpx_export_batch_items",
+        signal,
+        &e.batch_spans,
+        1.0,
+    );
+    check_histogram(
+        scrape,
+        "otlpx_export_batch_bytes",
+        signal,
+        &e.batch_bytes,
+        1.0,
+    );
     for (i, r) in s.rings.iter().enumerate() {
         let ring = i.to_string();
-        let l = [("ring", ring.as_str())];
-        let g = |name: &str| gauge(&scrape, name, &l) as u64;
+        let l = [("signal", signal.name()), ("ring", ring.as_str())];
+        let g = |name: &str| gauge(scrape, name, &l) as u64;
         assert_eq!(g("otlpx_ring_used_bytes"), r.used_bytes, "ring {i}");
         assert_eq!(
             g("otlpx_ring_high_water_bytes"),
@@ -254,24 +324,28 @@ fn check_text_matches(s: &Stats) -> Scrape {
         );
         assert_eq!(g("otlpx_ring_capacity_bytes"), r.capacity_bytes, "ring {i}");
     }
-    let rings = |name: &str| scrape.samples.iter().filter(|x| x.metric == name).count();
+    let rings = |name: &str| {
+        let of_signal = |x: &&Sample| x.labels.get("signal") == Some(signal.name());
+        scrape
+            .samples
+            .iter()
+            .filter(|x| x.metric == name)
+            .filter(of_signal)
+            .count()
+    };
     assert_eq!(rings("otlpx_ring_used_bytes"), s.rings.len());
     check_time(
-        &scrape,
+        scrape,
         "otlpx_last_export_success_timestamp_seconds",
+        signal,
         e.last_success_unix_nanos,
     );
     check_time(
-        &scrape,
+        scrape,
         "otlpx_last_export_failure_timestamp_seconds",
+        signal,
         e.last_failure_unix_nanos,
     );
-    let version = env!("CARGO_PKG_VERSION");
-    assert_eq!(
-        gauge(&scrape, "otlpx_build_info", &[("version", version)]),
-        1.0
-    );
-    scrape
 }
 
 fn finished(valid: bool) -> FinishedSpan<'static> {
@@ -371,11 +445,16 @@ fn prometheus_text_matches_stats_after_answers_of_every_kind() {
     assert_eq!(
         check_histogram(
             &scrape,
-            "otlpx_export_batch_spans",
+            "otlpx_export_batch_items",
+            Signal::Traces,
             &s.export.batch_spans,
             1.0
         ),
-        counter(&scrape, "otlpx_export_requests_total", &[])
+        counter(
+            &scrape,
+            "otlpx_export_requests_total",
+            &[("signal", "traces")]
+        )
     );
     engine.shutdown(Duration::from_secs(5)).unwrap();
 }
@@ -416,19 +495,86 @@ fn prometheus_text_matches_stats_with_spans_queued_dropped_and_abandoned() {
     assert_eq!(
         check_histogram(
             &scrape,
-            "otlpx_export_batch_spans",
+            "otlpx_export_batch_items",
+            Signal::Traces,
             &s.export.batch_spans,
             1.0
         ),
         1
     );
-    check_time(&scrape, "otlpx_last_export_success_timestamp_seconds", 0);
+    check_time(
+        &scrape,
+        "otlpx_last_export_success_timestamp_seconds",
+        Signal::Traces,
+        0,
+    );
 
     // Shutdown abandons the request out; its span is dropped as such.
     let _ = engine.shutdown(Duration::from_millis(100));
     let s = engine.stats();
     assert_eq!((s.in_flight, s.dropped.shutdown), (0, 1));
     check_text_matches(&s);
+}
+
+#[test]
+fn prometheus_text_has_each_signals_own_counts_under_its_label() {
+    // Record only: the caller drains, so nothing moves between snapshots.
+    let engine = Engine::builder().rings(2).export(false).build().unwrap();
+    let tracer = engine.tracer("prometheus", "1");
+    for _ in 0..3 {
+        tracer.start("op").end();
+    }
+    engine
+        .logger("x", "")
+        .emit(&LogRecord::new(Severity::INFO).body("m"));
+    // One of the spans, none of the log records, taken out by the caller.
+    let mut out = bytes::BytesMut::new();
+    assert_eq!(engine.drain_traces(&mut out, 1), 1);
+    let traces = engine.signal_stats(Signal::Traces);
+    let logs = engine.signal_stats(Signal::Logs);
+    assert_eq!((traces.recorded, traces.drained_by_caller), (3, 1));
+    assert_eq!((logs.recorded, logs.in_rings), (1, 1));
+
+    // As the admin endpoint renders them: every signal, one text.
+    let text = otlpx::telemetry::prometheus_text(&Signal::ALL.map(|s| (s, engine.signal_stats(s))));
+    assert_eq!(
+        text,
+        otlpx::telemetry::prometheus_text(&[(Signal::Traces, &traces), (Signal::Logs, &logs)])
+    );
+    let scrape = parse(&text);
+    let recorded = |signal| counter(&scrape, "otlpx_items_recorded_total", &[("signal", signal)]);
+    assert_eq!((recorded("traces"), recorded("logs")), (3, 1));
+    check_signal(&scrape, Signal::Traces, &traces);
+    check_signal(&scrape, Signal::Logs, &logs);
+    check_engine_wide(&scrape, &traces);
+    // Each family's samples: one per signal (per reason, kind or ring)
+    // for the labelled ones, one for the engine-wide ones.
+    let samples = |name: &str| scrape.samples.iter().filter(|x| x.metric == name).count();
+    assert_eq!(samples("otlpx_items_recorded_total"), 2);
+    assert_eq!(samples("otlpx_items_dropped_total"), 2 * 10);
+    assert_eq!(samples("otlpx_export_failures_total"), 2 * 7);
+    assert_eq!(samples("otlpx_ring_capacity_bytes"), 2 * 2);
+    assert_eq!(samples("otlpx_export_duration_seconds"), 2);
+    assert_eq!(samples("otlpx_config_warnings"), 1);
+    assert_eq!(samples("otlpx_build_info"), 1);
+
+    // The same log record, taken out: the logs' count moves, not the
+    // traces'.
+    assert_eq!(engine.drain(Signal::Logs, &mut out, 512), 1);
+    let logs = engine.signal_stats(Signal::Logs);
+    let scrape = parse(&otlpx::telemetry::prometheus_text(&[
+        (Signal::Traces, &traces),
+        (Signal::Logs, &logs),
+    ]));
+    let drained = |signal| {
+        counter(
+            &scrape,
+            "otlpx_items_drained_by_caller_total",
+            &[("signal", signal)],
+        )
+    };
+    assert_eq!((drained("traces"), drained("logs")), (1, 1));
+    check_signal(&scrape, Signal::Logs, &logs);
 }
 
 // ---------------------------------------------------------------------------

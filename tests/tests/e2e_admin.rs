@@ -1,12 +1,14 @@
 //! End to end: the admin endpoint of an engine exporting over gRPC to the
 //! embedded OTLP receiver, spoken to over plain HTTP/1.1. `/health` answers
 //! while the engine lives; `/metrics` (read by a Prometheus text-format
-//! parser) and `/stats` (read by serde_json) say what `Engine::stats` says;
+//! parser) and `/stats` (read by serde_json) say what `Engine::signal_stats`
+//! says for each signal (traces and logs, under their `signal` label);
 //! `/ready` turns false while the receiver is down, true once it is up and
 //! a request succeeded, false after shutdown; other paths are 404 and other
 //! methods 405.
 
-use otlpx::{Engine, Stats};
+use otlpx::logs::{LogRecord, Severity};
+use otlpx::{Engine, Signal, Stats};
 use otlpx_bench::receiver::{Receiver, ReceiverConfig};
 use prometheus_parse::{Scrape, Value};
 use serde_json::json;
@@ -85,8 +87,13 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     }
 }
 
-/// Checks `/metrics` against `s`, value by value.
-fn check_metrics(addr: SocketAddr, s: &Stats) {
+/// Every signal's counters now.
+fn all_stats(engine: &Engine) -> [(Signal, Stats); 2] {
+    Signal::ALL.map(|signal| (signal, engine.signal_stats(signal)))
+}
+
+/// Checks `/metrics` against `signals`, value by value.
+fn check_metrics(addr: SocketAddr, signals: &[(Signal, Stats)]) {
     let answer = get(addr, "/metrics");
     assert_eq!(answer.status, 200);
     assert_eq!(
@@ -94,13 +101,36 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     let scrape = Scrape::parse(answer.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    let v = |name: &str| value(&scrape, name, &[]) as u64;
-    assert_eq!(v("otlpx_spans_recorded_total"), s.recorded);
-    assert_eq!(v("otlpx_spans_exported_total"), s.exported);
-    assert_eq!(v("otlpx_spans_in_flight"), s.in_flight);
-    assert_eq!(v("otlpx_spans_in_rings"), s.in_rings);
+    for (signal, s) in signals {
+        check_signal(&scrape, *signal, s);
+    }
+    // Engine-wide: once, without a `signal` label.
+    let traces = &signals[0].1;
     assert_eq!(
-        v("otlpx_spans_drained_by_caller_total"),
+        value(&scrape, "otlpx_config_warnings", &[]) as u64,
+        traces.config_warnings
+    );
+    assert_eq!(
+        value(&scrape, "otlpx_spool_bytes", &[]) as u64,
+        traces.spool.bytes
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        value(&scrape, "otlpx_build_info", &[("version", version)]),
+        1.0
+    );
+}
+
+/// Checks the samples of `signal` in `scrape` against `s`.
+fn check_signal(scrape: &Scrape, signal: Signal, s: &Stats) {
+    let l = [("signal", signal.name())];
+    let v = |name: &str| value(scrape, name, &l) as u64;
+    assert_eq!(v("otlpx_items_recorded_total"), s.recorded);
+    assert_eq!(v("otlpx_items_exported_total"), s.exported);
+    assert_eq!(v("otlpx_items_in_flight"), s.in_flight);
+    assert_eq!(v("otlpx_items_in_rings"), s.in_rings);
+    assert_eq!(
+        v("otlpx_items_drained_by_caller_total"),
         s.drained_by_caller
     );
     let d = &s.dropped;
@@ -114,8 +144,9 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
         ("shutdown", d.shutdown),
         ("evicted", d.evicted),
     ] {
-        let got = value(&scrape, "otlpx_spans_dropped_total", &[("reason", reason)]);
-        assert_eq!(got as u64, n, "{reason}");
+        let labels = [("signal", signal.name()), ("reason", reason)];
+        let got = value(scrape, "otlpx_items_dropped_total", &labels);
+        assert_eq!(got as u64, n, "{signal} {reason}");
     }
     let e = &s.export;
     assert_eq!(v("otlpx_export_requests_total"), e.requests);
@@ -129,8 +160,9 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
         ("other", f.other),
         ("tls", f.tls),
     ] {
-        let got = value(&scrape, "otlpx_export_failures_total", &[("kind", kind)]);
-        assert_eq!(got as u64, n, "{kind}");
+        let labels = [("signal", signal.name()), ("kind", kind)];
+        let got = value(scrape, "otlpx_export_failures_total", &labels);
+        assert_eq!(got as u64, n, "{signal} {kind}");
     }
     assert_eq!(
         v("otlpx_export_uncompressed_bytes_total"),
@@ -139,14 +171,14 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
     assert_eq!(v("otlpx_export_sent_bytes_total"), e.bytes_sent);
     for (name, h, per_unit) in [
         ("otlpx_export_duration_seconds", &e.duration_nanos, 1e9),
-        ("otlpx_export_batch_spans", &e.batch_spans, 1.0),
+        ("otlpx_export_batch_items", &e.batch_spans, 1.0),
         ("otlpx_export_batch_bytes", &e.batch_bytes, 1.0),
     ] {
         let histogram = scrape
             .samples
             .iter()
-            .find(|x| x.metric == name)
-            .unwrap_or_else(|| panic!("no {name}"));
+            .find(|x| x.metric == name && x.labels.get("signal") == Some(signal.name()))
+            .unwrap_or_else(|| panic!("no {name} of {signal}"));
         let Value::Histogram(buckets) = &histogram.value else {
             panic!("{name} is not a histogram");
         };
@@ -157,7 +189,7 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
             .collect();
         assert_eq!(got, want, "{name}");
         assert_eq!(v(&format!("{name}_count")), h.count(), "{name}");
-        let sum = value(&scrape, &format!("{name}_sum"), &[]);
+        let sum = value(scrape, &format!("{name}_sum"), &l);
         let want = h.sum as f64 / per_unit;
         assert!((sum - want).abs() <= want * 1e-12, "{name}_sum");
     }
@@ -168,8 +200,8 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
     );
     for (i, r) in s.rings.iter().enumerate() {
         let ring = i.to_string();
-        let l = [("ring", ring.as_str())];
-        let g = |name: &str| value(&scrape, name, &l) as u64;
+        let l = [("signal", signal.name()), ("ring", ring.as_str())];
+        let g = |name: &str| value(scrape, name, &l) as u64;
         assert_eq!(g("otlpx_ring_used_bytes"), r.used_bytes);
         assert_eq!(g("otlpx_ring_high_water_bytes"), r.high_water_bytes);
         assert_eq!(g("otlpx_ring_capacity_bytes"), r.capacity_bytes);
@@ -184,18 +216,25 @@ fn check_metrics(addr: SocketAddr, s: &Stats) {
             e.last_failure_unix_nanos,
         ),
     ] {
-        let seconds = value(&scrape, name, &[]);
+        let seconds = value(scrape, name, &l);
         assert!((seconds * 1e9 - nanos as f64).abs() < 1_000.0, "{name}");
     }
-    let version = env!("CARGO_PKG_VERSION");
-    assert_eq!(
-        value(&scrape, "otlpx_build_info", &[("version", version)]),
-        1.0
-    );
 }
 
-/// `s` as `/stats` should write it.
-fn stats_json(s: &Stats) -> serde_json::Value {
+/// `signals` as `/stats` should write them: the traces' fields at the top
+/// level, and every signal's under `signals`.
+fn stats_json(signals: &[(Signal, Stats)]) -> serde_json::Value {
+    let mut top = signal_json(&signals[0].1);
+    let by_signal: serde_json::Map<String, serde_json::Value> = signals
+        .iter()
+        .map(|(signal, s)| (signal.name().to_owned(), signal_json(s)))
+        .collect();
+    top["signals"] = by_signal.into();
+    top
+}
+
+/// One signal's `s` as `/stats` should write it.
+fn signal_json(s: &Stats) -> serde_json::Value {
     let d = &s.dropped;
     let e = &s.export;
     let f = &e.failures;
@@ -266,12 +305,17 @@ fn stats_json(s: &Stats) -> serde_json::Value {
     })
 }
 
-fn check_stats(addr: SocketAddr, s: &Stats) {
+fn check_stats(addr: SocketAddr, signals: &[(Signal, Stats)]) {
+    assert_eq!(
+        signals[0].0,
+        Signal::Traces,
+        "traces first, at the top level"
+    );
     let answer = get(addr, "/stats");
     assert_eq!(answer.status, 200);
     assert_eq!(answer.content_type, "application/json");
     let parsed: serde_json::Value = serde_json::from_str(&answer.body).expect("valid JSON");
-    assert_eq!(parsed, stats_json(s));
+    assert_eq!(parsed, stats_json(signals));
 }
 
 /// A port with nothing listening (for now).
@@ -338,9 +382,14 @@ fn admin_endpoint_serves_metrics_stats_health_and_readiness() {
     assert_eq!(s.export.last_success_unix_nanos, 0);
     let ready = get(admin, "/ready");
     assert_eq!(ready.status, 503, "{ready:?}");
-    assert!(ready.body.contains("failed"), "{ready:?}");
-    check_metrics(admin, &s);
-    check_stats(admin, &s);
+    assert!(
+        ready.body.contains("a traces export request failed"),
+        "{ready:?}"
+    );
+    let all = all_stats(&engine);
+    assert_eq!(all[0].1, s);
+    check_metrics(admin, &all);
+    check_stats(admin, &all);
 
     // Up on the same port: once a request succeeds, ready again.
     let receiver = Receiver::start(ReceiverConfig {
@@ -358,6 +407,12 @@ fn admin_endpoint_serves_metrics_stats_health_and_readiness() {
         assert!(Instant::now() < deadline, "never reconnected");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Log records too, to the same receiver, on their own requests.
+    let logger = engine.logger("admin", "1");
+    for _ in 0..7 {
+        logger.emit(&LogRecord::new(Severity::INFO).body("m"));
+    }
+    engine.flush(Duration::from_secs(20)).unwrap();
     let ready = get(admin, "/ready");
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
     let s = engine.stats();
@@ -368,8 +423,13 @@ fn admin_endpoint_serves_metrics_stats_health_and_readiness() {
         s.exported + s.dropped.total() + s.in_flight + s.in_rings
     );
     assert!(s.rings.iter().any(|r| r.high_water_bytes > 0));
-    check_metrics(admin, &s);
-    check_stats(admin, &s);
+    let logs = engine.signal_stats(Signal::Logs);
+    assert_eq!((logs.recorded, logs.exported), (7, 7), "{logs:?}");
+    assert!(logs.export.requests >= 1 && logs.export.last_success_unix_nanos > 0);
+    assert_eq!(receiver.counts().logs_requests, logs.export.requests);
+    let all = all_stats(&engine);
+    check_metrics(admin, &all);
+    check_stats(admin, &all);
 
     // Shut down: not ready, still healthy while the engine lives.
     engine.shutdown(Duration::from_secs(5)).unwrap();
@@ -377,7 +437,7 @@ fn admin_endpoint_serves_metrics_stats_health_and_readiness() {
     assert_eq!(ready.status, 503);
     assert!(ready.body.contains("shut down"), "{ready:?}");
     assert_eq!(get(admin, "/health").status, 200);
-    check_stats(admin, &engine.stats());
+    check_stats(admin, &all_stats(&engine));
 
     // Dropping the engine stops the endpoint.
     drop(engine);

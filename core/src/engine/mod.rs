@@ -738,11 +738,11 @@ impl EngineBuilder {
             let weak = Arc::downgrade(&engine.inner);
             let snapshot = Box::new(move || match weak.upgrade() {
                 Some(inner) => crate::admin::Snapshot {
-                    stats: inner.stats(Signal::Traces),
+                    signals: inner.all_stats(),
                     running: inner.running(),
                 },
                 None => crate::admin::Snapshot {
-                    stats: Stats::default(),
+                    signals: Default::default(),
                     running: false,
                 },
             });

@@ -1,6 +1,7 @@
 //! Self-telemetry: what happened to every item, as counters kept beside the
-//! flow and summed here into a [`Stats`] snapshot; rendered for Prometheus
-//! by [`Stats::write_prometheus`].
+//! flow and summed here into a [`Stats`] snapshot per signal; rendered for
+//! Prometheus, every signal's with a `signal` label, by
+//! [`write_prometheus`].
 //!
 //! Ring-side counters live with each ring (hence per CPU), the high-water
 //! mark included, which the ring's consumer measures (see
@@ -24,7 +25,7 @@ pub(crate) mod limiter;
 mod prometheus;
 
 pub use histogram::HistogramSnapshot;
-pub use prometheus::PROMETHEUS_CONTENT_TYPE;
+pub use prometheus::{PROMETHEUS_CONTENT_TYPE, prometheus_text, write_prometheus};
 
 use crate::ring::RingCounters;
 #[cfg(feature = "export")]
@@ -300,7 +301,13 @@ pub struct SpoolStats {
     pub corrupt_bytes: u64,
 }
 
-/// A snapshot of the engine's counters.
+/// A snapshot of one signal's counters: its items (spans, or log
+/// records), rings and requests, as [`Engine::stats`](crate::Engine::stats)
+/// (traces) and [`Engine::signal_stats`](crate::Engine::signal_stats)
+/// return it. `config_warnings` and `spool.bytes` are engine-wide, the
+/// same in every signal's snapshot; each damaged spool record is in
+/// `spool.corrupt_records` and `spool.corrupt_bytes` of one signal's
+/// (those found at start in the traces'), so the engine's are their sum.
 ///
 /// ```
 /// let engine = otlpx::Engine::builder().rings(2).export(false).build()?;
@@ -308,7 +315,7 @@ pub struct SpoolStats {
 /// let stats = engine.stats();
 /// assert_eq!(stats.recorded, 1);
 /// assert_eq!(stats.rings.len(), 2);
-/// assert!(stats.prometheus_text().contains("otlpx_spans_recorded_total 1\n"));
+/// assert!(stats.prometheus_text().contains("otlpx_items_recorded_total{signal=\"traces\"} 1\n"));
 /// # Ok::<(), otlpx::BuildError>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
