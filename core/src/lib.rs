@@ -1,11 +1,13 @@
 //! otlpx: a lock-free, allocation-free OpenTelemetry exporter engine.
 //!
-//! An application records spans; otlpx encodes each one to OTLP protobuf
-//! once, straight into a per-CPU lock-free ring. Worker threads frame the
-//! ring bytes into `ExportTraceServiceRequest`s without re-encoding them,
+//! An application records spans and log records; otlpx encodes each one to
+//! OTLP protobuf once, straight into a per-CPU lock-free ring of its signal.
+//! Worker threads frame the ring bytes into `ExportTraceServiceRequest`s
+//! and `ExportLogsServiceRequest`s without re-encoding them,
 //! compress them, and send them over OTLP/gRPC or OTLP/HTTP. Recording
 //! never blocks, never takes a lock and, once a thread is warm, never
-//! allocates; every span is accounted for in [`Engine::stats`].
+//! allocates; every item is accounted for, per signal, in
+//! [`Engine::signal_stats`] ([`Engine::stats`] for spans).
 //!
 //! ```no_run
 //! # #[cfg(feature = "export")] // the default feature
@@ -50,14 +52,18 @@
 //!
 //! # Reading order
 //!
-//! One module per stage of the flow, upstream first: [`record`] (the API
-//! and the one-pass span write), `current` (the current span context:
-//! [`SpanContext::attach`], [`FutureExt`]), [`ring`] (per-CPU MPSC rings), `worker`
-//! (threads that drain rings), `batch` (when and what to send), `encode`
-//! (framing requests), `compress`, [`transport`] (gRPC and HTTP); beside
-//! the flow, `proto` (wire format), `context` (ids and `traceparent`),
-//! [`propagation`] (W3C `traceparent`, `tracestate` and `baggage` in and out
-//! of headers), [`config`] and [`telemetry`].
+//! One module per stage of the flow, upstream first: the front doors,
+//! [`record`] (spans: the API and the one-pass span write) and [`logs`]
+//! (log records), with `current` (the current span context:
+//! [`SpanContext::attach`], [`FutureExt`]); [`ring`] (per signal, per-CPU
+//! MPSC rings); then the export stages in `export/`: `drain` (threads that
+//! drain rings), `batch` (when and what to send), `frame` (framing
+//! requests), `compress`, `deliver` (in flight, retries, the spool
+//! hand-off), [`spool`] and [`transport`] (gRPC and HTTP); beside the
+//! flow, `proto` (wire format), `context` (ids and `traceparent`),
+//! [`propagation`] (W3C `traceparent`, `tracestate` and `baggage` in and
+//! out of headers), [`config`] and [`telemetry`]; `engine` on top. The
+//! map: `docs/architecture.md`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Under miri no fork handlers are installed (miri has no `fork()`), which

@@ -243,7 +243,7 @@ pub struct ExportStats {
     /// With several endpoints, each one's state, in the order configured
     /// (empty with one).
     #[cfg(feature = "export")]
-    pub endpoints: Vec<crate::export::transport::balance::EndpointStats>,
+    pub endpoints: Vec<EndpointStats>,
 }
 
 impl Default for ExportStats {
@@ -266,6 +266,24 @@ impl Default for ExportStats {
             endpoints: Vec::new(),
         }
     }
+}
+
+/// One endpoint's state, for [`Stats`] (several endpoints: the
+/// transport's balancer keeps it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// The endpoint's URL.
+    pub url: String,
+    /// Whether requests go to it now (false: taken out after a failure,
+    /// waiting to be probed, or being probed).
+    pub up: bool,
+    /// Attempts sent to it.
+    pub requests: u64,
+    /// Attempts to it that failed, of any kind (abandoned ones included).
+    pub failures: u64,
+    /// Times it was taken out.
+    pub taken_out: u64,
 }
 
 /// One ring's memory, in a [`Stats`] snapshot.

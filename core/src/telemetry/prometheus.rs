@@ -12,9 +12,9 @@
 //! neither backslashes nor line breaks. Durations and times are written in
 //! seconds, as Prometheus wants.
 
-use super::{HistogramSnapshot, RingStats, Stats};
 #[cfg(feature = "export")]
-use crate::export::transport::balance::EndpointStats;
+use super::EndpointStats;
+use super::{HistogramSnapshot, RingStats, Stats};
 use crate::ring::Signal;
 use std::borrow::Borrow;
 use std::fmt::{self, Display, Write};
@@ -597,7 +597,7 @@ mod tests {
         let endpoints = 0;
         #[cfg(feature = "export")]
         {
-            logs.export.endpoints = vec![crate::export::transport::balance::EndpointStats {
+            logs.export.endpoints = vec![super::EndpointStats {
                 url: "http://a:4317".into(),
                 up: false,
                 requests: 3,

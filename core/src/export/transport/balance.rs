@@ -135,22 +135,7 @@ pub const ENDPOINT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// quite due yet.
 const ALL_OUT_MIN_WAIT: Duration = Duration::from_millis(1);
 
-/// One endpoint's state, for [`Stats`](crate::Stats).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EndpointStats {
-    /// The endpoint's URL.
-    pub url: String,
-    /// Whether requests go to it now (false: taken out after a failure,
-    /// waiting to be probed, or being probed).
-    pub up: bool,
-    /// Attempts sent to it.
-    pub requests: u64,
-    /// Attempts to it that failed, of any kind (abandoned ones included).
-    pub failures: u64,
-    /// Times it was taken out.
-    pub taken_out: u64,
-}
+pub use crate::telemetry::EndpointStats;
 
 /// Spreads requests over several endpoints' transports; see the module
 /// documentation.
