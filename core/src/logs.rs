@@ -404,14 +404,14 @@ impl std::fmt::Debug for Logger {
 }
 
 impl Logger {
-    /// Whether a record of `severity` would be emitted: the engine is
-    /// enabled and `severity` is unspecified or at least the configured
-    /// minimum. One load and a compare: check it before building a costly
+    /// Whether a record of `severity` would be emitted: logs are on (the
+    /// engine is enabled, and it exports logs or exports nothing) and
+    /// `severity` is unspecified or at least the configured minimum. One load and a compare: check it before building a costly
     /// record.
     #[inline]
     pub fn enabled(&self, severity: Severity) -> bool {
         let r = &*self.recorder;
-        !r.disabled && (severity.0 == 0 || severity.0 >= r.log_min_severity)
+        !r.is_off(Signal::Logs) && (severity.0 == 0 || severity.0 >= r.log_min_severity)
     }
 
     /// Emits `record`. A record the ring cannot take is dropped and

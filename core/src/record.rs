@@ -222,8 +222,13 @@ pub(crate) struct Recorder {
     /// Spans refused by `record_span` for invalid ids (an error path only).
     pub(crate) dropped_invalid: AtomicU64,
     pub(crate) sampler: crate::sample::Decider,
-    /// `OTEL_SDK_DISABLED`: every span is a no-op.
-    pub(crate) disabled: bool,
+    /// Per signal, by [`Signal::index`]: its items are no-ops, recorded
+    /// nowhere and counted nowhere. The engine is disabled
+    /// (`OTEL_SDK_DISABLED`), or it exports other signals but not this one
+    /// (`OTEL_LOGS_EXPORTER=none` beside exported traces), where the
+    /// signal's items would only fill its rings and drop there. (An engine
+    /// exporting nothing records every signal, for `Engine::drain`.)
+    pub(crate) off: [bool; SIGNALS],
     /// What a log record keeps.
     pub(crate) log_limits: crate::config::LogLimits,
     /// Log records below this `SeverityNumber` (and not unspecified) are
@@ -330,7 +335,7 @@ impl Tracer {
     /// cannot take it. Every error is also counted as a drop. A disabled
     /// engine records nothing and returns `Ok`.
     pub fn record_span(&self, span: &FinishedSpan<'_>) -> Result<(), RecordError> {
-        if self.recorder.disabled {
+        if self.recorder.is_off(Signal::Traces) {
             return Ok(());
         }
         if !span.trace_id.is_valid() || !span.span_id.is_valid() {
@@ -403,6 +408,12 @@ impl Tracer {
 }
 
 impl Recorder {
+    /// Whether `signal`'s items are no-ops (see [`Recorder::off`]).
+    #[inline(always)]
+    pub(crate) fn is_off(&self, signal: Signal) -> bool {
+        self.off[signal.index()]
+    }
+
     /// The rings of `signal`.
     #[inline]
     pub(crate) fn rings(&self, signal: Signal) -> &Rings {
@@ -479,7 +490,7 @@ impl<'t, 'a> SpanBuilder<'t, 'a> {
     #[inline(always)]
     fn begin(self, parent: Option<SpanContext>) -> Span<'t> {
         let recorder = &self.tracer.recorder;
-        if recorder.disabled {
+        if recorder.is_off(Signal::Traces) {
             return self.no_op(parent);
         }
         let (new_trace_id, span_id) = crate::context::new_ids();

@@ -1342,8 +1342,9 @@ fn traces_exporter_none_records_without_exporting() {
             Err(otlpx::FlushError::NotExporting)
         );
     }
-    // Traces off alone: the logs are still exported (workers run), the
-    // spans wait for the caller.
+    // Traces off alone: the logs are still exported (workers run), and
+    // spans are no-ops, as with a no-op tracer provider: recorded nowhere
+    // (they would only fill their rings), counted nowhere.
     let engine = with_env(&[
         (var, "none"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
@@ -1351,8 +1352,11 @@ fn traces_exporter_none_records_without_exporting() {
     .build()
     .unwrap();
     assert_eq!(get(engine.config(), "exporter.logs.enabled").0, "true");
-    engine.tracer("t", "").start("s").end();
-    assert_eq!(drained(&engine).resource_spans.len(), 1);
+    let span = engine.tracer("t", "").start("s");
+    assert!(!span.is_recording());
+    span.end();
+    assert_eq!(drained(&engine).resource_spans.len(), 0);
+    assert_eq!(engine.stats().recorded, 0);
     engine.shutdown(std::time::Duration::from_millis(100)).ok();
     // `none` beats an endpoint, and the builder beats the environment.
     let c = effective(&[

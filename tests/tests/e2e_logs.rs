@@ -404,7 +404,7 @@ fn spooled_records_go_to_the_logs_service_with_the_next_engine() {
 }
 
 #[test]
-fn logs_exporter_none_exports_traces_only() {
+fn logs_exporter_none_exports_traces_and_turns_logs_off() {
     let receiver = receiver_on((0, 0));
     let engine = engine_to(receiver.grpc_endpoint(), Protocol::Grpc)
         .environment([("OTEL_LOGS_EXPORTER", "none")])
@@ -415,7 +415,11 @@ fn logs_exporter_none_exports_traces_only() {
     engine.flush(Duration::from_secs(10)).unwrap();
     assert_eq!(receiver.counts().spans, 1);
     assert_eq!(receiver.counts().log_records, 0);
-    // The records wait for the caller, who may drain them.
+    // Logs are off, as with a no-op logger provider: recorded nowhere (they
+    // would only fill their rings and drop there), counted nowhere.
+    let logger = engine.logger("e2e-logs", "");
+    assert!(!logger.enabled(Severity::FATAL));
+    assert_eq!(engine.signal_stats(Signal::Logs).recorded, 0);
     let mut out = bytes::BytesMut::new();
-    assert_eq!(engine.drain(Signal::Logs, &mut out, 512), 10);
+    assert_eq!(engine.drain(Signal::Logs, &mut out, 512), 0);
 }

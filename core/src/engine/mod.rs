@@ -680,13 +680,24 @@ impl EngineBuilder {
         // Last: a key set twice keeps its last value, and the builder's
         // typed attributes beat the environment's and the file's strings.
         attributes.extend(self.resource.into_iter().filter(|(k, _)| k != SERVICE_NAME));
+        // A signal this engine does not export, beside one it does, is off
+        // (see `Recorder::off`); an engine exporting nothing records all.
+        #[cfg(feature = "export")]
+        let exported = Signal::ALL.map(|s| {
+            let c = resolved.export.signal(s);
+            c.enabled && (c.urls.is_some() || self.transport.is_some())
+        });
+        #[cfg(not(feature = "export"))]
+        let exported = [false; crate::ring::SIGNALS];
+        let some = exported.iter().any(|&e| e);
+        let off = Signal::ALL.map(|s| disabled || (some && !exported[s.index()]));
         let recorder = Arc::new(Recorder {
             signal_rings,
             limits: resolved.limits,
             clock: Clock::new(),
             dropped_invalid: AtomicU64::new(0),
             sampler: crate::sample::Decider::new(resolved.sampler),
-            disabled,
+            off,
             log_limits: resolved.logs.limits,
             log_min_severity: resolved.logs.min_severity,
         });
