@@ -94,6 +94,8 @@ mod current;
 mod encode;
 mod engine;
 mod fork;
+#[cfg(feature = "tracing")]
+mod integrations;
 pub mod logs;
 pub mod propagation;
 mod proto;
@@ -120,16 +122,20 @@ pub use current::{ContextGuard, FutureExt, WithContext, WithSpan};
 pub use engine::{BuildError, Engine, EngineBuilder, TracerBuilder};
 pub use logs::Logger;
 pub use propagation::{Baggage, Extracted, Extractor, Injector};
-pub use ring::Signal;
 pub use record::{
     ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind,
     Status, Tracer,
 };
+pub use ring::Signal;
 pub use telemetry::{
     Dropped, ExportFailures, ExportStats, FailureKind, HistogramSnapshot, RingStats, SpoolStats,
     Stats,
 };
 pub use value::{Array, ArrayItem, KeyValue, ToValue, Value};
+// The integrations, as `otlpx::tracing` (the crate of that name stays
+// reachable as `::tracing`).
+#[cfg(feature = "tracing")]
+pub use integrations::tracing;
 #[cfg(feature = "export")]
 pub use worker::{FlushError, FlushReport, ShutdownError, ShutdownReport};
 
