@@ -94,7 +94,7 @@ mod current;
 mod encode;
 mod engine;
 mod fork;
-#[cfg(feature = "tracing")]
+#[cfg(any(feature = "tracing", feature = "log"))]
 mod integrations;
 pub mod logs;
 pub mod propagation;
@@ -132,8 +132,10 @@ pub use telemetry::{
     Stats,
 };
 pub use value::{Array, ArrayItem, KeyValue, ToValue, Value};
-// The integrations, as `otlpx::tracing` (the crate of that name stays
-// reachable as `::tracing`).
+// The integrations, as `otlpx::tracing` and `otlpx::log` (the crates of
+// those names stay reachable as `::tracing` and `::log`).
+#[cfg(feature = "log")]
+pub use integrations::log;
 #[cfg(feature = "tracing")]
 pub use integrations::tracing;
 #[cfg(feature = "export")]

@@ -28,6 +28,11 @@
 //! compares equal is the answer; ranges in a [`FieldBuf`] index its own
 //! `text` and `bytes`, which only grow until [`FieldBuf::clear`].
 
+// Built with one integration alone, some of the shared parts go unused.
+#![cfg_attr(not(all(feature = "tracing", feature = "log")), allow(dead_code))]
+
+#[cfg(feature = "log")]
+pub mod log;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
@@ -264,8 +269,6 @@ fn hash(s: &str) -> usize {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Key {
     Static(&'static str),
-    // For keys that are not `'static` (`log`'s, next).
-    #[allow(dead_code)]
     Text(usize, usize),
 }
 
