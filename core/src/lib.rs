@@ -97,6 +97,8 @@ mod current;
 mod engine;
 mod entropy;
 mod export;
+#[cfg(any(feature = "tracing", feature = "log"))]
+mod integrations;
 pub mod logs;
 pub mod propagation;
 mod proto;
@@ -131,6 +133,12 @@ pub use telemetry::{
     Stats,
 };
 pub use value::{Array, ArrayItem, KeyValue, ToValue, Value};
+// The integrations, as `otlpx::tracing` and `otlpx::log` (the crates of
+// those names stay reachable as `::tracing` and `::log`).
+#[cfg(feature = "log")]
+pub use integrations::log;
+#[cfg(feature = "tracing")]
+pub use integrations::tracing;
 
 #[cfg(test)]
 mod tests {
