@@ -18,6 +18,27 @@
 #include <stdint.h>
 
 /**
+ * How deep a log body may nest: the body is level 1, a value in a map
+ * or array body level 2, and so on. A body deeper than this is refused
+ * with `OTLPX_STATUS_INVALID_ARGUMENT`. Structured log bodies are a few
+ * levels deep; the bound keeps a cyclic or runaway structure (which C can
+ * build with pointers) from costing more than a bounded amount of work.
+ */
+#define OTLPX_MAX_BODY_DEPTH 16
+
+/**
+ * How many values a log body may hold, counting every value at every
+ * level and every element of its arrays, however often the body's
+ * pointers repeat the same array; more is refused with
+ * `OTLPX_STATUS_INVALID_ARGUMENT`. Each value takes at least a byte of
+ * the encoded record, and a record may take at most half a ring (512 KiB
+ * with the default 1 MiB rings), so a body this large already needs rings
+ * of 2 MiB or more; the bound stops 16 levels of shared pointers from
+ * making a small C structure into an exponentially large body.
+ */
+#define OTLPX_MAX_BODY_VALUES (1 << 20)
+
+/**
  * What a call did. Every function that can fail returns one; `0` is
  * success. Numbers are stable: a value is never renumbered or reused.
  */
@@ -160,6 +181,18 @@ enum otlpx_value_type
    * `array`: `array_len` `otlpx_str`s, any bytes.
    */
   OTLPX_VALUE_TYPE_BYTES_ARRAY = 10,
+  /**
+   * `array`: `array_len` `otlpx_any_value`s, each of any type (a
+   * heterogeneous array). Only in an `otlpx_any_value` (a log body):
+   * an attribute of this type is refused.
+   */
+  OTLPX_VALUE_TYPE_ARRAY = 11,
+  /**
+   * `array`: `array_len` `otlpx_any_key_value`s, in order (a map; a key
+   * given twice is sent twice). Only in an `otlpx_any_value`, as
+   * `ARRAY`.
+   */
+  OTLPX_VALUE_TYPE_MAP = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -335,6 +368,33 @@ typedef uint32_t otlpx_compression;
 #endif // __cplusplus
 
 /**
+ * A telemetry signal, for the calls that take one
+ * (`otlpx_engine_signal_stats`, `otlpx_engine_drain`). Numbers are
+ * stable and never reused; 0 is no signal.
+ */
+enum otlpx_signal
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Spans.
+   */
+  OTLPX_SIGNAL_TRACES = 1,
+  /**
+   * Log records.
+   */
+  OTLPX_SIGNAL_LOGS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum otlpx_signal otlpx_signal;
+#else
+typedef uint32_t otlpx_signal;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An engine configuration under construction (opaque). Create with
  * `otlpx_config_new`, give to `otlpx_engine_new` (which consumes it), or
  * free with `otlpx_config_free`.
@@ -348,6 +408,15 @@ typedef struct otlpx_config otlpx_config;
  * `otlpx_engine_new`, free with `otlpx_engine_free`. Thread-safe.
  */
 typedef struct otlpx_engine otlpx_engine;
+
+/**
+ * An instrumentation scope of an engine that emits log records (opaque),
+ * from `otlpx_engine_logger`. Owned by its engine, as a tracer is: valid
+ * until `otlpx_engine_free`, after which calls through it return
+ * `OTLPX_STATUS_INVALID_HANDLE` (there is no `otlpx_logger_free`: the
+ * same name and version give every caller the same logger). Thread-safe.
+ */
+typedef struct otlpx_logger otlpx_logger;
 
 /**
  * An instrumentation scope of an engine (opaque), from
@@ -414,8 +483,10 @@ typedef struct {
 } otlpx_attribute;
 
 /**
- * An engine's counters, as `otlpx_engine_stats` writes them. Fields are
- * only ever appended, so pass `sizeof(otlpx_stats)` as you compiled it.
+ * An engine's counters for one signal, as `otlpx_engine_stats` (spans)
+ * and `otlpx_engine_signal_stats` write them; the field docs say "spans",
+ * and mean log records in the logs signal's. Fields are only ever
+ * appended, so pass `sizeof(otlpx_stats)` as you compiled it.
  *
  * `recorded == exported + dropped_* (all seven) + in_flight + in_rings`
  * in every snapshot.
@@ -491,13 +562,15 @@ typedef struct {
    */
   uint64_t ring_bytes_capacity;
   /**
-   * Attribute values truncated to the value length limit.
+   * Attribute values truncated to the value length limit (spans only:
+   * log record values have no length limit yet, so 0 for logs).
    */
   uint64_t values_truncated;
   /**
-   * Calls on this engine's tracers and open spans refused for bad input
-   * (NULL, UTF-8, enum numbers, all-zero ids); the status said which.
-   * A stale or busy span handle names no engine, so is not counted.
+   * Calls on this engine's tracers and open spans (for logs: on its
+   * loggers) refused for bad input (NULL, UTF-8, enum numbers, all-zero
+   * ids, a body too deep); the status said which. A stale or busy span
+   * handle names no engine, so is not counted.
    */
   uint64_t calls_refused;
   /**
@@ -532,6 +605,110 @@ typedef struct {
    */
   uint64_t dropped_spool_corrupt;
 } otlpx_stats;
+
+/**
+ * Any OTLP value: a log record's body, or a value nested in one. The
+ * same fields as an `otlpx_attribute`'s value, read the same way, plus two
+ * types only a body may have: `OTLPX_VALUE_TYPE_ARRAY` (`array` holds
+ * `otlpx_any_value`s of any types) and `OTLPX_VALUE_TYPE_MAP` (`array`
+ * holds `otlpx_any_key_value`s).
+ *
+ * `type` 0 means no value: a record without a body (so a zeroed record
+ * is valid). Nested values must have a type: 0 inside an array or map is
+ * refused with `OTLPX_STATUS_INVALID_ARGUMENT`, as is nesting deeper than
+ * `OTLPX_MAX_BODY_DEPTH` or more than `OTLPX_MAX_BODY_VALUES` values.
+ */
+typedef struct {
+  /**
+   * An `otlpx_value_type`, or 0 for none (top level only).
+   */
+  uint32_t type;
+  /**
+   * `STRING` and `BYTES` values.
+   */
+  otlpx_str string;
+  /**
+   * `INT` and `BOOL` values.
+   */
+  int64_t int_value;
+  /**
+   * `DOUBLE` values.
+   */
+  double double_value;
+  /**
+   * The elements of an `*_ARRAY`, `ARRAY` or `MAP` value.
+   */
+  const void *array;
+  /**
+   * How many elements `array` has.
+   */
+  size_t array_len;
+} otlpx_any_value;
+
+/**
+ * One log record, for `otlpx_logger_emit`: read during the call only. A
+ * zero-initialised record is valid: severity unspecified, no body, no
+ * attributes, timestamps now, no trace context.
+ */
+typedef struct {
+  /**
+   * When the event happened, in nanoseconds since the Unix epoch; 0 for
+   * now.
+   */
+  uint64_t time_unix_nano;
+  /**
+   * When it was observed (e.g. read from a file), in nanoseconds since
+   * the Unix epoch; 0 for now.
+   */
+  uint64_t observed_time_unix_nano;
+  /**
+   * An OTLP `SeverityNumber`: 0 (unspecified) or 1 (`TRACE`) to 24
+   * (`FATAL4`); others are refused with `OTLPX_STATUS_INVALID_ARGUMENT`.
+   */
+  uint32_t severity_number;
+  /**
+   * The severity as the source wrote it (`"warning"`), UTF-8; empty for
+   * the severity's short name (`"WARN"`, `"INFO2"`; none for
+   * unspecified).
+   */
+  otlpx_str severity_text;
+  /**
+   * The body: a message string, or any value (type 0: none).
+   */
+  otlpx_any_value body;
+  /**
+   * `attributes_len` attributes (NULL when 0), of the plain types only.
+   */
+  const otlpx_attribute *attributes;
+  /**
+   * How many attributes.
+   */
+  size_t attributes_len;
+  /**
+   * The event's name, for records that are events, UTF-8; empty for
+   * none.
+   */
+  otlpx_str event_name;
+  /**
+   * The trace the record belongs to, when `has_span_context` is set.
+   */
+  uint8_t trace_id[16];
+  /**
+   * The span it belongs to, when `has_span_context` is set.
+   */
+  uint8_t span_id[8];
+  /**
+   * W3C trace flags (bit 0: sampled), when `has_span_context` is set.
+   */
+  uint8_t trace_flags;
+  /**
+   * Non-zero: the record correlates with the span `trace_id` and
+   * `span_id` name (neither may be all zeros). Zero: with no span. There
+   * is no "current span" on the C side: a record has the context it is
+   * given, or none, whatever the calling thread is doing.
+   */
+  uint8_t has_span_context;
+} otlpx_log_record;
 
 /**
  * An event of a finished span.
@@ -727,6 +904,22 @@ typedef struct {
  * `otlpx_span_begin`.
  */
 typedef uint64_t otlpx_span;
+
+/**
+ * One entry of a map value (`OTLPX_VALUE_TYPE_MAP`): a key and any value.
+ * Laid out as an `otlpx_attribute` is (the key, then the value's fields),
+ * so an array of attributes of the plain types is also a map's entries.
+ */
+typedef struct {
+  /**
+   * The key, UTF-8.
+   */
+  otlpx_str key;
+  /**
+   * The value.
+   */
+  otlpx_any_value value;
+} otlpx_any_key_value;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1222,8 +1415,8 @@ otlpx_status otlpx_engine_shutdown(const otlpx_engine *engine,
 
 /**
  * Frees an engine: drops its open spans (their handles then return
- * `OTLPX_STATUS_INVALID_HANDLE`), its tracers, and the engine, shutting
- * it down first (within the shutdown timeout,
+ * `OTLPX_STATUS_INVALID_HANDLE`), its tracers and loggers (likewise), and
+ * the engine, shutting it down first (within the shutdown timeout,
  * `otlpx_config_set_shutdown_timeout_ms`, 5 s by default, plus ~100 ms to
  * abandon unanswered requests) unless `otlpx_engine_shutdown` did. NULL
  * is fine. Blocks while it shuts down.
@@ -1239,14 +1432,15 @@ otlpx_status otlpx_engine_shutdown(const otlpx_engine *engine,
  * # Safety
  *
  * `engine` is NULL or from `otlpx_engine_new`; no other call on this
- * engine, its tracers or its spans may run concurrently.
+ * engine, its tracers, loggers or spans may run concurrently.
  */
 otlpx_status otlpx_engine_free(otlpx_engine *engine);
 
 /**
- * Writes the engine's counters to `out`: the first `out_size` bytes of an
- * `otlpx_stats` (pass `sizeof(otlpx_stats)`), so a caller built against
- * an older header still gets the fields it knows.
+ * Writes the engine's span counters to `out`: the first `out_size` bytes
+ * of an `otlpx_stats` (pass `sizeof(otlpx_stats)`), so a caller built
+ * against an older header still gets the fields it knows. The same as
+ * `otlpx_engine_signal_stats(engine, OTLPX_SIGNAL_TRACES, out, out_size)`.
  *
  * # Errors
  *
@@ -1260,6 +1454,138 @@ otlpx_status otlpx_engine_free(otlpx_engine *engine);
 otlpx_status otlpx_engine_stats(const otlpx_engine *engine,
                                 otlpx_stats *out,
                                 size_t out_size);
+
+/**
+ * Writes the engine's counters for `signal` (an `otlpx_signal`) to `out`,
+ * as `otlpx_engine_stats` does for spans. Each signal keeps its own
+ * accounting: its own rings, batches, requests and drops.
+ *
+ * # Errors
+ *
+ * `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`,
+ * `OTLPX_STATUS_INVALID_ARGUMENT` (unknown signal).
+ *
+ * # Safety
+ *
+ * As `otlpx_engine_stats`. Thread-safe.
+ */
+otlpx_status otlpx_engine_signal_stats(const otlpx_engine *engine,
+                                       uint32_t signal,
+                                       otlpx_stats *out,
+                                       size_t out_size);
+
+/**
+ * Takes up to `max_items` of `signal`'s items (an `otlpx_signal`) out of
+ * the rings of an engine that does not export
+ * (`otlpx_config_set_export(c, 0)`), frames them as one OTLP
+ * `ExportTraceServiceRequest` or `ExportLogsServiceRequest` (protobuf
+ * bytes, as sent to a receiver), copies it to `buf`, and writes its
+ * length to `*out_len` and how many items it holds to `*out_items`. For
+ * callers that send the bytes themselves, and for tests. With nothing to
+ * take, or for an exporting engine (its workers own the rings), both are
+ * 0.
+ *
+ * Not a hot-path call: it takes the engine's drain lock and copies the
+ * items. Call it until `*out_items` is 0 to empty the rings.
+ *
+ * # Errors
+ *
+ * `OTLPX_STATUS_BUFFER_TOO_SMALL`: the request did not fit in `capacity`
+ * bytes; nothing was copied, `*out_len` says how many bytes it needs, and
+ * the engine keeps it: the next call for this signal returns it (and
+ * takes nothing more). Pass `capacity` 0 (and `buf` NULL) to learn the
+ * size. `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`,
+ * `OTLPX_STATUS_INVALID_ARGUMENT` (unknown signal).
+ *
+ * # Safety
+ *
+ * `engine` is from `otlpx_engine_new` and not freed concurrently; `buf`
+ * points to `capacity` writable bytes (NULL if 0); `out_len` and
+ * `out_items` to a writable `size_t` each. Thread-safe: concurrent
+ * drains take turns.
+ */
+otlpx_status otlpx_engine_drain(const otlpx_engine *engine,
+                                uint32_t signal,
+                                size_t max_items,
+                                uint8_t *buf,
+                                size_t capacity,
+                                size_t *out_len,
+                                size_t *out_items);
+
+/**
+ * The logger for instrumentation scope `name` (e.g. a library's or a
+ * logging framework's logger name) and `version` (may be empty). The
+ * same name and version give the same logger; it is owned by the engine
+ * and valid until `otlpx_engine_free`.
+ *
+ * # Errors
+ *
+ * `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_UTF8`,
+ * `OTLPX_STATUS_INVALID_HANDLE`.
+ *
+ * # Safety
+ *
+ * `engine` is from `otlpx_engine_new` and not freed concurrently; the
+ * strings are readable for their lengths (NULL if 0), borrowed for the
+ * call; `out` points to a writable `const otlpx_logger *`. Thread-safe.
+ */
+otlpx_status otlpx_engine_logger(const otlpx_engine *engine,
+                                 const char *name,
+                                 size_t name_len,
+                                 const char *version,
+                                 size_t version_len,
+                                 const otlpx_logger **out);
+
+/**
+ * Whether a record of `severity_number` would be emitted: the engine is
+ * enabled and not shut down, and the severity is unspecified (0) or at
+ * least the engine's minimum. A load and a compare: check it before
+ * building a costly record. Returns false for a NULL or freed logger and
+ * for a number past 24, rather than a status.
+ *
+ * # Safety
+ *
+ * `logger` is NULL or from `otlpx_engine_logger`, its engine not freed
+ * concurrently. Thread-safe; never blocks.
+ */
+bool otlpx_logger_enabled(const otlpx_logger *logger,
+                          uint32_t severity_number);
+
+/**
+ * Emits the log record `record`, read during the call only.
+ *
+ * A record below the engine's minimum severity, or emitted to a disabled
+ * engine, is filtered: `OTLPX_STATUS_OK`, counted nowhere, and nothing
+ * past its severity number is read. Attributes past the engine's log
+ * attribute count limit are dropped and counted in the record.
+ *
+ * # Errors
+ *
+ * `OTLPX_STATUS_RING_FULL` / `OTLPX_STATUS_TOO_LARGE`: dropped and
+ * counted (`otlpx_engine_signal_stats` for `OTLPX_SIGNAL_LOGS`).
+ * `OTLPX_STATUS_INVALID_ARGUMENT`: a severity number past 24; an unknown
+ * value type (or `ARRAY` / `MAP` in an attribute, or type 0 inside a
+ * body's array or map); a body nested deeper than
+ * `OTLPX_MAX_BODY_DEPTH` or holding more than `OTLPX_MAX_BODY_VALUES`
+ * values; a bool array byte other than 0 or 1; `has_span_context` set
+ * with an all-zero trace or span id; a length past `PTRDIFF_MAX`.
+ * `OTLPX_STATUS_NULL_POINTER` (`record`, or a pointer with a non-zero
+ * length), `OTLPX_STATUS_INVALID_UTF8` (severity text, event name, a key
+ * or string value), `OTLPX_STATUS_INVALID_HANDLE` (freed logger),
+ * `OTLPX_STATUS_SHUT_DOWN`. On any error the record is not exported;
+ * those refused for bad input are counted in the logs signal's
+ * `calls_refused` (a freed or NULL logger names no engine to count in).
+ *
+ * # Safety
+ *
+ * `logger` is from `otlpx_engine_logger`, its engine not freed
+ * concurrently; `record` points to a readable `otlpx_log_record` whose
+ * every pointer, and every pointer of every value nested in its body, is
+ * NULL (with length 0) or readable for its length. Thread-safe; never
+ * blocks; allocates nothing once the thread is warm.
+ */
+otlpx_status otlpx_logger_emit(const otlpx_logger *logger,
+                               const otlpx_log_record *record);
 
 /**
  * Records a finished span described by `span`, read during the call only.

@@ -1,13 +1,20 @@
 //! Checking what C hands us and viewing it as the core's borrowed types,
-//! without copying a byte: strings, slices, attribute values, contexts.
+//! without copying a byte: strings, slices, attribute values, contexts,
+//! log bodies.
 //!
 //! The core takes attributes as `&[KeyValue]`; C gives an array of
 //! `otlpx_attribute`. The views are built in a per-thread [`Arena`] whose
 //! vectors keep their capacity between calls, so a warm thread converts
-//! without allocating.
+//! without allocating. A log body (`otlpx_any_value`, nested arrays and
+//! maps) becomes a tree of `AnyValue`s the same way, in a per-thread
+//! [`BodyArena`], without recursing on the caller's data.
 
 use crate::otlpx_status;
-use crate::types::{otlpx_attribute, otlpx_span_context, otlpx_str, otlpx_value_type};
+use crate::types::{
+    otlpx_any_key_value, otlpx_any_value, otlpx_attribute, otlpx_span_context, otlpx_str,
+    otlpx_value_type,
+};
+use otlpx::logs::AnyValue;
 use otlpx::{Event, KeyValue, Link, SpanContext, SpanId, TraceFlags, TraceId, TraceState, Value};
 use std::cell::RefCell;
 use std::ffi::c_char;
@@ -94,6 +101,16 @@ fn value_type(t: u32) -> Result<otlpx_value_type, otlpx_status> {
         10 => T::BytesArray,
         _ => return Err(otlpx_status::InvalidArgument),
     })
+}
+
+/// The type of a value nested in a log body: any attribute type, or the
+/// two a body adds.
+fn any_value_type(t: u32) -> Result<otlpx_value_type, otlpx_status> {
+    match t {
+        11 => Ok(otlpx_value_type::Array),
+        12 => Ok(otlpx_value_type::Map),
+        t => value_type(t),
+    }
 }
 
 /// A span context from C.
@@ -289,25 +306,44 @@ unsafe fn elements_into<'a>(
     bytes: &mut Vec<&'a [u8]>,
 ) -> Result<(), otlpx_status> {
     for a in groups.iter().flat_map(|g| g.iter()) {
-        match value_type(a.r#type)? {
-            otlpx_value_type::StringArray => {
+        // SAFETY: forwarded from the caller.
+        unsafe { push_elements(value_type(a.r#type)?, a.array, a.array_len, strs, bytes)? };
+    }
+    Ok(())
+}
+
+/// Views the elements of a string or byte-string array value (other types
+/// have none to view) at the end of `strs` or `bytes`.
+///
+/// # Safety
+///
+/// `array` as in [`slice_arg`], for `len` `otlpx_str`s when `t` is one of
+/// those array types, each of them as in [`slice_arg`].
+unsafe fn push_elements<'a>(
+    t: otlpx_value_type,
+    array: *const std::ffi::c_void,
+    len: usize,
+    strs: &mut Vec<&'a str>,
+    bytes: &mut Vec<&'a [u8]>,
+) -> Result<(), otlpx_status> {
+    match t {
+        otlpx_value_type::StringArray => {
+            // SAFETY: forwarded from the caller.
+            let elems = unsafe { slice_arg::<'a>(array.cast::<otlpx_str>(), len)? };
+            for e in elems {
                 // SAFETY: forwarded from the caller.
-                let elems = unsafe { slice_arg::<'a>(a.array.cast::<otlpx_str>(), a.array_len)? };
-                for e in elems {
-                    // SAFETY: forwarded from the caller.
-                    strs.push(unsafe { str_of(e)? });
-                }
+                strs.push(unsafe { str_of(e)? });
             }
-            otlpx_value_type::BytesArray => {
-                // SAFETY: forwarded from the caller.
-                let elems = unsafe { slice_arg::<'a>(a.array.cast::<otlpx_str>(), a.array_len)? };
-                for e in elems {
-                    // SAFETY: forwarded from the caller.
-                    bytes.push(unsafe { bytes_of(e)? });
-                }
-            }
-            _ => {}
         }
+        otlpx_value_type::BytesArray => {
+            // SAFETY: forwarded from the caller.
+            let elems = unsafe { slice_arg::<'a>(array.cast::<otlpx_str>(), len)? };
+            for e in elems {
+                // SAFETY: forwarded from the caller.
+                bytes.push(unsafe { bytes_of(e)? });
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -330,47 +366,89 @@ unsafe fn values_into<'a>(
     for a in groups.iter().flat_map(|g| g.iter()) {
         // SAFETY: forwarded from the caller.
         let key = unsafe { str_of(&a.key)? };
-        let value = match value_type(a.r#type)? {
-            // SAFETY: forwarded from the caller.
-            otlpx_value_type::String => Value::Str(unsafe { str_of(&a.string)? }),
-            // SAFETY: forwarded from the caller.
-            otlpx_value_type::Bytes => Value::Bytes(unsafe { bytes_of(&a.string)? }),
-            otlpx_value_type::Bool => Value::Bool(a.int_value != 0),
-            otlpx_value_type::Int => Value::I64(a.int_value),
-            otlpx_value_type::Double => Value::F64(a.double_value),
-            otlpx_value_type::IntArray => {
-                // SAFETY: forwarded from the caller.
-                Value::I64Array(unsafe { slice_arg(a.array.cast::<i64>(), a.array_len)? })
-            }
-            otlpx_value_type::DoubleArray => {
-                // SAFETY: forwarded from the caller.
-                Value::F64Array(unsafe { slice_arg(a.array.cast::<f64>(), a.array_len)? })
-            }
-            otlpx_value_type::BoolArray => {
-                // SAFETY: forwarded from the caller.
-                let raw = unsafe { slice_arg::<u8>(a.array.cast::<u8>(), a.array_len)? };
-                if raw.iter().any(|&v| v > 1) {
-                    return Err(otlpx_status::InvalidArgument);
-                }
-                // SAFETY: every byte is 0 or 1 (checked), the valid `bool`
-                // values, and `bool` has the size and alignment of `u8`.
-                Value::BoolArray(unsafe { &*(std::ptr::from_ref::<[u8]>(raw) as *const [bool]) })
-            }
+        let t = value_type(a.r#type)?;
+        let (elem_strs, elem_bytes) = match t {
             otlpx_value_type::StringArray => {
-                let v = &strs[s..s + a.array_len];
                 s += a.array_len;
-                Value::StrArray(v)
+                (&strs[s - a.array_len..s], &[][..])
             }
             otlpx_value_type::BytesArray => {
-                let v = &bytes[b..b + a.array_len];
                 b += a.array_len;
-                Value::BytesArray(v)
+                (&[][..], &bytes[b - a.array_len..b])
             }
+            _ => (&[][..], &[][..]),
+        };
+        // SAFETY: forwarded from the caller.
+        let value = unsafe {
+            plain_value(
+                t,
+                &a.string,
+                a.int_value,
+                a.double_value,
+                a.array,
+                a.array_len,
+                elem_strs,
+                elem_bytes,
+            )?
         };
         cut += truncations(&value, limit);
         kvs.push(KeyValue { key, value });
     }
     Ok(cut)
+}
+
+/// A value of one of the plain types (every type but `ARRAY` and `MAP`,
+/// refused here) from its fields; a string or byte-string array is given
+/// its elements' views (`elem_strs`, `elem_bytes`), the rest is read from
+/// `array`.
+///
+/// # Safety
+///
+/// `string` and `array` (for `array_len` elements of the type's element
+/// type) as in [`slice_arg`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn plain_value<'a>(
+    t: otlpx_value_type,
+    string: &otlpx_str,
+    int_value: i64,
+    double_value: f64,
+    array: *const std::ffi::c_void,
+    array_len: usize,
+    elem_strs: &'a [&'a str],
+    elem_bytes: &'a [&'a [u8]],
+) -> Result<Value<'a>, otlpx_status> {
+    Ok(match t {
+        // SAFETY: forwarded from the caller.
+        otlpx_value_type::String => Value::Str(unsafe { str_of(string)? }),
+        // SAFETY: forwarded from the caller.
+        otlpx_value_type::Bytes => Value::Bytes(unsafe { bytes_of(string)? }),
+        otlpx_value_type::Bool => Value::Bool(int_value != 0),
+        otlpx_value_type::Int => Value::I64(int_value),
+        otlpx_value_type::Double => Value::F64(double_value),
+        otlpx_value_type::IntArray => {
+            // SAFETY: forwarded from the caller.
+            Value::I64Array(unsafe { slice_arg(array.cast::<i64>(), array_len)? })
+        }
+        otlpx_value_type::DoubleArray => {
+            // SAFETY: forwarded from the caller.
+            Value::F64Array(unsafe { slice_arg(array.cast::<f64>(), array_len)? })
+        }
+        otlpx_value_type::BoolArray => {
+            // SAFETY: forwarded from the caller.
+            let raw = unsafe { slice_arg::<u8>(array.cast::<u8>(), array_len)? };
+            if raw.iter().any(|&v| v > 1) {
+                return Err(otlpx_status::InvalidArgument);
+            }
+            // SAFETY: every byte is 0 or 1 (checked), the valid `bool`
+            // values, and `bool` has the size and alignment of `u8`.
+            Value::BoolArray(unsafe { &*(std::ptr::from_ref::<[u8]>(raw) as *const [bool]) })
+        }
+        otlpx_value_type::StringArray => Value::StrArray(elem_strs),
+        otlpx_value_type::BytesArray => Value::BytesArray(elem_bytes),
+        otlpx_value_type::Array | otlpx_value_type::Map => {
+            return Err(otlpx_status::InvalidArgument);
+        }
+    })
 }
 
 /// Converts events, each borrowing its slice of `kvs` (which must hold
@@ -417,6 +495,329 @@ pub(crate) unsafe fn links_into<'a>(
         out.push(unsafe { link_of(&l.context, attributes, l.dropped_attributes_count)? });
     }
     Ok(())
+}
+
+/// A value of a log body met in the first pass, in breadth-first order:
+/// the values of each level of nesting follow those of the level above,
+/// and the elements of one array or map are contiguous.
+#[derive(Clone, Copy)]
+struct BodyNode<'c> {
+    /// Its key, when it is a map's entry.
+    key: Option<&'c str>,
+    value: &'c otlpx_any_value,
+    /// `value.r#type`, checked.
+    ty: otlpx_value_type,
+    /// Where its elements start: in the next level's values (`ARRAY`) or
+    /// entries (`MAP`), or in the views of string or byte-string array
+    /// elements.
+    at: usize,
+}
+
+/// The storage of one level of a body: its values, and its map entries.
+type Level<'a> = (Vec<AnyValue<'a>>, Vec<(&'a str, AnyValue<'a>)>);
+
+/// Reusable vectors for converting a log body, kept empty between calls
+/// and labelled `'static` only for storage, as [`Arena`]'s are. Its own
+/// thread-local: a record's attributes are converted in [`ARENA`] around
+/// the body's conversion.
+#[derive(Default)]
+struct BodyArena {
+    nodes: Vec<BodyNode<'static>>,
+    /// Where each level starts in `nodes`.
+    level_starts: Vec<usize>,
+    strs: Vec<&'static str>,
+    bytes: Vec<&'static [u8]>,
+    /// One per level used so far (at most `OTLPX_MAX_BODY_DEPTH`).
+    levels: Vec<Level<'static>>,
+}
+
+/// How many entries each vector of a [`BodyArena`] keeps between calls: a
+/// thread that once converted a huge body does not hold its memory for
+/// good.
+const BODY_ARENA_KEEP: usize = 4096;
+
+thread_local! {
+    static BODY_ARENA: RefCell<BodyArena> = RefCell::default();
+}
+
+/// Empties `v` and gives back memory past [`BODY_ARENA_KEEP`] entries.
+fn trim<T>(mut v: Vec<T>) -> Vec<T> {
+    v.clear();
+    v.shrink_to(BODY_ARENA_KEEP);
+    v
+}
+
+/// Converts the log body `body` and runs `f` on it (`None`: type 0, no
+/// body). Nested arrays and maps are laid out level by level in the
+/// per-thread [`BodyArena`], each level's values borrowing the level
+/// below, so a warm thread converts without allocating and nothing
+/// recurses on the caller's data: the first pass is a loop over a queue,
+/// the second recurses once per level, at most `OTLPX_MAX_BODY_DEPTH`
+/// deep.
+///
+/// # Errors
+///
+/// The first conversion error (`f` is then not run), or `f`'s:
+/// `InvalidArgument` for an unknown type (or 0 below the top), nesting
+/// deeper than `OTLPX_MAX_BODY_DEPTH`, more than `OTLPX_MAX_BODY_VALUES`
+/// values, a bool array byte other than 0 or 1; `NullPointer`;
+/// `InvalidUtf8` for a string or key.
+///
+/// # Safety
+///
+/// Every pointer in `body`, and in every value nested in it, as in
+/// [`slice_arg`].
+pub(crate) unsafe fn with_body<R>(
+    body: &otlpx_any_value,
+    f: impl FnOnce(Option<AnyValue<'_>>) -> Result<R, otlpx_status>,
+) -> Result<R, otlpx_status> {
+    if body.r#type == 0 {
+        return f(None);
+    }
+    let mut arena = BODY_ARENA
+        .try_with(|a| a.try_borrow_mut().map(|mut a| std::mem::take(&mut *a)).ok())
+        .ok()
+        .flatten()
+        // Thread teardown (or re-entry, which cannot happen): a fresh one.
+        .unwrap_or_default();
+    let mut nodes: Vec<BodyNode<'_>> = relabel(std::mem::take(&mut arena.nodes));
+    let mut starts = std::mem::take(&mut arena.level_starts);
+    let mut strs: Vec<&str> = relabel(std::mem::take(&mut arena.strs));
+    let mut bytes: Vec<&[u8]> = relabel(std::mem::take(&mut arena.bytes));
+    // SAFETY: forwarded from the caller.
+    let result = unsafe { body_nodes(body, &mut nodes, &mut starts, &mut strs, &mut bytes) }
+        .and_then(|()| {
+            if arena.levels.len() < starts.len() {
+                arena.levels.resize_with(starts.len(), Default::default);
+            }
+            let last = starts.len() - 1;
+            let nodes = Nodes {
+                nodes: &nodes,
+                starts: &starts,
+                strs: &strs,
+                bytes: &bytes,
+            };
+            // SAFETY: forwarded from the caller.
+            unsafe { nodes.build(&mut arena.levels, last, &[], &[], f) }
+        });
+    arena.nodes = relabel(trim(nodes));
+    arena.level_starts = trim(starts);
+    arena.strs = relabel(trim(strs));
+    arena.bytes = relabel(trim(bytes));
+    let _ = BODY_ARENA.try_with(|a| {
+        if let Ok(mut a) = a.try_borrow_mut() {
+            *a = arena;
+        }
+    });
+    result
+}
+
+/// The first pass: every value of the body, breadth first (`nodes` used as
+/// the queue), checked against the depth and size bounds as it is met;
+/// each level's start in `starts`; the elements of string and byte-string
+/// arrays viewed.
+///
+/// # Safety
+///
+/// As [`with_body`].
+unsafe fn body_nodes<'c>(
+    root: &'c otlpx_any_value,
+    nodes: &mut Vec<BodyNode<'c>>,
+    starts: &mut Vec<usize>,
+    strs: &mut Vec<&'c str>,
+    bytes: &mut Vec<&'c [u8]>,
+) -> Result<(), otlpx_status> {
+    use crate::logs::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
+    let too_many = |n: usize| n > OTLPX_MAX_BODY_VALUES as usize;
+    nodes.push(BodyNode {
+        key: None,
+        value: root,
+        ty: any_value_type(root.r#type)?,
+        at: 0,
+    });
+    starts.push(0);
+    // Values met so far, with the elements of arrays of plain values: the
+    // work the encoder will do, however often the caller's pointers
+    // repeat the same array.
+    let mut counted = 1_usize;
+    // The level of `nodes[i]` (the body's is 1), where it ends, and how
+    // many values and map entries the next level has so far.
+    let (mut depth, mut level_end) = (1_u32, 1_usize);
+    let (mut next_values, mut next_entries) = (0_usize, 0_usize);
+    let mut i = 0;
+    while i < nodes.len() {
+        if i == level_end {
+            starts.push(i);
+            level_end = nodes.len();
+            depth += 1;
+            (next_values, next_entries) = (0, 0);
+        }
+        let BodyNode { value, ty, .. } = nodes[i];
+        let len = value.array_len;
+        let nested = matches!(ty, otlpx_value_type::Array | otlpx_value_type::Map);
+        if nested && len != 0 && depth >= OTLPX_MAX_BODY_DEPTH {
+            return Err(otlpx_status::InvalidArgument);
+        }
+        match ty {
+            otlpx_value_type::Array
+            | otlpx_value_type::Map
+            | otlpx_value_type::StringArray
+            | otlpx_value_type::BytesArray
+            | otlpx_value_type::BoolArray
+            | otlpx_value_type::IntArray
+            | otlpx_value_type::DoubleArray => {
+                counted = counted.saturating_add(len);
+                if too_many(counted) {
+                    return Err(otlpx_status::InvalidArgument);
+                }
+            }
+            _ => {}
+        }
+        match ty {
+            otlpx_value_type::Array => {
+                // SAFETY: forwarded from the caller.
+                let items = unsafe { slice_arg::<'c>(value.array.cast::<otlpx_any_value>(), len)? };
+                nodes[i].at = next_values;
+                next_values += len;
+                for v in items {
+                    nodes.push(BodyNode {
+                        key: None,
+                        value: v,
+                        ty: nested_type(v.r#type)?,
+                        at: 0,
+                    });
+                }
+            }
+            otlpx_value_type::Map => {
+                // SAFETY: forwarded from the caller.
+                let entries =
+                    unsafe { slice_arg::<'c>(value.array.cast::<otlpx_any_key_value>(), len)? };
+                nodes[i].at = next_entries;
+                next_entries += len;
+                for e in entries {
+                    nodes.push(BodyNode {
+                        // SAFETY: forwarded from the caller.
+                        key: Some(unsafe { str_of(&e.key)? }),
+                        value: &e.value,
+                        ty: nested_type(e.value.r#type)?,
+                        at: 0,
+                    });
+                }
+            }
+            otlpx_value_type::StringArray => nodes[i].at = strs.len(),
+            otlpx_value_type::BytesArray => nodes[i].at = bytes.len(),
+            _ => {}
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { push_elements(ty, value.array, len, strs, bytes)? };
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The type of a value inside an array or map: 0 (none) is not one.
+fn nested_type(t: u32) -> Result<otlpx_value_type, otlpx_status> {
+    if t == 0 {
+        return Err(otlpx_status::InvalidArgument);
+    }
+    any_value_type(t)
+}
+
+/// What the first pass found, for the second.
+struct Nodes<'n, 'c: 'n> {
+    nodes: &'n [BodyNode<'c>],
+    starts: &'n [usize],
+    strs: &'n [&'c str],
+    bytes: &'n [&'c [u8]],
+}
+
+impl<'n, 'c> Nodes<'n, 'c> {
+    /// The second pass, from the deepest level up: builds level `d`'s
+    /// values in `levels[d]`, borrowing the level below (`below_values`,
+    /// `below_entries`), then level `d - 1` borrowing them, and at the top
+    /// runs `f` on the body. One frame per level: at most
+    /// `OTLPX_MAX_BODY_DEPTH`.
+    ///
+    /// # Safety
+    ///
+    /// As [`with_body`].
+    unsafe fn build<'b, R>(
+        &self,
+        levels: &mut [Level<'static>],
+        d: usize,
+        below_values: &'b [AnyValue<'b>],
+        below_entries: &'b [(&'b str, AnyValue<'b>)],
+        f: impl FnOnce(Option<AnyValue<'_>>) -> Result<R, otlpx_status>,
+    ) -> Result<R, otlpx_status>
+    where
+        'n: 'b,
+    {
+        let (values, entries) = &mut levels[d];
+        let mut values: Vec<AnyValue<'b>> = relabel(std::mem::take(values));
+        let mut entries: Vec<(&'b str, AnyValue<'b>)> = relabel(std::mem::take(entries));
+        let end = self.starts.get(d + 1).copied().unwrap_or(self.nodes.len());
+        let mut fill = || -> Result<(), otlpx_status> {
+            for n in &self.nodes[self.starts[d]..end] {
+                // SAFETY: forwarded from the caller.
+                let v = unsafe { self.value(n, below_values, below_entries)? };
+                match n.key {
+                    Some(k) => entries.push((k, v)),
+                    None => values.push(v),
+                }
+            }
+            Ok(())
+        };
+        let result = fill().and_then(|()| {
+            if d == 0 {
+                f(Some(values[0]))
+            } else {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.build(levels, d - 1, &values, &entries, f) }
+            }
+        });
+        levels[d] = (relabel(trim(values)), relabel(trim(entries)));
+        result
+    }
+
+    /// One value, its elements borrowed from the level below or from the
+    /// views of the first pass.
+    ///
+    /// # Safety
+    ///
+    /// As [`with_body`].
+    unsafe fn value<'b>(
+        &self,
+        n: &BodyNode<'c>,
+        below_values: &'b [AnyValue<'b>],
+        below_entries: &'b [(&'b str, AnyValue<'b>)],
+    ) -> Result<AnyValue<'b>, otlpx_status>
+    where
+        'n: 'b,
+    {
+        let v = n.value;
+        let range = n.at..n.at + v.array_len;
+        let (elem_strs, elem_bytes): (&[&str], &[&[u8]]) = match n.ty {
+            otlpx_value_type::Array => return Ok(AnyValue::Array(&below_values[range])),
+            otlpx_value_type::Map => return Ok(AnyValue::Map(&below_entries[range])),
+            otlpx_value_type::StringArray => (&self.strs[range], &[]),
+            otlpx_value_type::BytesArray => (&[], &self.bytes[range]),
+            _ => (&[], &[]),
+        };
+        // SAFETY: forwarded from the caller.
+        let plain = unsafe {
+            plain_value(
+                n.ty,
+                &v.string,
+                v.int_value,
+                v.double_value,
+                v.array,
+                v.array_len,
+                elem_strs,
+                elem_bytes,
+            )?
+        };
+        Ok(AnyValue::Value(plain))
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +920,313 @@ mod tests {
             let got = unsafe { with_attribute_slice(&[bad], None, &truncated, |_| Ok(())) };
             assert_eq!(got, Err(want));
         }
+    }
+
+    fn any(t: otlpx_value_type) -> otlpx_any_value {
+        otlpx_any_value {
+            r#type: t as u32,
+            string: otlpx_str {
+                ptr: std::ptr::null(),
+                len: 0,
+            },
+            int_value: 0,
+            double_value: 0.0,
+            array: std::ptr::null(),
+            array_len: 0,
+        }
+    }
+
+    fn any_str(text: &str) -> otlpx_any_value {
+        otlpx_any_value {
+            string: s(text),
+            ..any(otlpx_value_type::String)
+        }
+    }
+
+    fn any_int(v: i64) -> otlpx_any_value {
+        otlpx_any_value {
+            int_value: v,
+            ..any(otlpx_value_type::Int)
+        }
+    }
+
+    fn array_of<T>(t: otlpx_value_type, items: &[T]) -> otlpx_any_value {
+        otlpx_any_value {
+            array: items.as_ptr().cast(),
+            array_len: items.len(),
+            ..any(t)
+        }
+    }
+
+    fn entry(key: &str, value: otlpx_any_value) -> otlpx_any_key_value {
+        otlpx_any_key_value { key: s(key), value }
+    }
+
+    /// Converts `body` and returns its `Debug` text, or the status.
+    fn body_text(body: &otlpx_any_value) -> Result<String, otlpx_status> {
+        // SAFETY: the tests' bodies point only to live locals.
+        unsafe { with_body(body, |b| Ok(format!("{b:?}"))) }
+    }
+
+    #[test]
+    fn a_map_entry_is_laid_out_as_an_attribute() {
+        use std::mem::offset_of;
+        assert_eq!(
+            size_of::<otlpx_any_key_value>(),
+            size_of::<otlpx_attribute>()
+        );
+        assert_eq!(
+            align_of::<otlpx_any_key_value>(),
+            align_of::<otlpx_attribute>()
+        );
+        let v = offset_of!(otlpx_any_key_value, value);
+        assert_eq!(
+            v + offset_of!(otlpx_any_value, r#type),
+            offset_of!(otlpx_attribute, r#type)
+        );
+        assert_eq!(
+            v + offset_of!(otlpx_any_value, string),
+            offset_of!(otlpx_attribute, string)
+        );
+        assert_eq!(
+            v + offset_of!(otlpx_any_value, int_value),
+            offset_of!(otlpx_attribute, int_value)
+        );
+        assert_eq!(
+            v + offset_of!(otlpx_any_value, double_value),
+            offset_of!(otlpx_attribute, double_value)
+        );
+        assert_eq!(
+            v + offset_of!(otlpx_any_value, array),
+            offset_of!(otlpx_attribute, array)
+        );
+        assert_eq!(
+            v + offset_of!(otlpx_any_value, array_len),
+            offset_of!(otlpx_attribute, array_len)
+        );
+    }
+
+    #[test]
+    fn bodies_of_every_kind_nest_in_order() {
+        assert_eq!(
+            body_text(&any(otlpx_value_type::String)).unwrap(),
+            "Some(Value(Str(\"\")))"
+        );
+        let mut none = any_int(0);
+        none.r#type = 0;
+        assert_eq!(body_text(&none).unwrap(), "None");
+
+        let strs = [s("x"), s("yy")];
+        let bools = [1_u8, 0];
+        let ints = [5_i64, 6];
+        let inner = [
+            any_int(1),
+            any_str("two"),
+            array_of(otlpx_value_type::StringArray, &strs),
+        ];
+        let deep_entries = [entry("k", array_of(otlpx_value_type::BoolArray, &bools))];
+        let map_entries = [
+            entry("a", array_of(otlpx_value_type::Array, &inner)),
+            entry("b", array_of(otlpx_value_type::Map, &deep_entries)),
+            entry("c", array_of(otlpx_value_type::IntArray, &ints)),
+            entry(
+                "d",
+                otlpx_any_value {
+                    double_value: 0.5,
+                    ..any(otlpx_value_type::Double)
+                },
+            ),
+            entry(
+                "e",
+                array_of(otlpx_value_type::Map, &[] as &[otlpx_any_key_value]),
+            ),
+        ];
+        let outer = [array_of(otlpx_value_type::Map, &map_entries), any_int(7)];
+        let body = array_of(otlpx_value_type::Array, &outer);
+        // SAFETY: every pointer above is live for the call.
+        unsafe {
+            with_body(&body, |b| {
+                let Some(AnyValue::Array([AnyValue::Map(m), AnyValue::Value(Value::I64(7))])) = b
+                else {
+                    panic!("{b:?}");
+                };
+                assert_eq!(m.len(), 5);
+                assert_eq!(
+                    m[0],
+                    (
+                        "a",
+                        AnyValue::Array(&[
+                            AnyValue::Value(Value::I64(1)),
+                            AnyValue::Value(Value::Str("two")),
+                            AnyValue::Value(Value::StrArray(&["x", "yy"])),
+                        ])
+                    )
+                );
+                assert_eq!(
+                    m[1],
+                    (
+                        "b",
+                        AnyValue::Map(&[("k", AnyValue::Value(Value::BoolArray(&[true, false])))])
+                    )
+                );
+                assert_eq!(m[2], ("c", AnyValue::Value(Value::I64Array(&[5, 6]))));
+                assert_eq!(m[3], ("d", AnyValue::Value(Value::F64(0.5))));
+                assert_eq!(m[4], ("e", AnyValue::Map(&[])));
+                Ok(())
+            })
+        }
+        .unwrap();
+    }
+
+    /// A chain of `depth` nested one-element arrays around `innermost`
+    /// (`depth` values in all), in `store`.
+    fn chain(
+        depth: usize,
+        innermost: otlpx_any_value,
+        store: &mut Vec<otlpx_any_value>,
+    ) -> otlpx_any_value {
+        *store = Vec::with_capacity(depth);
+        store.push(innermost);
+        for _ in 1..depth {
+            // Never reallocated (the capacity was reserved): the pointer
+            // stays valid.
+            let inner = store.as_ptr().wrapping_add(store.len() - 1);
+            store.push(otlpx_any_value {
+                array: inner.cast(),
+                array_len: 1,
+                ..any(otlpx_value_type::Array)
+            });
+        }
+        *store.last().unwrap()
+    }
+
+    #[test]
+    fn depth_and_size_are_bounded() {
+        use crate::logs::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
+        let max = OTLPX_MAX_BODY_DEPTH as usize;
+        let mut store = Vec::new();
+        let ok = chain(max, any_int(42), &mut store);
+        assert!(body_text(&ok).unwrap().contains("I64(42)"));
+        let deep = chain(max + 1, any_int(42), &mut store);
+        assert_eq!(body_text(&deep), Err(otlpx_status::InvalidArgument));
+        // An empty array or map at the deepest level is fine.
+        for t in [otlpx_value_type::Array, otlpx_value_type::Map] {
+            let empty = chain(max, any(t), &mut store);
+            assert!(body_text(&empty).is_ok());
+        }
+
+        // The same pair of arrays repeated: each level doubles the values.
+        if !cfg!(miri) {
+            // Never reallocated: the pointers into it stay valid.
+            let mut levels = Vec::with_capacity(max);
+            levels.push([any_int(1), any_int(2)]);
+            for _ in 1..max - 1 {
+                let below = levels.as_ptr().wrapping_add(levels.len() - 1);
+                let a = otlpx_any_value {
+                    array: below.cast(),
+                    array_len: 2,
+                    ..any(otlpx_value_type::Array)
+                };
+                levels.push([a, a]);
+            }
+            let root = array_of(otlpx_value_type::Array, levels.last().unwrap());
+            // 2^15 leaves + the arrays above them: within the bound.
+            assert!(body_text(&root).is_ok());
+            let wide: Vec<otlpx_any_value> = vec![root; 64];
+            let too_many = array_of(otlpx_value_type::Array, &wide);
+            const { assert!(64 << 16 > OTLPX_MAX_BODY_VALUES) };
+            assert_eq!(body_text(&too_many), Err(otlpx_status::InvalidArgument));
+        }
+        let ints = vec![0_i64; OTLPX_MAX_BODY_VALUES as usize];
+        let big = array_of(otlpx_value_type::IntArray, &ints);
+        assert_eq!(body_text(&big), Err(otlpx_status::InvalidArgument));
+    }
+
+    #[test]
+    fn bad_bodies_are_refused() {
+        let bad_utf8 = [b'a', 0xff];
+        let bad = otlpx_str {
+            ptr: bad_utf8.as_ptr().cast(),
+            len: 2,
+        };
+        let mut unknown = any_int(1);
+        unknown.r#type = 13;
+        let mut zero = any_int(1);
+        zero.r#type = 0;
+        let bad_key = [otlpx_any_key_value {
+            key: bad,
+            value: any_int(1),
+        }];
+        let bad_value = [entry(
+            "k",
+            otlpx_any_value {
+                string: bad,
+                ..any(otlpx_value_type::String)
+            },
+        )];
+        let in_array = [zero];
+        let bad_bools = [2_u8];
+        let mut null_array = any(otlpx_value_type::Map);
+        null_array.array_len = 1;
+        let cases = [
+            (unknown, otlpx_status::InvalidArgument),
+            (
+                array_of(otlpx_value_type::Array, &in_array),
+                otlpx_status::InvalidArgument,
+            ),
+            (
+                array_of(otlpx_value_type::Map, &bad_key),
+                otlpx_status::InvalidUtf8,
+            ),
+            (
+                array_of(otlpx_value_type::Map, &bad_value),
+                otlpx_status::InvalidUtf8,
+            ),
+            (
+                array_of(otlpx_value_type::BoolArray, &bad_bools),
+                otlpx_status::InvalidArgument,
+            ),
+            (null_array, otlpx_status::NullPointer),
+        ];
+        for (body, want) in cases {
+            assert_eq!(body_text(&body), Err(want), "{body:?}");
+        }
+        // Bytes are any bytes.
+        let bytes = otlpx_any_value {
+            string: bad,
+            ..any(otlpx_value_type::Bytes)
+        };
+        assert!(body_text(&bytes).is_ok());
+        // Neither body type is an attribute type.
+        let mut a = attr("a", otlpx_value_type::Array);
+        let truncated = AtomicU64::new(0);
+        for t in [otlpx_value_type::Array, otlpx_value_type::Map] {
+            a.r#type = t as u32;
+            // SAFETY: as above.
+            let got = unsafe { with_attribute_slice(&[a], None, &truncated, |_| Ok(())) };
+            assert_eq!(got, Err(otlpx_status::InvalidArgument));
+        }
+    }
+
+    #[test]
+    fn a_warm_body_arena_keeps_its_capacity() {
+        let leaves = [any_int(1), any_str("s"), any_int(3)];
+        let entries = [
+            entry("a", array_of(otlpx_value_type::Array, &leaves)),
+            entry("b", any_int(2)),
+        ];
+        let body = array_of(otlpx_value_type::Map, &entries);
+        let cap = || {
+            body_text(&body).unwrap();
+            BODY_ARENA.with(|a| {
+                let a = a.borrow();
+                assert!(a.nodes.is_empty() && a.levels.iter().all(|l| l.0.is_empty()));
+                (a.nodes.capacity(), a.nodes.as_ptr(), a.levels[1].1.as_ptr())
+            })
+        };
+        let first = cap();
+        assert!(first.0 >= 6);
+        assert_eq!(cap(), first, "the same allocations, reused");
     }
 
     #[test]

@@ -1,15 +1,19 @@
-//! `otlpx_engine` and `otlpx_tracer`: the engine's lifecycle, its tracers
-//! and its statistics.
+//! `otlpx_engine` and `otlpx_tracer`: the engine's lifecycle, its tracers,
+//! its statistics per signal, and the drain of a record-only engine.
 //!
-//! An engine is thread-safe; so is each tracer, which the engine owns.
-//! Freeing an engine first drops its open spans (their handles go stale),
-//! then its tracers (their pointers go to tombstones), then the engine,
-//! which shuts it down if `otlpx_engine_shutdown` did not.
+//! An engine is thread-safe; so is each tracer and logger, which the
+//! engine owns. Freeing an engine first drops its open spans (their
+//! handles go stale), then its tracers and loggers (their pointers go to
+//! tombstones), then the engine, which shuts it down if
+//! `otlpx_engine_shutdown` did not.
 
 use crate::convert::str_arg;
 use crate::handle::Handle;
+use crate::logs::{LoggerHandle, LoggerPtr};
+use crate::types::otlpx_signal;
 use crate::{fail, ffi_guard, otlpx_status};
-use otlpx::{Engine, FlushError, Tracer};
+use bytes::BytesMut;
+use otlpx::{Engine, FlushError, Signal, Tracer};
 use std::ffi::c_char;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,13 +45,62 @@ pub(crate) struct EngineState {
     pub(crate) engine: Engine,
     /// Set by `otlpx_engine_shutdown`: record calls are refused after it.
     pub(crate) shut_down: AtomicBool,
-    /// Attribute values truncated to the value length limit.
+    /// Span attribute values truncated to the value length limit.
     pub(crate) values_truncated: AtomicU64,
-    /// Calls on this engine's tracers and live spans refused for bad input
-    /// (not calls with a stale span handle: their engine is unknown).
-    pub(crate) calls_refused: AtomicU64,
+    /// Calls refused for bad input, by signal ([`signal_slot`]): on this
+    /// engine's tracers and live spans (not calls with a stale span
+    /// handle: their engine is unknown), and on its loggers.
+    calls_refused: [AtomicU64; 2],
     /// The engine's tracers, by (name, version), each made once.
     tracers: Mutex<Vec<(String, String, TracerPtr)>>,
+    /// The engine's loggers, likewise.
+    pub(crate) loggers: Mutex<Vec<(String, String, LoggerPtr)>>,
+    /// What `otlpx_engine_drain` framed, by signal, kept while the caller's
+    /// buffer is too small for it.
+    drained: Mutex<[Drained; 2]>,
+}
+
+/// A request `otlpx_engine_drain` framed, with its buffer (reused).
+#[derive(Default)]
+struct Drained {
+    buf: BytesMut,
+    items: usize,
+    /// Framed but not yet handed over: the next drain of the signal
+    /// returns it before taking anything from the rings.
+    pending: bool,
+}
+
+impl EngineState {
+    /// Counts a call refused for bad input on `signal`'s front door, and
+    /// returns its status; drops the core counts itself (a full ring, a
+    /// record too large) and a shut-down engine are not bad input.
+    pub(crate) fn refuse(&self, signal: Signal, status: otlpx_status) -> otlpx_status {
+        if !matches!(
+            status,
+            otlpx_status::RingFull | otlpx_status::TooLarge | otlpx_status::ShutDown
+        ) {
+            // Relaxed: a statistic.
+            self.calls_refused[signal_slot(signal)].fetch_add(1, Ordering::Relaxed);
+        }
+        status
+    }
+}
+
+/// A signal's place in the per-signal arrays.
+fn signal_slot(signal: Signal) -> usize {
+    match signal {
+        Signal::Logs => 1,
+        _ => 0,
+    }
+}
+
+/// The signal an `otlpx_signal` number names.
+fn signal_of(number: u32) -> Result<Signal, otlpx_status> {
+    match number {
+        n if n == otlpx_signal::Traces as u32 => Ok(Signal::Traces),
+        n if n == otlpx_signal::Logs as u32 => Ok(Signal::Logs),
+        _ => Err(otlpx_status::InvalidArgument),
+    }
 }
 
 /// A tracer handle the engine owns.
@@ -78,14 +131,7 @@ impl TracerState {
 
     /// Counts a refused call, and returns its status.
     pub(crate) fn refuse(&self, status: otlpx_status) -> otlpx_status {
-        if !matches!(
-            status,
-            otlpx_status::RingFull | otlpx_status::TooLarge | otlpx_status::ShutDown
-        ) {
-            // Relaxed: a statistic.
-            self.engine().calls_refused.fetch_add(1, Ordering::Relaxed);
-        }
-        status
+        self.engine().refuse(Signal::Traces, status)
     }
 }
 
@@ -142,8 +188,10 @@ pub unsafe extern "C" fn otlpx_engine_new(
             engine,
             shut_down: AtomicBool::new(false),
             values_truncated: AtomicU64::new(0),
-            calls_refused: AtomicU64::new(0),
+            calls_refused: [AtomicU64::new(0), AtomicU64::new(0)],
             tracers: Mutex::new(Vec::new()),
+            loggers: Mutex::new(Vec::new()),
+            drained: Mutex::default(),
         };
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { *out = EngineHandle::into_raw(Box::new(state)).cast() };
@@ -202,7 +250,9 @@ pub unsafe extern "C" fn otlpx_engine_from_env(out: *mut *mut otlpx_engine) -> o
 /// # Safety
 ///
 /// `engine` is NULL or from `otlpx_engine_new`, not freed concurrently.
-unsafe fn state<'a>(engine: *const otlpx_engine) -> Result<&'a EngineState, otlpx_status> {
+pub(crate) unsafe fn state<'a>(
+    engine: *const otlpx_engine,
+) -> Result<&'a EngineState, otlpx_status> {
     // SAFETY: forwarded from the caller.
     unsafe { EngineHandle::get(engine.cast()) }.map(|b| &**b)
 }
@@ -337,8 +387,8 @@ const FREE_PATIENCE: Duration = Duration::from_secs(1);
 const STUCK_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Frees an engine: drops its open spans (their handles then return
-/// `OTLPX_STATUS_INVALID_HANDLE`), its tracers, and the engine, shutting
-/// it down first (within the shutdown timeout,
+/// `OTLPX_STATUS_INVALID_HANDLE`), its tracers and loggers (likewise), and
+/// the engine, shutting it down first (within the shutdown timeout,
 /// `otlpx_config_set_shutdown_timeout_ms`, 5 s by default, plus ~100 ms to
 /// abandon unanswered requests) unless `otlpx_engine_shutdown` did. NULL
 /// is fine. Blocks while it shuts down.
@@ -354,7 +404,7 @@ const STUCK_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Safety
 ///
 /// `engine` is NULL or from `otlpx_engine_new`; no other call on this
-/// engine, its tracers or its spans may run concurrently.
+/// engine, its tracers, loggers or spans may run concurrently.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn otlpx_engine_free(engine: *mut otlpx_engine) -> otlpx_status {
     ffi_guard! {
@@ -383,6 +433,17 @@ pub unsafe extern "C" fn otlpx_engine_free(engine: *mut otlpx_engine) -> otlpx_s
             // a thread that died in a fork): its tracer is leaked, never
             // freed under it.
         }
+        let loggers = std::mem::take(
+            &mut *state.loggers.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (_, _, ptr) in loggers {
+            if stuck == 0 {
+                // SAFETY: from `LoggerHandle::into_raw`; the caller promises
+                // no call on it runs concurrently.
+                drop(unsafe { LoggerHandle::free(ptr.0) });
+            }
+            // Otherwise kept, as the tracers are: the state is kept too.
+        }
         if stuck == 0 {
             drop(state);
         } else {
@@ -394,8 +455,10 @@ pub unsafe extern "C" fn otlpx_engine_free(engine: *mut otlpx_engine) -> otlpx_s
     }
 }
 
-/// An engine's counters, as `otlpx_engine_stats` writes them. Fields are
-/// only ever appended, so pass `sizeof(otlpx_stats)` as you compiled it.
+/// An engine's counters for one signal, as `otlpx_engine_stats` (spans)
+/// and `otlpx_engine_signal_stats` write them; the field docs say "spans",
+/// and mean log records in the logs signal's. Fields are only ever
+/// appended, so pass `sizeof(otlpx_stats)` as you compiled it.
 ///
 /// `recorded == exported + dropped_* (all seven) + in_flight + in_rings`
 /// in every snapshot.
@@ -437,11 +500,13 @@ pub struct otlpx_stats {
     pub ring_bytes_used: u64,
     /// Ring bytes in all, all CPUs.
     pub ring_bytes_capacity: u64,
-    /// Attribute values truncated to the value length limit.
+    /// Attribute values truncated to the value length limit (spans only:
+    /// log record values have no length limit yet, so 0 for logs).
     pub values_truncated: u64,
-    /// Calls on this engine's tracers and open spans refused for bad input
-    /// (NULL, UTF-8, enum numbers, all-zero ids); the status said which.
-    /// A stale or busy span handle names no engine, so is not counted.
+    /// Calls on this engine's tracers and open spans (for logs: on its
+    /// loggers) refused for bad input (NULL, UTF-8, enum numbers, all-zero
+    /// ids, a body too deep); the status said which. A stale or busy span
+    /// handle names no engine, so is not counted.
     pub calls_refused: u64,
     /// Export attempts that sent a failed request again.
     pub export_retries: u64,
@@ -462,9 +527,10 @@ pub struct otlpx_stats {
     pub dropped_spool_corrupt: u64,
 }
 
-/// Writes the engine's counters to `out`: the first `out_size` bytes of an
-/// `otlpx_stats` (pass `sizeof(otlpx_stats)`), so a caller built against
-/// an older header still gets the fields it knows.
+/// Writes the engine's span counters to `out`: the first `out_size` bytes
+/// of an `otlpx_stats` (pass `sizeof(otlpx_stats)`), so a caller built
+/// against an older header still gets the fields it knows. The same as
+/// `otlpx_engine_signal_stats(engine, OTLPX_SIGNAL_TRACES, out, out_size)`.
 ///
 /// # Errors
 ///
@@ -482,51 +548,165 @@ pub unsafe extern "C" fn otlpx_engine_stats(
 ) -> otlpx_status {
     ffi_guard! {
         // SAFETY: forwarded from the caller.
+        unsafe { write_stats(engine, Signal::Traces, out, out_size) }
+    }
+}
+
+/// Writes the engine's counters for `signal` (an `otlpx_signal`) to `out`,
+/// as `otlpx_engine_stats` does for spans. Each signal keeps its own
+/// accounting: its own rings, batches, requests and drops.
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`,
+/// `OTLPX_STATUS_INVALID_ARGUMENT` (unknown signal).
+///
+/// # Safety
+///
+/// As `otlpx_engine_stats`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_signal_stats(
+    engine: *const otlpx_engine,
+    signal: u32,
+    out: *mut otlpx_stats,
+    out_size: usize,
+) -> otlpx_status {
+    ffi_guard! {
+        let signal = signal_of(signal)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { write_stats(engine, signal, out, out_size) }
+    }
+}
+
+/// The body of `otlpx_engine_signal_stats`.
+///
+/// # Safety
+///
+/// As `otlpx_engine_stats`.
+unsafe fn write_stats(
+    engine: *const otlpx_engine,
+    signal: Signal,
+    out: *mut otlpx_stats,
+    out_size: usize,
+) -> Result<(), otlpx_status> {
+    // SAFETY: forwarded from the caller.
+    let state = unsafe { state(engine)? };
+    if out.is_null() {
+        return Err(otlpx_status::NullPointer);
+    }
+    let s = state.engine.signal_stats(signal);
+    let d = &s.dropped;
+    let stats = otlpx_stats {
+        recorded: s.recorded,
+        exported: s.exported,
+        in_flight: s.in_flight,
+        in_rings: s.in_rings,
+        dropped_ring_full: d.ring_full,
+        dropped_too_large: d.too_large,
+        dropped_invalid: d.invalid,
+        dropped_aborted: d.aborted,
+        dropped_rejected: d.rejected,
+        dropped_export_failed: d.export_failed,
+        dropped_shutdown: d.shutdown,
+        export_requests: s.export.requests,
+        export_failures: s.export.failures.total(),
+        export_bytes_uncompressed: s.export.bytes_uncompressed,
+        export_bytes_sent: s.export.bytes_sent,
+        ring_bytes_used: s.ring_bytes_used,
+        ring_bytes_capacity: s.rings.iter().map(|r| r.capacity_bytes).sum(),
+        // Relaxed (both): statistics.
+        values_truncated: match signal {
+            Signal::Traces => state.values_truncated.load(Ordering::Relaxed),
+            _ => 0,
+        },
+        calls_refused: state.calls_refused[signal_slot(signal)].load(Ordering::Relaxed),
+        export_retries: s.export.retries,
+        dropped_evicted: s.dropped.evicted,
+        export_in_flight_bytes: s.export.in_flight_bytes,
+        spooled: s.spooled,
+        spool_restored: s.spool.restored,
+        dropped_spool_full: s.dropped.spool_full,
+        dropped_spool_corrupt: s.dropped.spool_corrupt,
+    };
+    let n = out_size.min(size_of::<otlpx_stats>());
+    // SAFETY: `out` is non-NULL (checked) and the caller promises
+    // `out_size` writable bytes; `n <= out_size`, and a local cannot
+    // overlap the caller's buffer.
+    unsafe {
+        std::ptr::copy_nonoverlapping(std::ptr::from_ref(&stats).cast::<u8>(), out.cast::<u8>(), n);
+    }
+    Ok(())
+}
+
+/// Takes up to `max_items` of `signal`'s items (an `otlpx_signal`) out of
+/// the rings of an engine that does not export
+/// (`otlpx_config_set_export(c, 0)`), frames them as one OTLP
+/// `ExportTraceServiceRequest` or `ExportLogsServiceRequest` (protobuf
+/// bytes, as sent to a receiver), copies it to `buf`, and writes its
+/// length to `*out_len` and how many items it holds to `*out_items`. For
+/// callers that send the bytes themselves, and for tests. With nothing to
+/// take, or for an exporting engine (its workers own the rings), both are
+/// 0.
+///
+/// Not a hot-path call: it takes the engine's drain lock and copies the
+/// items. Call it until `*out_items` is 0 to empty the rings.
+///
+/// # Errors
+///
+/// `OTLPX_STATUS_BUFFER_TOO_SMALL`: the request did not fit in `capacity`
+/// bytes; nothing was copied, `*out_len` says how many bytes it needs, and
+/// the engine keeps it: the next call for this signal returns it (and
+/// takes nothing more). Pass `capacity` 0 (and `buf` NULL) to learn the
+/// size. `OTLPX_STATUS_NULL_POINTER`, `OTLPX_STATUS_INVALID_HANDLE`,
+/// `OTLPX_STATUS_INVALID_ARGUMENT` (unknown signal).
+///
+/// # Safety
+///
+/// `engine` is from `otlpx_engine_new` and not freed concurrently; `buf`
+/// points to `capacity` writable bytes (NULL if 0); `out_len` and
+/// `out_items` to a writable `size_t` each. Thread-safe: concurrent
+/// drains take turns.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otlpx_engine_drain(
+    engine: *const otlpx_engine,
+    signal: u32,
+    max_items: usize,
+    buf: *mut u8,
+    capacity: usize,
+    out_len: *mut usize,
+    out_items: *mut usize,
+) -> otlpx_status {
+    ffi_guard! {
+        // SAFETY: forwarded from the caller.
         let state = unsafe { state(engine)? };
-        if out.is_null() {
+        let signal = signal_of(signal)?;
+        if out_len.is_null() || out_items.is_null() || (buf.is_null() && capacity != 0) {
             return Err(otlpx_status::NullPointer);
         }
-        let s = state.engine.stats();
-        let d = &s.dropped;
-        let stats = otlpx_stats {
-            recorded: s.recorded,
-            exported: s.exported,
-            in_flight: s.in_flight,
-            in_rings: s.in_rings,
-            dropped_ring_full: d.ring_full,
-            dropped_too_large: d.too_large,
-            dropped_invalid: d.invalid,
-            dropped_aborted: d.aborted,
-            dropped_rejected: d.rejected,
-            dropped_export_failed: d.export_failed,
-            dropped_shutdown: d.shutdown,
-            export_requests: s.export.requests,
-            export_failures: s.export.failures.total(),
-            export_bytes_uncompressed: s.export.bytes_uncompressed,
-            export_bytes_sent: s.export.bytes_sent,
-            ring_bytes_used: s.ring_bytes_used,
-            ring_bytes_capacity: s.rings.iter().map(|r| r.capacity_bytes).sum(),
-            // Relaxed (both): statistics.
-            values_truncated: state.values_truncated.load(Ordering::Relaxed),
-            calls_refused: state.calls_refused.load(Ordering::Relaxed),
-            export_retries: s.export.retries,
-            dropped_evicted: s.dropped.evicted,
-            export_in_flight_bytes: s.export.in_flight_bytes,
-            spooled: s.spooled,
-            spool_restored: s.spool.restored,
-            dropped_spool_full: s.dropped.spool_full,
-            dropped_spool_corrupt: s.dropped.spool_corrupt,
-        };
-        let n = out_size.min(size_of::<otlpx_stats>());
-        // SAFETY: `out` is non-NULL (checked) and the caller promises
-        // `out_size` writable bytes; `n <= out_size`, and a local cannot
-        // overlap the caller's buffer.
+        let mut drained = state.drained.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let d = &mut drained[signal_slot(signal)];
+        if !d.pending {
+            d.items = state.engine.drain(signal, &mut d.buf, max_items);
+            d.pending = d.items != 0;
+        }
+        let len = if d.pending { d.buf.len() } else { 0 };
+        if len > capacity {
+            // SAFETY: checked non-NULL; the caller promises it is writable.
+            unsafe { *out_len = len };
+            return Err(otlpx_status::BufferTooSmall);
+        }
+        if len != 0 {
+            // SAFETY: `buf` is non-NULL (`capacity >= len > 0`, checked) and
+            // the caller promises `capacity` writable bytes; the engine's
+            // buffer cannot overlap the caller's.
+            unsafe { std::ptr::copy_nonoverlapping(d.buf.as_ptr(), buf, len) };
+        }
+        let items = if d.pending { d.items } else { 0 };
+        d.pending = false;
+        // SAFETY: checked non-NULL; the caller promises they are writable.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                std::ptr::from_ref(&stats).cast::<u8>(),
-                out.cast::<u8>(),
-                n,
-            );
+            *out_len = len;
+            *out_items = items;
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The C ABI of otlpx: `libotlpx_ffi` and `otlpx.h`, so that any language
-//! runtime can hand its spans to an otlpx engine in-process.
+//! runtime can hand its spans and log records to an otlpx engine
+//! in-process.
 //!
 //! This crate holds no engine logic: it checks what C hands it, converts
 //! it to the core's borrowed types without copying, and calls the core. Its
@@ -7,9 +8,9 @@
 //!
 //! * **Opaque handles** with one owner each: `otlpx_config` (a `Box`,
 //!   consumed by `otlpx_engine_new`), `otlpx_engine` (a `Box` the caller
-//!   frees with `otlpx_engine_free`), `otlpx_tracer` (owned by its engine),
-//!   and `otlpx_span`, a generation-checked number rather than a pointer
-//!   (see [`table`]).
+//!   frees with `otlpx_engine_free`), `otlpx_tracer` and `otlpx_logger`
+//!   (owned by their engine), and `otlpx_span`, a generation-checked
+//!   number rather than a pointer (see [`table`]).
 //! * **A status for every call** ([`otlpx_status`], `uint32_t`, numbers
 //!   stable and never reused); outputs only through trailing out-parameters,
 //!   written only on success.
@@ -18,14 +19,14 @@
 //! * **Every pointer is checked** for NULL; strings are (pointer, length)
 //!   pairs, checked for UTF-8 (`OTLPX_STATUS_INVALID_UTF8`), never read
 //!   past their length and never required to end in NUL.
-//! * **Freed handles fail cleanly**: an engine or tracer keeps a small
+//! * **Freed handles fail cleanly**: an engine, tracer or logger keeps a small
 //!   tombstone after it is freed, so a late call or a second free returns
 //!   `OTLPX_STATUS_INVALID_HANDLE` instead of touching freed memory; a span
 //!   handle carries a generation, so one that has ended is refused the same
 //!   way.
-//! * **Hot-path calls** (span begin/set/end, one-shot record) never block
-//!   and, once the calling thread is warm, never allocate; a full ring is
-//!   `OTLPX_STATUS_RING_FULL`.
+//! * **Hot-path calls** (span begin/set/end, one-shot record, log emit)
+//!   never block and, once the calling thread is warm, never allocate; a
+//!   full ring is `OTLPX_STATUS_RING_FULL`.
 //!
 //! Fork safety is the core's: an engine restarts its workers in a forked
 //! child by itself (`pthread_atfork`).
@@ -41,6 +42,7 @@ pub mod config;
 mod convert;
 pub mod engine;
 mod handle;
+pub mod logs;
 pub mod record;
 pub mod span;
 mod table;
@@ -164,7 +166,15 @@ impl From<otlpx::RecordError> for otlpx_status {
 /// Runs an exported function's body, turning a panic into
 /// `OTLPX_STATUS_PANIC` (unwinding into C is undefined behaviour). The
 /// body returns `Result<(), otlpx_status>`; `?` works inside it.
+///
+/// `ffi_guard!(or DEFAULT; body)` is for the few functions that return a
+/// value rather than a status (`otlpx_logger_enabled`): the body returns
+/// that value, and a panic returns `DEFAULT`.
 macro_rules! ffi_guard {
+    (or $default:expr; $($body:tt)*) => {{
+        let run = || { $($body)* };
+        ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(run)).unwrap_or($default)
+    }};
     ($($body:tt)*) => {{
         let run = || -> ::std::result::Result<(), $crate::otlpx_status> { $($body)* };
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(run)) {

@@ -1,5 +1,6 @@
 //! The plain C structs and enums the ABI passes by pointer or value:
-//! strings, attributes, span contexts, events, links and finished spans.
+//! strings, attributes, span contexts, events, links, finished spans, log
+//! records and their bodies.
 //!
 //! Every enum a caller *passes in* travels as `uint32_t` and is checked
 //! (an out-of-range Rust enum would be undefined behaviour); flags are
@@ -44,6 +45,14 @@ pub enum otlpx_value_type {
     DoubleArray = 9,
     /// `array`: `array_len` `otlpx_str`s, any bytes.
     BytesArray = 10,
+    /// `array`: `array_len` `otlpx_any_value`s, each of any type (a
+    /// heterogeneous array). Only in an `otlpx_any_value` (a log body):
+    /// an attribute of this type is refused.
+    Array = 11,
+    /// `array`: `array_len` `otlpx_any_key_value`s, in order (a map; a key
+    /// given twice is sent twice). Only in an `otlpx_any_value`, as
+    /// `ARRAY`.
+    Map = 12,
 }
 
 /// One attribute: a key and a typed value. Only the fields the type names
@@ -71,6 +80,98 @@ pub struct otlpx_attribute {
     pub array: *const std::ffi::c_void,
     /// How many elements `array` has.
     pub array_len: usize,
+}
+
+/// Any OTLP value: a log record's body, or a value nested in one. The
+/// same fields as an `otlpx_attribute`'s value, read the same way, plus two
+/// types only a body may have: `OTLPX_VALUE_TYPE_ARRAY` (`array` holds
+/// `otlpx_any_value`s of any types) and `OTLPX_VALUE_TYPE_MAP` (`array`
+/// holds `otlpx_any_key_value`s).
+///
+/// `type` 0 means no value: a record without a body (so a zeroed record
+/// is valid). Nested values must have a type: 0 inside an array or map is
+/// refused with `OTLPX_STATUS_INVALID_ARGUMENT`, as is nesting deeper than
+/// `OTLPX_MAX_BODY_DEPTH` or more than `OTLPX_MAX_BODY_VALUES` values.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct otlpx_any_value {
+    /// An `otlpx_value_type`, or 0 for none (top level only).
+    pub r#type: u32,
+    /// `STRING` and `BYTES` values.
+    pub string: otlpx_str,
+    /// `INT` and `BOOL` values.
+    pub int_value: i64,
+    /// `DOUBLE` values.
+    pub double_value: f64,
+    /// The elements of an `*_ARRAY`, `ARRAY` or `MAP` value.
+    pub array: *const std::ffi::c_void,
+    /// How many elements `array` has.
+    pub array_len: usize,
+}
+
+/// One entry of a map value (`OTLPX_VALUE_TYPE_MAP`): a key and any value.
+/// Laid out as an `otlpx_attribute` is (the key, then the value's fields),
+/// so an array of attributes of the plain types is also a map's entries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct otlpx_any_key_value {
+    /// The key, UTF-8.
+    pub key: otlpx_str,
+    /// The value.
+    pub value: otlpx_any_value,
+}
+
+/// A telemetry signal, for the calls that take one
+/// (`otlpx_engine_signal_stats`, `otlpx_engine_drain`). Numbers are
+/// stable and never reused; 0 is no signal.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum otlpx_signal {
+    /// Spans.
+    Traces = 1,
+    /// Log records.
+    Logs = 2,
+}
+
+/// One log record, for `otlpx_logger_emit`: read during the call only. A
+/// zero-initialised record is valid: severity unspecified, no body, no
+/// attributes, timestamps now, no trace context.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct otlpx_log_record {
+    /// When the event happened, in nanoseconds since the Unix epoch; 0 for
+    /// now.
+    pub time_unix_nano: u64,
+    /// When it was observed (e.g. read from a file), in nanoseconds since
+    /// the Unix epoch; 0 for now.
+    pub observed_time_unix_nano: u64,
+    /// An OTLP `SeverityNumber`: 0 (unspecified) or 1 (`TRACE`) to 24
+    /// (`FATAL4`); others are refused with `OTLPX_STATUS_INVALID_ARGUMENT`.
+    pub severity_number: u32,
+    /// The severity as the source wrote it (`"warning"`), UTF-8; empty for
+    /// the severity's short name (`"WARN"`, `"INFO2"`; none for
+    /// unspecified).
+    pub severity_text: otlpx_str,
+    /// The body: a message string, or any value (type 0: none).
+    pub body: otlpx_any_value,
+    /// `attributes_len` attributes (NULL when 0), of the plain types only.
+    pub attributes: *const otlpx_attribute,
+    /// How many attributes.
+    pub attributes_len: usize,
+    /// The event's name, for records that are events, UTF-8; empty for
+    /// none.
+    pub event_name: otlpx_str,
+    /// The trace the record belongs to, when `has_span_context` is set.
+    pub trace_id: [u8; 16],
+    /// The span it belongs to, when `has_span_context` is set.
+    pub span_id: [u8; 8],
+    /// W3C trace flags (bit 0: sampled), when `has_span_context` is set.
+    pub trace_flags: u8,
+    /// Non-zero: the record correlates with the span `trace_id` and
+    /// `span_id` name (neither may be all zeros). Zero: with no span. There
+    /// is no "current span" on the C side: a record has the context it is
+    /// given, or none, whatever the calling thread is doing.
+    pub has_span_context: u8,
 }
 
 /// The role of a span, numbered as OTLP numbers it.

@@ -3,7 +3,8 @@
 //! AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer, linked
 //! against the `libotlpx_ffi.so` this build made, and run against the
 //! embedded OTLP receiver. Each must exit 0, and the spans each says it
-//! sent must have arrived, intact. `ffi/install.sh` and `otlpx.pc` are
+//! sent must have arrived, intact; the log records `logs.c` drains from a
+//! record-only engine are decoded here and compared field by field. `ffi/install.sh` and `otlpx.pc` are
 //! checked the way a user would use them: install, then build the example
 //! with `pkg-config` (shared, and static through `Libs.private`).
 //!
@@ -11,11 +12,14 @@
 //! the pkg-config check is skipped, with a note, where `pkg-config` is not
 //! installed. Build products go to `target/<profile>/c-tests/`.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use otlpx_bench::receiver::{Receiver, ReceiverConfig};
+use prost::Message;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -560,4 +564,193 @@ fn install_sh_and_pkg_config_build_the_example() {
     cmd.arg(receiver.grpc_endpoint());
     run(cmd, "example-static");
     check_example_spans(&receiver);
+}
+
+/// The log records `logs.c` wrote to `path` (drained requests, each a
+/// 4-byte little-endian length and its bytes), by their `c.case`
+/// attribute, with their scope's name and version.
+fn drained_logs(path: &Path) -> HashMap<String, (String, String, LogRecord)> {
+    let bytes = std::fs::read(path).expect("logs.c wrote its requests");
+    let mut records = HashMap::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_at(4);
+        let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
+        let (msg, tail) = tail.split_at(len);
+        rest = tail;
+        let req = ExportLogsServiceRequest::decode(msg).expect("a logs request decodes");
+        for rl in req.resource_logs {
+            let resource = rl.resource.map(|r| r.attributes).unwrap_or_default();
+            assert_eq!(
+                attr(&resource, "service.name"),
+                &Av::StringValue("otlpx-c-tests".into())
+            );
+            for sl in rl.scope_logs {
+                let scope = sl.scope.expect("a scope");
+                for r in sl.log_records {
+                    let Av::StringValue(case) = attr(&r.attributes, "c.case").clone() else {
+                        panic!("no c.case in {r:?}");
+                    };
+                    let old = records.insert(case, (scope.name.clone(), scope.version.clone(), r));
+                    assert!(old.is_none(), "a case twice: {old:?}");
+                }
+            }
+        }
+    }
+    records
+}
+
+fn body(r: &LogRecord) -> Option<&Av> {
+    r.body.as_ref().and_then(|b| b.value.as_ref())
+}
+
+fn any(v: Av) -> AnyValue {
+    AnyValue { value: Some(v) }
+}
+
+fn arr(items: Vec<Av>) -> Av {
+    Av::ArrayValue(ArrayValue {
+        values: items.into_iter().map(any).collect(),
+    })
+}
+
+fn kvlist(entries: Vec<(&str, Av)>) -> Av {
+    Av::KvlistValue(KeyValueList {
+        values: entries
+            .into_iter()
+            .map(|(k, v)| KeyValue {
+                key: k.to_owned(),
+                value: Some(any(v)),
+                ..KeyValue::default()
+            })
+            .collect(),
+    })
+}
+
+fn string(s: &str) -> Av {
+    Av::StringValue(s.to_owned())
+}
+
+#[test]
+fn c_logs_every_record_arrives_intact() {
+    use Av::*;
+    let exe = compile("tests/logs.c");
+    let receiver = receiver();
+    let out = paths().out_dir.join("logs.requests");
+    let _ = std::fs::remove_file(&out);
+    let mut cmd = c_program(&exe);
+    cmd.arg(receiver.grpc_endpoint()).arg(&out);
+    let stdout = run(cmd, "logs");
+
+    // The exporting engine's records reached the receiver (which keeps
+    // no log bodies: its counts say requests came, the engine's stats that
+    // every record was acknowledged).
+    assert!(stdout.contains("expected_log_records=100"), "{stdout}");
+    let counts = receiver.counts();
+    assert!(counts.logs_requests >= 1, "{counts:?}");
+    assert_eq!((counts.requests, counts.requests_malformed), (0, 0));
+
+    let records = drained_logs(&out);
+    let cases: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("cases="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no cases=N line in:\n{stdout}"));
+    assert_eq!(records.len(), cases, "{:?}", records.keys());
+    let case = |name: &str| {
+        let (scope, version, r) = records
+            .get(name)
+            .unwrap_or_else(|| panic!("no case {name}"));
+        assert_eq!((scope.as_str(), version.as_str()), ("otlpx-c-logs", "2.0"));
+        r
+    };
+
+    let r = case("every_field");
+    assert_eq!(r.time_unix_nano, 1_700_000_000_000_000_001);
+    assert_eq!(r.observed_time_unix_nano, 1_700_000_000_000_000_002);
+    assert_eq!(
+        (r.severity_number, r.severity_text.as_str()),
+        (13, "warning")
+    );
+    assert_eq!(body(r), Some(&string("payment retried")));
+    assert_eq!(r.attributes.len(), 4);
+    assert_eq!(attr(&r.attributes, "order.id"), &IntValue(1042));
+    assert_eq!(attr(&r.attributes, "retry"), &BoolValue(true));
+    assert_eq!(
+        attr(&r.attributes, "tags"),
+        &arr(vec![string("a"), string("b")])
+    );
+    assert_eq!(r.event_name, "payment.retry");
+    assert_eq!(r.trace_id, (0x40..0x50).collect::<Vec<u8>>());
+    assert_eq!(r.span_id, (0x80..0x88).collect::<Vec<u8>>());
+    assert_eq!(r.flags, 1);
+    let r = case("unsampled_context");
+    assert_eq!((r.trace_id.len(), r.span_id.len(), r.flags), (16, 8, 0));
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let r = case("defaults");
+    assert!(r.time_unix_nano > now - 120_000_000_000 && r.time_unix_nano <= now);
+    assert_eq!(r.time_unix_nano, r.observed_time_unix_nano);
+    assert_eq!((r.severity_number, r.severity_text.as_str()), (9, "INFO"));
+    assert!(r.trace_id.is_empty() && r.span_id.is_empty() && r.flags == 0);
+    assert!(r.event_name.is_empty());
+    let r = case("unspecified");
+    assert_eq!((r.severity_number, r.severity_text.as_str()), (0, ""));
+    assert_eq!(body(r), Some(&string("")));
+    assert_eq!(body(case("no_body")), None);
+    assert_eq!(body(case("zeroed")), None);
+    assert_eq!(case("zeroed").severity_number, 0);
+    assert_eq!(case("info2").severity_text, "INFO2");
+
+    assert_eq!(
+        body(case("scalars")),
+        Some(&kvlist(vec![
+            ("s", string("text")),
+            ("b", BoolValue(true)),
+            ("i", IntValue(-7)),
+            ("d", DoubleValue(2.5)),
+            ("y", BytesValue(vec![0, 0xfe])),
+            ("sa", arr(vec![string("x"), string("yy")])),
+            ("ba", arr(vec![BoolValue(true), BoolValue(false)])),
+            (
+                "ia",
+                arr(vec![IntValue(-1), IntValue(0), IntValue(i64::MAX)])
+            ),
+            ("da", arr(vec![DoubleValue(0.5), DoubleValue(-2.0)])),
+            ("ya", arr(vec![BytesValue(vec![0, 0xff])])),
+        ]))
+    );
+    assert_eq!(
+        body(case("bytes_body")),
+        Some(&BytesValue(vec![0xff, 0, 1]))
+    );
+    assert_eq!(body(case("double_body")), Some(&DoubleValue(-0.25)));
+    assert_eq!(
+        body(case("attributes_as_map")),
+        Some(&kvlist(vec![("k1", IntValue(1)), ("k2", string("v2"))]))
+    );
+    assert_eq!(
+        body(case("nested")),
+        Some(&arr(vec![
+            kvlist(vec![
+                ("k", arr(vec![IntValue(1), string("two"), kvlist(vec![])])),
+                (
+                    "m",
+                    kvlist(vec![("deep", kvlist(vec![("deeper", IntValue(3))]))])
+                ),
+            ]),
+            IntValue(7),
+            string("x"),
+            arr(vec![]),
+        ]))
+    );
+    assert_eq!(case("nested").severity_text, "ERROR");
+    let mut want = IntValue(42);
+    for _ in 1..16 {
+        want = arr(vec![want]);
+    }
+    assert_eq!(body(case("max_depth")), Some(&want));
 }

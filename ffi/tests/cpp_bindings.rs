@@ -8,12 +8,17 @@
 //! The program checks the wrapper's behaviour itself (RAII, moves,
 //! exceptions, hot-path statuses, lifetimes, threads, flush) and prints
 //! how many spans it sent; here the receiver must have exactly those, each
-//! exactly once, with the fields the program set.
+//! exactly once, with the fields the program set. The log records it
+//! drains from a record-only engine into a file are decoded here and
+//! compared field by field (the receiver keeps no log bodies).
 //!
 //! Needs g++ (or `CXX`) with libasan and libubsan; fails saying so if
 //! there is none.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use otlpx_bench::receiver::{self, Receiver, ReceiverConfig, Transport};
+use prost::Message;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -217,9 +222,12 @@ fn cpp_binding_against_the_receiver() {
         ..ReceiverConfig::default()
     })
     .expect("the receiver starts");
+    let logs_file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cpp_bindings/logs.requests");
+    let _ = std::fs::remove_file(&logs_file);
     let child = Command::new(&exe)
         .arg(receiver.grpc_endpoint())
         .arg(receiver.http_endpoint())
+        .arg(&logs_file)
         // No OTEL_* variable of this process may reach the engines
         // (Engine::from_env must find no endpoint).
         .env_clear()
@@ -452,4 +460,136 @@ fn cpp_binding_against_the_receiver() {
         Some("IntValue(3)")
     );
     assert!(recorded.parent_span_id.is_empty(), "a root span");
+
+    // The exporting engine's log records were acknowledged, in requests of
+    // their own.
+    assert!(stdout.contains("LOGS_EXPORTED 50"), "{stdout}");
+    assert!(counts.logs_requests >= 1, "{counts:?}");
+
+    check_drained_logs(&logs_file);
+}
+
+/// The log records `test_logs` drained into `path` (each request a 4-byte
+/// little-endian length and its bytes), checked by their `case` attribute.
+fn check_drained_logs(path: &Path) {
+    let bytes = std::fs::read(path).expect("the C++ test wrote its log requests");
+    let mut records: BTreeMap<String, LogRecord> = BTreeMap::new();
+    let mut rest = &bytes[..];
+    let mut requests = 0;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_at(4);
+        let (msg, tail) = tail.split_at(u32::from_le_bytes(len.try_into().unwrap()) as usize);
+        rest = tail;
+        requests += 1;
+        let req = ExportLogsServiceRequest::decode(msg).expect("a logs request decodes");
+        for rl in req.resource_logs {
+            let resource = rl.resource.expect("a resource");
+            assert_eq!(
+                attr!(resource.attributes, "service.name"),
+                Some(s("cpp-logs"))
+            );
+            for sl in rl.scope_logs {
+                let scope = sl.scope.expect("a scope");
+                assert_eq!(
+                    (scope.name.as_str(), scope.version.as_str()),
+                    ("cpp-logger", "3.1")
+                );
+                for r in sl.log_records {
+                    let case = attr!(r.attributes, "case").expect("a case attribute");
+                    assert!(records.insert(case.clone(), r).is_none(), "{case} twice");
+                }
+            }
+        }
+    }
+    assert_eq!(requests, 2, "4 records, at most 2 a request");
+    let names: Vec<&str> = records.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            s("cpp-correlated"),
+            s("cpp-max-depth"),
+            s("cpp-plain"),
+            s("cpp-structured")
+        ]
+    );
+    let body = |r: &LogRecord| {
+        r.body
+            .as_ref()
+            .and_then(|b| b.value.as_ref())
+            .map(|v| format!("{v:?}"))
+    };
+
+    let plain = &records[&s("cpp-plain")];
+    assert_eq!(
+        (plain.severity_number, plain.severity_text.as_str()),
+        (9, "INFO")
+    );
+    assert_eq!(body(plain), Some(s("cpp plain")));
+    assert_eq!(attr!(plain.attributes, "n").as_deref(), Some("IntValue(1)"));
+    assert!(plain.trace_id.is_empty(), "no current span on the C side");
+
+    let r = &records[&s("cpp-structured")];
+    const T0: u64 = 1_700_000_000_000_000_000;
+    assert_eq!((r.time_unix_nano, r.observed_time_unix_nano), (T0, T0 + 1));
+    assert_eq!(
+        (r.severity_number, r.severity_text.as_str()),
+        (13, "warning")
+    );
+    assert_eq!(r.event_name, "cpp.event");
+    assert_eq!(attr!(r.attributes, "user"), Some(s("u-7")));
+    let mut trace_id = vec![0u8; 16];
+    trace_id[15] = 0x51;
+    let mut span_id = vec![0u8; 8];
+    span_id[7] = 0x52;
+    assert_eq!((&r.trace_id, &r.span_id, r.flags), (&trace_id, &span_id, 1));
+    let any = |v: &str| format!("AnyValue {{ value: Some({v}) }}");
+    let kv = |k: &str, v: &str| {
+        format!(
+            "KeyValue {{ key: {k:?}, value: Some({}), key_strindex: 0 }}",
+            any(v)
+        )
+    };
+    let want_body = format!(
+        "KvlistValue(KeyValueList {{ values: [{}] }})",
+        [
+            kv(
+                "inner",
+                &array(&[
+                    "IntValue(1)",
+                    &s("two"),
+                    "DoubleValue(3.5)",
+                    "BoolValue(true)",
+                    &s("owned"),
+                    "BytesValue([0, 255])",
+                ])
+            ),
+            kv(
+                "deeper",
+                &format!(
+                    "KvlistValue(KeyValueList {{ values: [{}] }})",
+                    kv(
+                        "ints",
+                        &array(&["IntValue(1)", "IntValue(2)", "IntValue(3)"])
+                    )
+                )
+            ),
+            kv("flags", &array(&["BoolValue(true)", "BoolValue(false)"])),
+            kv("names", &array(&[&s("a"), &s("b")])),
+            kv("empty", &array(&[])),
+        ]
+        .join(", ")
+    );
+    assert_eq!(body(r), Some(want_body));
+
+    let r = &records[&s("cpp-correlated")];
+    assert_eq!(r.severity_number, 17);
+    assert_eq!((r.trace_id.len(), r.span_id.len(), r.flags), (16, 8, 1));
+    assert_eq!(body(r), None);
+
+    let r = &records[&s("cpp-max-depth")];
+    let mut want = "IntValue(42)".to_owned();
+    for _ in 1..16 {
+        want = array(&[&want]);
+    }
+    assert_eq!(body(r), Some(want));
 }

@@ -8,6 +8,10 @@
  * name (`dropped_invalid` for zero ids). Oversized values: truncated to
  * the configured length and counted (`values_truncated`), or a span too
  * large for its ring refused with OTLPX_STATUS_TOO_LARGE and counted.
+ * Log records likewise, and their bodies: severities past 24, value types
+ * past MAP (or 0 nested), ARRAY and MAP as attribute types, nesting past
+ * OTLPX_MAX_BODY_DEPTH, more than OTLPX_MAX_BODY_VALUES values (however
+ * the pointers share), a context flagged but all zeros, unknown signals.
  */
 #include "check.h"
 
@@ -389,7 +393,244 @@ static void too_large(void) {
     CHECK_STATUS(otlpx_engine_free(small), OTLPX_STATUS_OK);
 }
 
+static const otlpx_logger *logger;
+static const otlpx_engine *log_engine;
+static uint64_t logs_refused; /* log records refused so far */
+
+/* Emits `r`, expecting `want`; the record must not have been recorded. */
+static void refuse_log(const otlpx_log_record *r, otlpx_status want, int line) {
+    otlpx_stats before = signal_stats(log_engine, OTLPX_SIGNAL_LOGS);
+    otlpx_status got = otlpx_logger_emit(logger, r);
+    logs_refused++;
+    otlpx_stats after = signal_stats(log_engine, OTLPX_SIGNAL_LOGS);
+    if (got != want) {
+        fprintf(stderr, "line %d: otlpx_logger_emit returned %u (%s), expected %u (%s)\n", line,
+                (unsigned)got, otlpx_status_str(got), (unsigned)want, otlpx_status_str(want));
+        check_failures++;
+    }
+    if (after.recorded != before.recorded) {
+        fprintf(stderr, "line %d: a refused log record was recorded\n", line);
+        check_failures++;
+    }
+}
+#define REFUSE_LOG(r, want) refuse_log(&(r), (want), __LINE__)
+
+static void log_utf8(void) {
+    otlpx_log_record r = log_record(9, BAD_STR);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_UTF8);
+    r = log_record(9, OS("ok"));
+    r.severity_text = BAD_STR;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_UTF8);
+    r = log_record(9, OS("ok"));
+    r.event_name = BAD_STR;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_UTF8);
+    otlpx_attribute a = attr("k", OTLPX_VALUE_TYPE_STRING);
+    a.key = BAD_STR;
+    a.string = OS("v");
+    r = log_record(9, OS("ok"));
+    r.attributes = &a;
+    r.attributes_len = 1;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_UTF8);
+    a.key = OS("k");
+    a.string = BAD_STR;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_UTF8);
+
+    /* In a body: a map key, a nested string, a string array element. */
+    otlpx_any_key_value entries[1] = {{BAD_STR, any_int(1)}};
+    r = log_record(9, OS(""));
+    r.body = any_array(OTLPX_VALUE_TYPE_MAP, entries, 1);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_UTF8);
+    otlpx_any_value deep[1] = {any_string(BAD_STR)};
+    entries[0] = (otlpx_any_key_value){OS("k"), any_array(OTLPX_VALUE_TYPE_ARRAY, deep, 1)};
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_UTF8);
+    otlpx_str elems[2] = {OS("fine"), BAD_STR};
+    entries[0].value = any_array(OTLPX_VALUE_TYPE_STRING_ARRAY, elems, 2);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_UTF8);
+    /* Bytes are any bytes, in a body too. */
+    entries[0].value = any_array(OTLPX_VALUE_TYPE_BYTES_ARRAY, elems, 2);
+    CHECK_STATUS(otlpx_logger_emit(logger, &r), OTLPX_STATUS_OK);
+    r.body = any_value(OTLPX_VALUE_TYPE_BYTES);
+    r.body.string = BAD_STR;
+    CHECK_STATUS(otlpx_logger_emit(logger, &r), OTLPX_STATUS_OK);
+}
+
+static void log_values(void) {
+    /* Severities: 0 to 24 only. */
+    uint32_t bad_severities[] = {25, 256, 265, UINT32_MAX};
+    for (size_t i = 0; i < sizeof bad_severities / sizeof bad_severities[0]; i++) {
+        otlpx_log_record r = log_record(bad_severities[i], OS("x"));
+        REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+        CHECK(!otlpx_logger_enabled(logger, bad_severities[i]));
+    }
+
+    /* Unknown value types, at the top and nested; 0 nested. */
+    otlpx_log_record r = log_record(9, OS(""));
+    r.body.type = 13;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    r.body.type = UINT32_MAX;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    otlpx_any_value items[2] = {any_int(1), any_value(99)};
+    r.body = any_array(OTLPX_VALUE_TYPE_ARRAY, items, 2);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    items[1] = any_value(0);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    otlpx_any_key_value entries[1] = {{OS("k"), any_value(0)}};
+    r.body = any_array(OTLPX_VALUE_TYPE_MAP, entries, 1);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    /* A bool array in a body holds 0 and 1 only. */
+    uint8_t bools[2] = {1, 2};
+    entries[0].value = any_array(OTLPX_VALUE_TYPE_BOOL_ARRAY, bools, 2);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+
+    /* ARRAY and MAP are body types, not attribute types. */
+    otlpx_attribute a = attr("k", OTLPX_VALUE_TYPE_ARRAY);
+    r = log_record(9, OS("x"));
+    r.attributes = &a;
+    r.attributes_len = 1;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    a.type = OTLPX_VALUE_TYPE_MAP;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    a.type = 13;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    otlpx_config *c = NULL;
+    REQUIRE_OK(otlpx_config_new(&c));
+    a.type = OTLPX_VALUE_TYPE_MAP;
+    CHECK_STATUS(otlpx_config_add_resource_attribute(c, &a), OTLPX_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(otlpx_config_free(c), OTLPX_STATUS_OK);
+
+    /* A context flagged as given must name a span. */
+    r = log_record(9, OS("x"));
+    r.has_span_context = 1;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    memset(r.trace_id, 1, 16);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT); /* span id still zero */
+    memset(r.trace_id, 0, 16);
+    memset(r.span_id, 1, 8);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    memset(r.trace_id, 1, 16);
+    CHECK_STATUS(otlpx_logger_emit(logger, &r), OTLPX_STATUS_OK);
+    /* Not flagged: the ids are not read. */
+    r.has_span_context = 0;
+    memset(r.span_id, 0, 8);
+    CHECK_STATUS(otlpx_logger_emit(logger, &r), OTLPX_STATUS_OK);
+
+    /* Lengths past PTRDIFF_MAX, anywhere. */
+    r = log_record(9, (otlpx_str){"x", HUGE_LEN});
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    r = log_record(9, OS("x"));
+    r.attributes = &a;
+    r.attributes_len = HUGE_LEN;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    r = log_record(9, OS("x"));
+    r.body = any_array(OTLPX_VALUE_TYPE_INT_ARRAY, items, HUGE_LEN);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    r.body = any_array(OTLPX_VALUE_TYPE_MAP, entries, HUGE_LEN / sizeof entries[0] + 1);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+
+    /* Unknown signals. */
+    otlpx_stats st;
+    CHECK_STATUS(otlpx_engine_signal_stats(log_engine, 0, &st, sizeof st),
+                 OTLPX_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(otlpx_engine_signal_stats(log_engine, 3, &st, sizeof st),
+                 OTLPX_STATUS_INVALID_ARGUMENT);
+    size_t len = 0, n = 0;
+    CHECK_STATUS(otlpx_engine_drain(log_engine, 0, 1, NULL, 0, &len, &n),
+                 OTLPX_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(otlpx_engine_drain(log_engine, 3, 1, NULL, 0, &len, &n),
+                 OTLPX_STATUS_INVALID_ARGUMENT);
+}
+
+static void log_bounds(void) {
+    /* Nesting: OTLPX_MAX_BODY_DEPTH levels are fine, one more is not. */
+    otlpx_any_value chain[OTLPX_MAX_BODY_DEPTH + 1];
+    chain[0] = any_string(OS("bottom"));
+    for (int i = 1; i <= OTLPX_MAX_BODY_DEPTH; i++) {
+        chain[i] = any_array(i % 2 ? OTLPX_VALUE_TYPE_ARRAY : OTLPX_VALUE_TYPE_MAP, NULL, 1);
+    }
+    /* Maps' entries need keys: a parallel array of entries. */
+    otlpx_any_key_value as_entry[OTLPX_MAX_BODY_DEPTH + 1];
+    for (int i = 1; i <= OTLPX_MAX_BODY_DEPTH; i++) {
+        as_entry[i - 1] = (otlpx_any_key_value){OS("k"), chain[i - 1]};
+        chain[i].array = chain[i].type == OTLPX_VALUE_TYPE_MAP ? (const void *)&as_entry[i - 1]
+                                                               : (const void *)&chain[i - 1];
+    }
+    otlpx_log_record r = log_record(9, OS(""));
+    r.body = chain[OTLPX_MAX_BODY_DEPTH - 1];
+    CHECK_STATUS(otlpx_logger_emit(logger, &r), OTLPX_STATUS_OK);
+    r.body = chain[OTLPX_MAX_BODY_DEPTH];
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+
+    /* A cycle: an array that holds itself is too deep, not endless. */
+    otlpx_any_value self = any_value(OTLPX_VALUE_TYPE_ARRAY);
+    self.array = &self;
+    self.array_len = 1;
+    r.body = self;
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+
+    /* Shared pointers: 8 levels of 8 copies of the level below would be
+     * 8^8 values from 64 structs. Refused, and quickly. */
+    otlpx_any_value fan[8][8];
+    for (int j = 0; j < 8; j++) {
+        fan[0][j] = any_int(j);
+    }
+    for (int i = 1; i < 8; i++) {
+        for (int j = 0; j < 8; j++) {
+            fan[i][j] = any_array(OTLPX_VALUE_TYPE_ARRAY, fan[i - 1], 8);
+        }
+    }
+    r.body = any_array(OTLPX_VALUE_TYPE_ARRAY, fan[7], 8);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    /* Six levels (8^6 = 262144 values) are within the bound. */
+    r.body = any_array(OTLPX_VALUE_TYPE_ARRAY, fan[5], 8);
+    otlpx_status st = otlpx_logger_emit(logger, &r);
+    CHECK(st == OTLPX_STATUS_OK || st == OTLPX_STATUS_TOO_LARGE);
+
+    /* More plain values than the bound, in one array. */
+    size_t n = (size_t)OTLPX_MAX_BODY_VALUES;
+    int64_t *ints = calloc(n, sizeof *ints);
+    REQUIRE_OK(ints == NULL ? OTLPX_STATUS_NULL_POINTER : OTLPX_STATUS_OK);
+    r.body = any_array(OTLPX_VALUE_TYPE_INT_ARRAY, ints, n);
+    REFUSE_LOG(r, OTLPX_STATUS_INVALID_ARGUMENT);
+    free(ints);
+}
+
+static void log_too_large(void) {
+    /* A body too large for a 4 KiB ring: dropped and counted, not refused. */
+    otlpx_engine *small = test_engine(NULL, "[workers]\nring_bytes_per_cpu = 4096\n");
+    const otlpx_logger *l = test_logger(small);
+    static char big[3072];
+    memset(big, 'v', sizeof big);
+    otlpx_log_record r = log_record(9, (otlpx_str){big, sizeof big});
+    CHECK_STATUS(otlpx_logger_emit(l, &r), OTLPX_STATUS_TOO_LARGE);
+    r = log_record(9, OS("small"));
+    CHECK_STATUS(otlpx_logger_emit(l, &r), OTLPX_STATUS_OK);
+    otlpx_stats s = signal_stats(small, OTLPX_SIGNAL_LOGS);
+    CHECK(s.dropped_too_large == 1 && s.recorded == 2 && s.in_rings == 1);
+    CHECK(s.calls_refused == 0);
+    CHECK(stats_of(small).dropped_too_large == 0);
+    CHECK_STATUS(otlpx_engine_free(small), OTLPX_STATUS_OK);
+}
+
+static void logs(void) {
+    otlpx_engine *e = test_engine(NULL, "[workers]\nring_bytes_per_cpu = 16777216\n");
+    log_engine = e;
+    logger = test_logger(e);
+    log_utf8();
+    log_values();
+    log_bounds();
+    log_too_large();
+    otlpx_stats s = signal_stats(e, OTLPX_SIGNAL_LOGS);
+    CHECK(s.calls_refused == logs_refused);
+    if (s.calls_refused != logs_refused) {
+        fprintf(stderr, "  logs calls_refused %llu, expected %llu\n",
+                (unsigned long long)s.calls_refused, (unsigned long long)logs_refused);
+    }
+    CHECK(stats_of(e).calls_refused == 0);
+    CHECK_STATUS(otlpx_engine_free(e), OTLPX_STATUS_OK);
+}
+
 int main(void) {
+    logs();
     otlpx_engine *e = test_engine(NULL, "[limits]\nattribute_value_length = 16\n");
     engine = e;
     tracer = test_tracer(e);

@@ -135,6 +135,57 @@ static inline otlpx_attribute attr(const char *key, uint32_t type) {
     return a;
 }
 
+static inline const otlpx_logger *test_logger(const otlpx_engine *engine) {
+    const otlpx_logger *logger = NULL;
+    REQUIRE_OK(otlpx_engine_logger(engine, S("otlpx-c-logs"), S("2.0"), &logger));
+    return logger;
+}
+
+/* A zeroed value of a type (no body, when the type is 0). */
+static inline otlpx_any_value any_value(uint32_t type) {
+    otlpx_any_value v;
+    memset(&v, 0, sizeof v);
+    v.type = type;
+    return v;
+}
+
+static inline otlpx_any_value any_string(otlpx_str s) {
+    otlpx_any_value v = any_value(OTLPX_VALUE_TYPE_STRING);
+    v.string = s;
+    return v;
+}
+
+static inline otlpx_any_value any_int(int64_t n) {
+    otlpx_any_value v = any_value(OTLPX_VALUE_TYPE_INT);
+    v.int_value = n;
+    return v;
+}
+
+/* An array or map value over `n` elements at `items`. */
+static inline otlpx_any_value any_array(uint32_t type, const void *items, size_t n) {
+    otlpx_any_value v = any_value(type);
+    v.array = items;
+    v.array_len = n;
+    return v;
+}
+
+/* A record of a severity, with a string body. */
+static inline otlpx_log_record log_record(uint32_t severity, otlpx_str body) {
+    otlpx_log_record r;
+    memset(&r, 0, sizeof r);
+    r.severity_number = severity;
+    r.body = any_string(body);
+    return r;
+}
+
+/* The engine's counters for a signal. */
+static inline otlpx_stats signal_stats(const otlpx_engine *engine, uint32_t signal) {
+    otlpx_stats s;
+    memset(&s, 0, sizeof s);
+    REQUIRE_OK(otlpx_engine_signal_stats(engine, signal, &s, sizeof s));
+    return s;
+}
+
 static inline int check_exit(const char *name) {
     if (check_failures != 0) {
         fprintf(stderr, "%s: %d check(s) failed\n", name, check_failures);

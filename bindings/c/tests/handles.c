@@ -1,12 +1,13 @@
 /*
  * handles.c: handles used wrongly, and engines past their prime.
  *
- * Freed configs, engines and tracers, ended and made-up span handles, and
- * handles of one type passed as another are refused with
+ * Freed configs, engines, tracers and loggers, ended and made-up span
+ * handles, and handles of one type passed as another are refused with
  * OTLPX_STATUS_INVALID_HANDLE, never a crash (ASan would see one). After
- * otlpx_engine_shutdown, recording is refused with OTLPX_STATUS_SHUT_DOWN
- * and flushing with OTLPX_STATUS_NOT_EXPORTING. A full ring is
- * OTLPX_STATUS_RING_FULL, counted in `dropped_ring_full`.
+ * otlpx_engine_shutdown, recording spans and emitting log records is
+ * refused with OTLPX_STATUS_SHUT_DOWN and flushing with
+ * OTLPX_STATUS_NOT_EXPORTING. A full ring is OTLPX_STATUS_RING_FULL,
+ * counted in `dropped_ring_full` (of the logs signal, for log records).
  *
  * Usage: handles ENDPOINT DEAD_ENDPOINT
  */
@@ -64,6 +65,40 @@ static void double_free(void) {
     otlpx_finished_span fs = minimal_span();
     CHECK_STATUS(otlpx_tracer_record_span(t, &fs), OTLPX_STATUS_INVALID_HANDLE);
     CHECK_STATUS(otlpx_span_begin(t, S("x"), NULL, &span), OTLPX_STATUS_INVALID_HANDLE);
+}
+
+static void loggers(void) {
+    otlpx_engine *e = test_engine(NULL, NULL);
+    const otlpx_logger *l = test_logger(e);
+    const otlpx_tracer *t = test_tracer(e);
+    otlpx_log_record r = log_record(9, OS("x"));
+    CHECK_STATUS(otlpx_logger_emit(l, &r), OTLPX_STATUS_OK);
+
+    /* A logger is not a tracer, nor an engine, and the other way round. */
+    CHECK_STATUS(otlpx_logger_emit((const otlpx_logger *)t, &r), OTLPX_STATUS_INVALID_HANDLE);
+    CHECK_STATUS(otlpx_logger_emit((const otlpx_logger *)e, &r), OTLPX_STATUS_INVALID_HANDLE);
+    CHECK(!otlpx_logger_enabled((const otlpx_logger *)t, 9));
+    otlpx_finished_span fs = minimal_span();
+    CHECK_STATUS(otlpx_tracer_record_span((const otlpx_tracer *)l, &fs),
+                 OTLPX_STATUS_INVALID_HANDLE);
+    CHECK_STATUS(otlpx_engine_flush((const otlpx_engine *)l, 1), OTLPX_STATUS_INVALID_HANDLE);
+    CHECK_STATUS(otlpx_engine_free((otlpx_engine *)l), OTLPX_STATUS_INVALID_HANDLE);
+    CHECK(signal_stats(e, OTLPX_SIGNAL_LOGS).recorded == 1);
+
+    /* Its engine freed, the logger is a tombstone. */
+    CHECK_STATUS(otlpx_engine_free(e), OTLPX_STATUS_OK);
+    CHECK_STATUS(otlpx_logger_emit(l, &r), OTLPX_STATUS_INVALID_HANDLE);
+    CHECK_STATUS(otlpx_logger_emit(l, NULL), OTLPX_STATUS_INVALID_HANDLE);
+    CHECK(!otlpx_logger_enabled(l, 9));
+    const otlpx_logger *l2 = NULL;
+    CHECK_STATUS(otlpx_engine_logger(e, S("x"), S(""), &l2), OTLPX_STATUS_INVALID_HANDLE);
+    CHECK(l2 == NULL);
+    otlpx_stats s;
+    CHECK_STATUS(otlpx_engine_signal_stats(e, OTLPX_SIGNAL_LOGS, &s, sizeof s),
+                 OTLPX_STATUS_INVALID_HANDLE);
+    size_t len = 0, n = 0;
+    CHECK_STATUS(otlpx_engine_drain(e, OTLPX_SIGNAL_LOGS, 1, NULL, 0, &len, &n),
+                 OTLPX_STATUS_INVALID_HANDLE);
 }
 
 /* Every call taking a span handle, on a handle that names no open span. */
@@ -142,9 +177,19 @@ static void after_shutdown(const char *endpoint) {
     REQUIRE_OK(otlpx_span_begin(t, S("open across shutdown"), NULL, &open));
     otlpx_finished_span fs = minimal_span();
     CHECK_STATUS(otlpx_tracer_record_span(t, &fs), OTLPX_STATUS_OK);
+    const otlpx_logger *l = test_logger(e);
+    otlpx_log_record r = log_record(9, OS("before shutdown"));
+    CHECK_STATUS(otlpx_logger_emit(l, &r), OTLPX_STATUS_OK);
     CHECK_STATUS(otlpx_engine_shutdown(e, 5000), OTLPX_STATUS_OK);
     otlpx_stats s = stats_of(e);
     CHECK(s.recorded == 1 && s.exported == 1);
+    otlpx_stats ls = signal_stats(e, OTLPX_SIGNAL_LOGS);
+    CHECK(ls.recorded == 1 && ls.exported == 1);
+    CHECK_STATUS(otlpx_logger_emit(l, &r), OTLPX_STATUS_SHUT_DOWN);
+    CHECK_STATUS(otlpx_logger_emit(l, NULL), OTLPX_STATUS_SHUT_DOWN);
+    CHECK(!otlpx_logger_enabled(l, 9));
+    ls = signal_stats(e, OTLPX_SIGNAL_LOGS);
+    CHECK(ls.recorded == 1 && ls.calls_refused == 0); /* shut down is not bad input */
 
     CHECK_STATUS(otlpx_tracer_record_span(t, &fs), OTLPX_STATUS_SHUT_DOWN);
     otlpx_span span = 0;
@@ -208,6 +253,36 @@ static void ring_full(const char *dead_endpoint) {
     st = otlpx_engine_shutdown(e, 300);
     CHECK(st == OTLPX_STATUS_OK || st == OTLPX_STATUS_TIMEOUT);
     CHECK_STATUS(otlpx_engine_free(e), OTLPX_STATUS_OK);
+
+    /* Log records have rings of their own, and fill them the same way. */
+    c = test_config(dead_endpoint, "[workers]\nrings = 1\nring_bytes_per_cpu = 1024\n");
+    REQUIRE_OK(otlpx_config_set_export_timeout_ms(c, 200));
+    REQUIRE_OK(otlpx_engine_new(c, &e));
+    const otlpx_logger *l = test_logger(e);
+    otlpx_log_record r = log_record(9, OS("filling"));
+    ok = 0;
+    full = 0;
+    for (int i = 0; i < 200000 && full < 100; i++) {
+        st = otlpx_logger_emit(l, &r);
+        if (st == OTLPX_STATUS_OK) {
+            ok++;
+        } else if (st == OTLPX_STATUS_RING_FULL) {
+            full++;
+        } else {
+            CHECK_STATUS(st, OTLPX_STATUS_OK);
+            break;
+        }
+    }
+    printf("ring_full (logs): %llu emitted, %llu refused as full\n", (unsigned long long)ok,
+           (unsigned long long)full);
+    CHECK(full > 0);
+    s = signal_stats(e, OTLPX_SIGNAL_LOGS);
+    CHECK(s.dropped_ring_full == full && s.recorded == ok + full);
+    CHECK(s.calls_refused == 0);
+    CHECK(stats_of(e).recorded == 0);
+    st = otlpx_engine_shutdown(e, 300);
+    CHECK(st == OTLPX_STATUS_OK || st == OTLPX_STATUS_TIMEOUT);
+    CHECK_STATUS(otlpx_engine_free(e), OTLPX_STATUS_OK);
 }
 
 int main(int argc, char **argv) {
@@ -216,6 +291,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     double_free();
+    loggers();
     span_handles();
     after_shutdown(argv[1]);
     ring_full(argv[2]);

@@ -3,8 +3,9 @@
  *
  * Each is refused with OTLPX_STATUS_NULL_POINTER, except where NULL is
  * documented as fine (the frees; a NULL string or array with length 0;
- * NULL options; a NULL config meaning the defaults). Out-parameters are
- * left untouched on failure, and no refused call records anything.
+ * NULL options; a NULL config meaning the defaults; a NULL logger asked
+ * whether it is enabled, which says no). Out-parameters are left
+ * untouched on failure, and no refused call records anything.
  */
 #include "check.h"
 
@@ -289,9 +290,131 @@ static void span_functions(void) {
     CHECK_STATUS(otlpx_engine_free(e), OTLPX_STATUS_OK);
 }
 
+/* Emits `r`, which must be refused with NULL_POINTER and not recorded. */
+static void refuse_log(const otlpx_logger *l, const otlpx_log_record *r, uint64_t *refused,
+                       int line) {
+    otlpx_status got = otlpx_logger_emit(l, r);
+    (*refused)++;
+    if (got != OTLPX_STATUS_NULL_POINTER) {
+        fprintf(stderr, "line %d: otlpx_logger_emit returned %u (%s), expected NULL_POINTER\n",
+                line, (unsigned)got, otlpx_status_str(got));
+        check_failures++;
+    }
+}
+#define REFUSE_LOG(r) refuse_log(l, &(r), &refused, __LINE__)
+
+static void log_functions(void) {
+    otlpx_engine *e = test_engine(NULL, NULL);
+    const otlpx_logger *l = test_logger(e);
+    uint64_t refused = 0;
+
+    /* otlpx_engine_logger */
+    const otlpx_logger *canary = (const otlpx_logger *)&refused;
+    const otlpx_logger *out = canary;
+    CHECK_STATUS(otlpx_engine_logger(NULL, S("n"), S("v"), &out), OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_engine_logger(e, NULL, 1, S("v"), &out), OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_engine_logger(e, S("n"), NULL, 1, &out), OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_engine_logger(e, S("n"), S("v"), NULL), OTLPX_STATUS_NULL_POINTER);
+    CHECK(out == canary);
+    CHECK_STATUS(otlpx_engine_logger(e, NULL, 0, NULL, 0, &out), OTLPX_STATUS_OK);
+    CHECK(out != canary && out != NULL);
+    CHECK(!otlpx_logger_enabled(NULL, 9));
+
+    /* otlpx_logger_emit: no logger (no engine to count it in), no record. */
+    otlpx_log_record r = log_record(9, OS("body"));
+    CHECK_STATUS(otlpx_logger_emit(NULL, &r), OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_logger_emit(l, NULL), OTLPX_STATUS_NULL_POINTER);
+    refused++;
+
+    /* Every string of the record, NULL with a length; fine with 0. */
+    otlpx_str *strings[] = {&r.severity_text, &r.event_name, &r.body.string};
+    for (size_t i = 0; i < 3; i++) {
+        r = log_record(9, OS("body"));
+        strings[i]->ptr = NULL;
+        strings[i]->len = 2;
+        REFUSE_LOG(r);
+        strings[i]->len = 0;
+        CHECK_STATUS(otlpx_logger_emit(l, &r), OTLPX_STATUS_OK);
+    }
+    r = log_record(9, OS("body"));
+    r.body.type = OTLPX_VALUE_TYPE_BYTES;
+    r.body.string = (otlpx_str){NULL, 1};
+    REFUSE_LOG(r);
+
+    /* Attributes: the array, a key, a value. */
+    r = log_record(9, OS("body"));
+    r.attributes_len = 1;
+    REFUSE_LOG(r);
+    otlpx_attribute a = attr("k", OTLPX_VALUE_TYPE_STRING);
+    a.key = (otlpx_str){NULL, 1};
+    r.attributes = &a;
+    REFUSE_LOG(r);
+    a = attr("k", OTLPX_VALUE_TYPE_STRING);
+    a.string = (otlpx_str){NULL, 1};
+    REFUSE_LOG(r);
+
+    /* Body arrays of every kind, NULL with elements; fine empty. */
+    static const uint32_t body_arrays[] = {
+        OTLPX_VALUE_TYPE_STRING_ARRAY, OTLPX_VALUE_TYPE_BOOL_ARRAY, OTLPX_VALUE_TYPE_INT_ARRAY,
+        OTLPX_VALUE_TYPE_DOUBLE_ARRAY, OTLPX_VALUE_TYPE_BYTES_ARRAY, OTLPX_VALUE_TYPE_ARRAY,
+        OTLPX_VALUE_TYPE_MAP};
+    for (size_t i = 0; i < sizeof body_arrays / sizeof body_arrays[0]; i++) {
+        r = log_record(9, OS(""));
+        r.body = any_array(body_arrays[i], NULL, 3);
+        REFUSE_LOG(r);
+        r.body.array_len = 0;
+        CHECK_STATUS(otlpx_logger_emit(l, &r), OTLPX_STATUS_OK);
+    }
+    /* NULLs nested in a body: an element string, a map key, a value. */
+    otlpx_str elems[2] = {OS("ok"), {NULL, 1}};
+    otlpx_any_value inner = any_array(OTLPX_VALUE_TYPE_STRING_ARRAY, elems, 2);
+    otlpx_any_value items[2] = {any_int(1), inner};
+    r = log_record(9, OS(""));
+    r.body = any_array(OTLPX_VALUE_TYPE_ARRAY, items, 2);
+    REFUSE_LOG(r);
+    otlpx_any_key_value entries[1] = {{{NULL, 1}, any_int(1)}};
+    r.body = any_array(OTLPX_VALUE_TYPE_MAP, entries, 1);
+    REFUSE_LOG(r);
+    entries[0] = (otlpx_any_key_value){OS("k"), any_array(OTLPX_VALUE_TYPE_MAP, NULL, 1)};
+    REFUSE_LOG(r);
+    entries[0].value = any_string((otlpx_str){NULL, 4});
+    REFUSE_LOG(r);
+
+    /* otlpx_engine_signal_stats, otlpx_engine_drain */
+    otlpx_stats st;
+    CHECK_STATUS(otlpx_engine_signal_stats(NULL, OTLPX_SIGNAL_LOGS, &st, sizeof st),
+                 OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_engine_signal_stats(e, OTLPX_SIGNAL_LOGS, NULL, sizeof st),
+                 OTLPX_STATUS_NULL_POINTER);
+    uint8_t buf[64];
+    size_t len = 99, n = 99;
+    CHECK_STATUS(otlpx_engine_drain(NULL, OTLPX_SIGNAL_LOGS, 1, buf, sizeof buf, &len, &n),
+                 OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_engine_drain(e, OTLPX_SIGNAL_LOGS, 1, NULL, sizeof buf, &len, &n),
+                 OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_engine_drain(e, OTLPX_SIGNAL_LOGS, 1, buf, sizeof buf, NULL, &n),
+                 OTLPX_STATUS_NULL_POINTER);
+    CHECK_STATUS(otlpx_engine_drain(e, OTLPX_SIGNAL_LOGS, 1, buf, sizeof buf, &len, NULL),
+                 OTLPX_STATUS_NULL_POINTER);
+    CHECK(len == 99 && n == 99);
+
+    otlpx_stats s = signal_stats(e, OTLPX_SIGNAL_LOGS);
+    /* 3 strings and 7 empty arrays accepted: nothing else recorded. */
+    CHECK(s.recorded == 3 + 7);
+    CHECK(s.calls_refused == refused);
+    if (s.calls_refused != refused) {
+        fprintf(stderr, "  logs calls_refused %llu, expected %llu\n",
+                (unsigned long long)s.calls_refused, (unsigned long long)refused);
+    }
+    /* The spans' count is apart. */
+    CHECK(stats_of(e).calls_refused == 0 && stats_of(e).recorded == 0);
+    CHECK_STATUS(otlpx_engine_free(e), OTLPX_STATUS_OK);
+}
+
 int main(void) {
     config_functions();
     engine_functions();
     span_functions();
+    log_functions();
     return check_exit("null_pointers");
 }

@@ -8,21 +8,24 @@
 //   otlpx_status and a message (otlpx_status_str, plus otlpx_last_error
 //   where the library sets it). Each has a non-throwing try_* twin where
 //   that is useful.
-// * Hot-path calls (everything on Span, Tracer::start_span, Tracer::record)
-//   never throw: they are noexcept and return a [[nodiscard]] Status (or
-//   leave it in the Span, for start_span), and never allocate for scalar
-//   values.
+// * Hot-path calls (everything on Span, Tracer::start_span, Tracer::record,
+//   Logger::emit) never throw: they are noexcept and return a [[nodiscard]]
+//   Status (or leave it in the Span, for start_span), and never allocate
+//   for scalar values.
 //
 // Ownership follows the C ABI: Config owns an otlpx_config until an Engine
 // consumes it; Engine owns an otlpx_engine and frees it (shutting it down)
-// in its destructor; Tracer is a non-owning view of a tracer its engine
-// owns; Span owns an open span handle and ends it in its destructor. A Span
+// in its destructor; Tracer and Logger are non-owning views of a tracer or
+// logger its engine owns (the C ABI has no per-logger free: the engine
+// frees them all); Span owns an open span handle and ends it in its
+// destructor. A Span
 // may outlive its Engine: the engine's free drops its open spans, and the
 // Span's later end is refused (INVALID_HANDLE) and ignored.
 //
 // Strings go in as std::string_view, never assumed NUL-terminated; they are
-// borrowed for the call only. Values of an Attribute are borrowed too: an
-// Attribute must not outlive the strings and arrays it points to.
+// borrowed for the call only. Values of an Attribute, an AnyValue or a
+// LogRecord are borrowed too: none may outlive the strings and arrays it
+// points to.
 
 #ifndef OTLPX_HPP
 #define OTLPX_HPP
@@ -78,6 +81,25 @@ enum class Compression : std::uint32_t {
   none = OTLPX_COMPRESSION_NONE,
   gzip = OTLPX_COMPRESSION_GZIP,
   zstd = OTLPX_COMPRESSION_ZSTD,
+};
+
+/// A telemetry signal (otlpx_signal), for Engine::stats and Engine::drain.
+enum class Signal : std::uint32_t {
+  traces = OTLPX_SIGNAL_TRACES,
+  logs = OTLPX_SIGNAL_LOGS,
+};
+
+/// A log record's severity, an OTLP SeverityNumber: the first number of
+/// each of the six ranges is named; any number from 0 to 24 is valid
+/// (`static_cast<Severity>(10)` is INFO2).
+enum class Severity : std::uint32_t {
+  unspecified = 0,
+  trace = 1,
+  debug = 5,
+  info = 9,
+  warn = 13,
+  error = 17,
+  fatal = 21,
 };
 
 /// Which spans an engine samples (otlpx_sampler).
@@ -396,6 +418,240 @@ inline const otlpx_attribute* raw(const Attribute* a) noexcept {
   return static_cast<const otlpx_attribute*>(a);
 }
 }  // namespace detail
+
+// -------------------------------------------------------------- log bodies
+
+class AnyKeyValue;
+
+/// Any OTLP value, for a log record's body: an otlpx_any_value built from
+/// C++ values, layout-identical to it (so an array of AnyValues is an array
+/// of otlpx_any_values). Default-constructed it is no value (a record
+/// without a body). Borrows what it points to, as Attribute does: the
+/// elements of array_of() and map_of() must outlive every use of it.
+class AnyValue : public otlpx_any_value {
+ public:
+  /// No value.
+  AnyValue() noexcept : otlpx_any_value{} {}
+  AnyValue(std::string_view value) noexcept : otlpx_any_value{} {  // NOLINT: implicit
+    type = OTLPX_VALUE_TYPE_STRING;
+    string = detail::to_str(value);
+  }
+  AnyValue(const std::string& value) noexcept  // NOLINT: implicit
+      : AnyValue(std::string_view{value}) {}
+  AnyValue(const char* value) noexcept : AnyValue(detail::c_view(value)) {}  // NOLINT: implicit
+  AnyValue(bool value) noexcept : otlpx_any_value{} {  // NOLINT: implicit
+    type = OTLPX_VALUE_TYPE_BOOL;
+    int_value = value ? 1 : 0;
+  }
+  /// Integers are int64 values; an unsigned value above INT64_MAX wraps,
+  /// as for Attribute.
+  template <class T, std::enable_if_t<detail::is_int_v<T>, int> = 0>
+  AnyValue(T value) noexcept : otlpx_any_value{} {  // NOLINT: implicit
+    type = OTLPX_VALUE_TYPE_INT;
+    int_value = static_cast<std::int64_t>(value);
+  }
+  template <class T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
+  AnyValue(T value) noexcept : otlpx_any_value{} {  // NOLINT: implicit
+    type = OTLPX_VALUE_TYPE_DOUBLE;
+    double_value = static_cast<double>(value);
+  }
+  /// A character is not a string: say "c" or (int)'c'.
+  AnyValue(char) = delete;
+
+  /// Any bytes (not UTF-8 checked).
+  static AnyValue bytes(std::string_view value) noexcept {
+    AnyValue v(value);
+    v.type = OTLPX_VALUE_TYPE_BYTES;
+    return v;
+  }
+  /// A heterogeneous array of `n` values at `items`. (Not `array`: that
+  /// is the C struct's field.)
+  static AnyValue array_of(const AnyValue* items, std::size_t n) noexcept {
+    return make(OTLPX_VALUE_TYPE_ARRAY, items, n);
+  }
+  /// A map: `n` entries at `entries`, in order.
+  static AnyValue map_of(const AnyKeyValue* entries, std::size_t n) noexcept;
+  /// array_of() and map_of() over a contiguous range: a C array,
+  /// std::array, std::vector of AnyValue (or AnyKeyValue).
+  template <class R>
+  static auto array_of(const R& items) noexcept
+      -> std::enable_if_t<std::is_same_v<typename detail::range_element<R>::type, AnyValue>,
+                          AnyValue> {
+    return array_of(std::data(items), std::size(items));
+  }
+  template <class R>
+  static auto map_of(const R& entries) noexcept
+      -> std::enable_if_t<std::is_same_v<typename detail::range_element<R>::type, AnyKeyValue>,
+                          AnyValue>;
+  /// Homogeneous arrays, as the Attribute factories of the same names.
+  static AnyValue int_array(const std::int64_t* values, std::size_t n) noexcept {
+    return make(OTLPX_VALUE_TYPE_INT_ARRAY, values, n);
+  }
+  static AnyValue double_array(const double* values, std::size_t n) noexcept {
+    return make(OTLPX_VALUE_TYPE_DOUBLE_ARRAY, values, n);
+  }
+  static AnyValue bool_array(const bool* values, std::size_t n) noexcept {
+    static_assert(sizeof(bool) == 1, "a bool array is passed as bytes");
+    return make(OTLPX_VALUE_TYPE_BOOL_ARRAY, values, n);
+  }
+  static AnyValue string_array(const otlpx_str* values, std::size_t n) noexcept {
+    return make(OTLPX_VALUE_TYPE_STRING_ARRAY, values, n);
+  }
+  static AnyValue bytes_array(const otlpx_str* values, std::size_t n) noexcept {
+    return make(OTLPX_VALUE_TYPE_BYTES_ARRAY, values, n);
+  }
+
+  /// Whether it holds a value (type 0 is none).
+  bool has_value() const noexcept { return type != 0; }
+  const otlpx_any_value& raw() const noexcept { return *this; }
+
+ private:
+  static AnyValue make(otlpx_value_type t, const void* items, std::size_t n) noexcept {
+    AnyValue v;
+    v.type = t;
+    v.array = items;
+    v.array_len = n;
+    return v;
+  }
+};
+
+/// One entry of a map value: a key and an AnyValue, layout-identical to
+/// otlpx_any_key_value. Borrows its key and value.
+class AnyKeyValue : public otlpx_any_key_value {
+ public:
+  AnyKeyValue(std::string_view k, const AnyValue& v) noexcept : otlpx_any_key_value{} {
+    key = detail::to_str(k);
+    value = v.raw();
+  }
+};
+
+inline AnyValue AnyValue::map_of(const AnyKeyValue* entries, std::size_t n) noexcept {
+  return make(OTLPX_VALUE_TYPE_MAP, entries, n);
+}
+
+template <class R>
+auto AnyValue::map_of(const R& entries) noexcept
+    -> std::enable_if_t<std::is_same_v<typename detail::range_element<R>::type, AnyKeyValue>,
+                        AnyValue> {
+  return map_of(std::data(entries), std::size(entries));
+}
+
+static_assert(std::is_standard_layout_v<AnyValue>, "AnyValue is an otlpx_any_value");
+static_assert(sizeof(AnyValue) == sizeof(otlpx_any_value), "AnyValue is an otlpx_any_value");
+static_assert(std::is_standard_layout_v<AnyKeyValue>, "AnyKeyValue is an otlpx_any_key_value");
+static_assert(sizeof(AnyKeyValue) == sizeof(otlpx_any_key_value),
+              "AnyKeyValue is an otlpx_any_key_value");
+
+/// A log record for Logger::emit: an otlpx_log_record with chained
+/// setters, zero-initialised (severity unspecified, no body, times now, no
+/// trace context) but for what is set. Borrows every string, value and
+/// array it is given: emit it within the statement that builds it, or keep
+/// them alive.
+class LogRecord : public otlpx_log_record {
+ public:
+  explicit LogRecord(Severity severity = Severity::unspecified) noexcept : otlpx_log_record{} {
+    severity_number = static_cast<std::uint32_t>(severity);
+  }
+
+  LogRecord& with_severity(Severity s) noexcept {
+    severity_number = static_cast<std::uint32_t>(s);
+    return *this;
+  }
+  /// The severity as the source wrote it; empty: the severity's name.
+  LogRecord& with_severity_text(std::string_view text) noexcept {
+    severity_text = detail::to_str(text);
+    return *this;
+  }
+  LogRecord& with_body(const AnyValue& value) noexcept {
+    body = value.raw();
+    return *this;
+  }
+  /// `n` attributes at `a` (plain values only: no array_of() or map_of()).
+  LogRecord& with_attributes(const Attribute* a, std::size_t n) noexcept {
+    attributes = detail::raw(a);
+    attributes_len = n;
+    return *this;
+  }
+  template <std::size_t N>
+  LogRecord& with_attributes(const Attribute (&a)[N]) noexcept {
+    return with_attributes(a, N);
+  }
+  LogRecord& with_event_name(std::string_view name) noexcept {
+    event_name = detail::to_str(name);
+    return *this;
+  }
+  /// When it happened, in nanoseconds since the Unix epoch (0: now).
+  LogRecord& with_time(std::uint64_t unix_nano) noexcept {
+    time_unix_nano = unix_nano;
+    return *this;
+  }
+  template <class Clock, class Duration>
+  LogRecord& with_time(std::chrono::time_point<Clock, Duration> t) noexcept {
+    return with_time(detail::unix_nanos(t));
+  }
+  /// When it was observed (0: now).
+  LogRecord& with_observed_time(std::uint64_t unix_nano) noexcept {
+    observed_time_unix_nano = unix_nano;
+    return *this;
+  }
+  template <class Clock, class Duration>
+  LogRecord& with_observed_time(std::chrono::time_point<Clock, Duration> t) noexcept {
+    return with_observed_time(detail::unix_nanos(t));
+  }
+  /// Correlates the record with a span (e.g. Span::context()). There is no
+  /// current span: without this, a record has no trace context.
+  LogRecord& with_span_context(const otlpx_span_context& c) noexcept {
+    for (std::size_t i = 0; i < 16; ++i) trace_id[i] = c.trace_id[i];
+    for (std::size_t i = 0; i < 8; ++i) span_id[i] = c.span_id[i];
+    trace_flags = c.trace_flags;
+    has_span_context = 1;
+    return *this;
+  }
+  LogRecord& with_span_context(const std::array<std::uint8_t, 16>& trace,
+                               const std::array<std::uint8_t, 8>& span,
+                               std::uint8_t flags = 1) noexcept {
+    for (std::size_t i = 0; i < 16; ++i) trace_id[i] = trace[i];
+    for (std::size_t i = 0; i < 8; ++i) span_id[i] = span[i];
+    trace_flags = flags;
+    has_span_context = 1;
+    return *this;
+  }
+};
+
+/// A non-owning, copyable view of a logger its Engine owns (valid until
+/// the engine is destroyed; calls through it afterwards return
+/// INVALID_HANDLE). Thread-safe. Nothing to free: it is a view, as Tracer
+/// is.
+class Logger {
+ public:
+  Logger() noexcept = default;
+  explicit Logger(const otlpx_logger* raw) noexcept : raw_(raw) {}
+
+  /// Whether a record of `severity` would be emitted (false for an empty
+  /// Logger, a freed or shut-down engine). Check it before a costly body.
+  bool enabled(Severity severity) const noexcept {
+    return otlpx_logger_enabled(raw_, static_cast<std::uint32_t>(severity));
+  }
+
+  /// Emits a record (a LogRecord or any otlpx_log_record). RING_FULL and
+  /// TOO_LARGE: dropped and counted; SHUT_DOWN; bad input is refused
+  /// (INVALID_ARGUMENT, INVALID_UTF8, NULL_POINTER) and counted.
+  Status emit(const otlpx_log_record& record) const noexcept {
+    return otlpx_logger_emit(raw_, &record);
+  }
+  /// A record of `severity` with `body` and `attributes`, emitted now.
+  Status emit(Severity severity, const AnyValue& body,
+              std::initializer_list<Attribute> attributes = {}) const noexcept {
+    return emit(LogRecord(severity).with_body(body).with_attributes(attributes.begin(),
+                                                                    attributes.size()));
+  }
+
+  const otlpx_logger* get() const noexcept { return raw_; }
+  explicit operator bool() const noexcept { return raw_ != nullptr; }
+
+ private:
+  const otlpx_logger* raw_ = nullptr;
+};
 
 // ---------------------------------------------------------------- config
 
@@ -962,10 +1218,48 @@ class Engine {
     return otlpx_engine_shutdown(raw_, detail::millis(timeout));
   }
 
-  /// The engine's counters. Throws Error (NULL_POINTER once moved from).
-  otlpx_stats stats() const {
+  /// The logger for an instrumentation scope (the same one for the same
+  /// name and version). Throws Error.
+  Logger logger(std::string_view name, std::string_view version = {}) const {
+    const otlpx_logger* l = nullptr;
+    detail::check(otlpx_engine_logger(raw_, name.data(), name.size(), version.data(),
+                                      version.size(), &l),
+                  "otlpx_engine_logger");
+    return Logger(l);
+  }
+
+  /// The engine's counters for `signal` (spans by default). Throws Error
+  /// (NULL_POINTER once moved from).
+  otlpx_stats stats(Signal signal = Signal::traces) const {
     otlpx_stats out{};
-    detail::check(otlpx_engine_stats(raw_, &out, sizeof out), "otlpx_engine_stats");
+    if (signal == Signal::traces) {
+      detail::check(otlpx_engine_stats(raw_, &out, sizeof out), "otlpx_engine_stats");
+    } else {
+      detail::check(
+          otlpx_engine_signal_stats(raw_, static_cast<std::uint32_t>(signal), &out, sizeof out),
+          "otlpx_engine_signal_stats");
+    }
+    return out;
+  }
+
+  /// For an engine that does not export (Config::export_enabled(false)):
+  /// takes up to `max_items` of `signal`'s items out of the rings, framed
+  /// as one OTLP Export*ServiceRequest (protobuf bytes); empty when there
+  /// is nothing to take. Allocates; not for the hot path. Throws Error.
+  std::vector<std::uint8_t> drain(Signal signal, std::size_t max_items = 512) const {
+    std::vector<std::uint8_t> out(4096);
+    std::size_t len = 0;
+    std::size_t items = 0;
+    otlpx_status s = otlpx_engine_drain(raw_, static_cast<std::uint32_t>(signal), max_items,
+                                        out.data(), out.size(), &len, &items);
+    if (s == OTLPX_STATUS_BUFFER_TOO_SMALL) {
+      // The engine kept the request: the next call returns it.
+      out.resize(len);
+      s = otlpx_engine_drain(raw_, static_cast<std::uint32_t>(signal), max_items, out.data(),
+                             out.size(), &len, &items);
+    }
+    detail::check(s, "otlpx_engine_drain");
+    out.resize(len);
     return out;
   }
 

@@ -1,11 +1,12 @@
 // Tests of otlpx.hpp against a live OTLP receiver (no framework).
 //
-//   test_otlpx <grpc-endpoint> <http-endpoint>
+//   test_otlpx <grpc-endpoint> <http-endpoint> <logs-file>
 //
 // Built with -fsanitize=address,undefined and run with leak detection by
 // ffi/tests/cpp_bindings.rs, which starts the receiver, then checks that it
 // received exactly the spans this program says it sent ("SENT <n>") and
-// the fields of the named ones (cpp-typed, cpp-remote-child, ...).
+// the fields of the named ones (cpp-typed, cpp-remote-child, ...), and
+// decodes the log requests test_logs drained into <logs-file>.
 
 #include "otlpx.hpp"
 
@@ -114,6 +115,12 @@ static_assert(!std::is_copy_constructible_v<otlpx::Span>);
 static_assert(!std::is_copy_constructible_v<otlpx::Engine>);
 static_assert(!std::is_copy_constructible_v<otlpx::Config>);
 static_assert(std::is_copy_constructible_v<otlpx::Tracer>);
+static_assert(std::is_copy_constructible_v<otlpx::Logger>);
+static_assert(noexcept(std::declval<const otlpx::Logger&>().emit(otlpx::LogRecord())));
+static_assert(noexcept(std::declval<const otlpx::Logger&>().emit(otlpx::Severity::info, "x")));
+static_assert(noexcept(std::declval<const otlpx::Logger&>().enabled(otlpx::Severity::info)));
+static_assert(std::is_nothrow_constructible_v<otlpx::AnyValue, const char*>);
+static_assert(!std::is_constructible_v<otlpx::AnyValue, char>);
 
 // ------------------------------------------------------------------ tests
 
@@ -527,17 +534,146 @@ void test_lifetimes() {
   CHECK(moved_out.get() != nullptr);
 }
 
+// Writes one drained request to `out`: its length (4 bytes, little
+// endian), then its bytes.
+void write_request(std::FILE* out, const std::vector<std::uint8_t>& request) {
+  const std::size_t n = request.size();
+  const unsigned char prefix[4] = {static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
+                                   static_cast<unsigned char>(n >> 16),
+                                   static_cast<unsigned char>(n >> 24)};
+  CHECK(std::fwrite(prefix, 1, 4, out) == 4);
+  CHECK(std::fwrite(request.data(), 1, n, out) == n);
+}
+
+// Log records on a record-only engine, drained into `dump` for the driver
+// (which checks every field of the "cpp-*" cases).
+void test_logs(const char* dump) {
+  std::puts("logs");
+  otlpx::Engine engine(
+      otlpx::Config().ignore_environment().export_enabled(false).service_name("cpp-logs"));
+  const otlpx::Logger logger = engine.logger("cpp-logger", "3.1");
+  CHECK(logger);
+  CHECK(logger.get() == engine.logger("cpp-logger", "3.1").get());
+  CHECK(logger.enabled(otlpx::Severity::info));
+  CHECK(logger.enabled(static_cast<otlpx::Severity>(24)));
+  CHECK(!logger.enabled(static_cast<otlpx::Severity>(25)));
+  CHECK(!otlpx::Logger().enabled(otlpx::Severity::info));
+
+  // The shorthand: severity, body, attributes.
+  CHECK_STATUS(logger.emit(otlpx::Severity::info, "cpp plain", {{"case", "cpp-plain"}, {"n", 1}}),
+               OTLPX_STATUS_OK);
+
+  // Every kind of value, nested; the record's every field.
+  const std::int64_t ints[] = {1, 2, 3};
+  const bool flags[] = {true, false};
+  const otlpx_str names[] = {otlpx::to_str("a"), otlpx::to_str("b")};
+  const std::string owned = "owned";
+  const otlpx::AnyValue inner[] = {1, "two", 3.5, true, owned,
+                                   otlpx::AnyValue::bytes(std::string_view("\0\xff", 2))};
+  const otlpx::AnyKeyValue deeper[] = {{"ints", otlpx::AnyValue::int_array(ints, 3)}};
+  const std::vector<otlpx::AnyKeyValue> entries = {
+      {"inner", otlpx::AnyValue::array_of(inner)},
+      {"deeper", otlpx::AnyValue::map_of(deeper)},
+      {"flags", otlpx::AnyValue::bool_array(flags, 2)},
+      {"names", otlpx::AnyValue::string_array(names, 2)},
+      {"empty", otlpx::AnyValue::array_of(static_cast<const otlpx::AnyValue*>(nullptr), 0)},
+  };
+  const otlpx::Attribute attrs[] = {{"case", "cpp-structured"}, {"user", "u-7"}};
+  std::array<std::uint8_t, 16> trace{};
+  trace[15] = 0x51;
+  std::array<std::uint8_t, 8> span{};
+  span[7] = 0x52;
+  CHECK_STATUS(logger.emit(otlpx::LogRecord(otlpx::Severity::warn)
+                               .with_body(otlpx::AnyValue::map_of(entries))
+                               .with_attributes(attrs)
+                               .with_severity_text("warning")
+                               .with_event_name("cpp.event")
+                               .with_time(kFixedTime)
+                               .with_observed_time(kFixedTime + 1)
+                               .with_span_context(trace, span)),
+               OTLPX_STATUS_OK);
+
+  // Correlated with a span of the engine, through its context.
+  const otlpx::Tracer tracer = engine.tracer("cpp-logs");
+  otlpx::Span parent = tracer.start_span("cpp-log-parent");
+  const auto ctx = parent.context();
+  CHECK(ctx.ok());
+  const otlpx::Attribute correlated[] = {{"case", "cpp-correlated"}};
+  CHECK_STATUS(logger.emit(otlpx::LogRecord(otlpx::Severity::error)
+                               .with_attributes(correlated)
+                               .with_span_context(*ctx)),
+               OTLPX_STATUS_OK);
+  CHECK_STATUS(parent.end(), OTLPX_STATUS_OK);
+
+  // OTLPX_MAX_BODY_DEPTH levels are fine, one more is refused.
+  std::vector<otlpx::AnyValue> chain(OTLPX_MAX_BODY_DEPTH + 1);
+  chain[0] = 42;
+  for (std::size_t i = 1; i < chain.size(); ++i) {
+    chain[i] = otlpx::AnyValue::array_of(&chain[i - 1], 1);
+  }
+  const otlpx::Attribute deep[] = {{"case", "cpp-max-depth"}};
+  CHECK_STATUS(logger.emit(otlpx::LogRecord(otlpx::Severity::debug)
+                               .with_body(chain[OTLPX_MAX_BODY_DEPTH - 1])
+                               .with_attributes(deep)),
+               OTLPX_STATUS_OK);
+
+  // Bad input: a status, never an exception, counted in the logs stats.
+  CHECK_STATUS(logger.emit(otlpx::LogRecord(static_cast<otlpx::Severity>(25))),
+               OTLPX_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(logger.emit(otlpx::Severity::info, std::string_view("\xc3\x28", 2)),
+               OTLPX_STATUS_INVALID_UTF8);
+  CHECK_STATUS(logger.emit(otlpx::LogRecord().with_body(chain[OTLPX_MAX_BODY_DEPTH])),
+               OTLPX_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(otlpx::Logger().emit(otlpx::Severity::info, "x"), OTLPX_STATUS_NULL_POINTER);
+
+  const otlpx_stats logs = engine.stats(otlpx::Signal::logs);
+  CHECK_EQ(logs.recorded, 4u);
+  CHECK_EQ(logs.calls_refused, 3u);
+  CHECK_EQ(engine.stats().recorded, 1u);  // the parent span, apart
+  CHECK_EQ(engine.stats().calls_refused, 0u);
+
+  std::FILE* out = std::fopen(dump, "wb");
+  CHECK(out != nullptr);
+  std::uint64_t drained = 0;
+  for (;;) {
+    const std::vector<std::uint8_t> request = engine.drain(otlpx::Signal::logs, 2);
+    if (request.empty()) break;
+    write_request(out, request);
+    ++drained;
+  }
+  CHECK(std::fclose(out) == 0);
+  CHECK_EQ(drained, 2u);  // 4 records, 2 a request
+  CHECK_EQ(engine.stats(otlpx::Signal::logs).in_rings, 0u);
+  CHECK(!engine.drain(otlpx::Signal::traces).empty());
+  CHECK(engine.drain(otlpx::Signal::traces).empty());
+}
+
+// Log records through an exporting engine: all acknowledged.
+void emit_and_flush_logs(const otlpx::Engine& engine) {
+  std::puts("exported logs");
+  const otlpx::Logger logger = engine.logger("cpp-test");
+  for (int i = 0; i < 50; ++i) {
+    CHECK_STATUS(logger.emit(otlpx::Severity::info, "exported", {{"i", i}}), OTLPX_STATUS_OK);
+  }
+  engine.flush(std::chrono::seconds(20));
+  const otlpx_stats s = engine.stats(otlpx::Signal::logs);
+  CHECK_EQ(s.recorded, 50u);
+  CHECK_EQ(s.exported, 50u);
+  std::printf("LOGS_EXPORTED %llu\n", static_cast<unsigned long long>(s.exported));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s <grpc-endpoint> <http-endpoint>\n", argv[0]);
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: %s <grpc-endpoint> <http-endpoint> <logs-file>\n", argv[0]);
     return 2;
   }
   std::printf("libotlpx %.*s\n", static_cast<int>(otlpx::version().size()),
               otlpx::version().data());
   test_config_errors();
   test_lifetimes();
+  test_logs(argv[3]);
   {
     const char service[] = {'c', 'p', 'p', '-', 't', 'e', 's', 't', '#'};
     otlpx::Engine engine(otlpx::Config()
@@ -559,6 +695,7 @@ int main(int argc, char** argv) {
     test_typed_span(engine, tracer);
     test_threads(engine);
     flush_and_account(engine);
+    emit_and_flush_logs(engine);
   }  // freed (and shut down) here
   test_http_and_shutdown(argv[2]);
   std::printf("OK %d checks\nSENT %llu\n", g_checks, static_cast<unsigned long long>(g_sent));

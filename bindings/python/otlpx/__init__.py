@@ -7,6 +7,10 @@ With the SDK, one line::
 
 Without it: ``otlpx.Engine(...).tracer("lib").start_span("work")``.
 
+Logs: ``otlpx.Engine(...).logger("lib").emit(otlpx.Severity.INFO, "hello")``;
+Python's ``logging`` through ``otlpx.logging.OtlpxHandler(engine)``; the
+SDK's logs through ``otlpx.LogRecordProcessor`` / ``otlpx.LogRecordExporter``.
+
 The library is found through ``OTLPX_LIBRARY`` (a path), else the
 checkout's ``target/release`` then ``target/debug``, else
 ``ctypes.util.find_library("otlpx_ffi")``.
@@ -14,6 +18,7 @@ checkout's ``target/release`` then ``target/debug``, else
 
 from ._engine import Engine, Span, SpanContext, SpanKind, Stats, StatusCode, Tracer
 from ._ffi import OtlpxError, Status, library_path, version
+from ._logs import Logger, Severity, Signal
 
 __all__ = [
     "Engine",
@@ -23,10 +28,15 @@ __all__ = [
     "SpanKind",
     "StatusCode",
     "Stats",
+    "Logger",
+    "Severity",
+    "Signal",
     "OtlpxError",
     "Status",
     "SpanProcessor",
     "SpanExporter",
+    "LogRecordProcessor",
+    "LogRecordExporter",
     "library_path",
     "version",
 ]
@@ -35,9 +45,17 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # The SDK integration imports opentelemetry-sdk: only when asked for.
+    # The SDK integrations import opentelemetry-sdk: only when asked for.
     if name in ("SpanProcessor", "SpanExporter"):
         from . import sdk
 
         return getattr(sdk, name)
+    if name in ("LogRecordProcessor", "LogRecordExporter"):
+        from . import sdk_logs
+
+        return getattr(sdk_logs, name)
+    if name == "logging":
+        import importlib
+
+        return importlib.import_module(".logging", __name__)
     raise AttributeError(f"module 'otlpx' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Engines, tracers and handle-based spans over the C ABI."""
+"""Engines, tracers and handle-based spans over the C ABI; loggers are in
+:mod:`otlpx._logs`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import dataclasses
 import enum
 import threading
 import traceback
-from ctypes import byref, c_uint64, c_void_p
+from ctypes import byref, c_size_t, c_uint64, c_void_p
 from typing import Any, Iterable, Mapping, NamedTuple, Optional, Union
 
 from . import _attrs, _ffi
 from ._ffi import OtlpxError, Status, check, error
+from ._logs import Logger, signal_number
 
 __all__ = [
     "Engine",
@@ -70,8 +72,8 @@ _Stats = dataclasses.make_dataclass(
 
 
 class Stats(_Stats):  # type: ignore[misc, valid-type]
-    """An engine's counters (``otlpx_stats``): ``recorded == exported +
-    dropped_* + in_flight + in_rings`` in every snapshot."""
+    """An engine's counters for one signal (``otlpx_stats``): ``recorded ==
+    exported + dropped_* + in_flight + in_rings`` in every snapshot."""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -189,6 +191,7 @@ class Engine:
     ) -> None:
         self._ptr: Optional[int] = None
         self._tracers: dict = {}
+        self._loggers: dict = {}
         self._lock = threading.Condition()
         self._blocking_calls = 0
         cfg = c_void_p()
@@ -352,11 +355,48 @@ class Engine:
         )
         return out.value
 
-    def stats(self) -> Stats:
-        """A snapshot of the engine's counters."""
+    def logger(self, name: str, version: str = "") -> Logger:
+        """The logger of instrumentation scope ``name`` / ``version``
+        (cached: the same arguments give the same logger)."""
+        key = (name, version or "")
+        lg = self._loggers.get(key)
+        if lg is None:
+            nb, vb = _text(name), _text(version or "")
+            out = c_void_p()
+            check(
+                _ffi.otlpx_engine_logger(self._live(), nb, len(nb), vb, len(vb), byref(out)),
+                f"otlpx_engine_logger({name!r}, {version!r})",
+            )
+            lg = self._loggers[key] = Logger(self, out.value, name, version or "")
+        return lg
+
+    def stats(self, signal: Any = "traces") -> Stats:
+        """A snapshot of the engine's counters for ``signal``: ``"traces"``
+        (spans, the default) or ``"logs"`` (log records), or a
+        :class:`otlpx.Signal`. Each signal keeps its own accounting."""
         s = _ffi.otlpx_stats()
-        check(_ffi.otlpx_engine_stats(self._live(), byref(s), ctypes.sizeof(s)), "otlpx_engine_stats")
+        check(
+            _ffi.otlpx_engine_signal_stats(self._live(), signal_number(signal), byref(s), ctypes.sizeof(s)),
+            "otlpx_engine_signal_stats",
+        )
         return Stats(**{name: getattr(s, name) for name in _ffi.STATS_FIELDS})
+
+    def drain(self, signal: Any = "traces", max_items: int = 512) -> bytes:
+        """For an engine built with ``export=False``: takes up to
+        ``max_items`` of ``signal``'s items out of the rings and returns them
+        framed as one OTLP ``Export*ServiceRequest`` (protobuf bytes, as a
+        receiver gets them); ``b""`` when there is nothing to take. For
+        callers that send the bytes themselves, and for tests."""
+        ptr, sig = self._live(), signal_number(signal)
+        buf = ctypes.create_string_buffer(64 * 1024)
+        n, items = c_size_t(0), c_size_t(0)
+        status = _ffi.otlpx_engine_drain(ptr, sig, int(max_items), buf, len(buf), byref(n), byref(items))
+        if status == Status.BUFFER_TOO_SMALL:
+            # The engine kept the request for the next call.
+            buf = ctypes.create_string_buffer(n.value)
+            status = _ffi.otlpx_engine_drain(ptr, sig, int(max_items), buf, len(buf), byref(n), byref(items))
+        check(status, "otlpx_engine_drain")
+        return buf.raw[: n.value]
 
     def __repr__(self) -> str:
         return f"<otlpx.Engine {'closed' if self._ptr is None else hex(self._ptr)}>"

@@ -21,6 +21,7 @@ import sys
 from ctypes import (
     POINTER,
     Structure,
+    c_bool,
     c_char_p,
     c_double,
     c_int64,
@@ -218,6 +219,43 @@ class otlpx_finished_span(Structure):  # noqa: N801
     ]
 
 
+class otlpx_any_value(Structure):  # noqa: N801
+    _fields_ = [
+        ("type", c_uint32),
+        ("string", otlpx_str),
+        ("int_value", c_int64),
+        ("double_value", c_double),
+        ("array", c_void_p),
+        ("array_len", c_size_t),
+    ]
+
+
+class otlpx_any_key_value(Structure):  # noqa: N801
+    _fields_ = [("key", otlpx_str), ("value", otlpx_any_value)]
+
+
+class otlpx_log_record(Structure):  # noqa: N801
+    _fields_ = [
+        ("time_unix_nano", c_uint64),
+        ("observed_time_unix_nano", c_uint64),
+        ("severity_number", c_uint32),
+        ("severity_text", otlpx_str),
+        ("body", otlpx_any_value),
+        ("attributes", c_void_p),
+        ("attributes_len", c_size_t),
+        ("event_name", otlpx_str),
+        ("trace_id", c_uint8 * 16),
+        ("span_id", c_uint8 * 8),
+        ("trace_flags", c_uint8),
+        ("has_span_context", c_uint8),
+    ]
+
+
+# otlpx.h's bounds on a log body (OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES).
+MAX_BODY_DEPTH = 16
+MAX_BODY_VALUES = 1 << 20
+
+
 class otlpx_span_options(Structure):  # noqa: N801
     _fields_ = [
         ("kind", c_uint32),
@@ -286,6 +324,16 @@ LINK_SIZE = ctypes.sizeof(otlpx_link)
 LINK_ITEM = "16s8sBBPNPNI" + f"{LINK_SIZE - LINK.size}x"
 SPAN = struct.Struct("@16s8sBB8sPNPNIQQIPNPNPNPNIII")
 SPAN_SIZE = ctypes.sizeof(otlpx_finished_span)
+# type, string (ptr, len), int, double, array (ptr, len): an
+# otlpx_any_value; with a key (ptr, len) before it, an otlpx_any_key_value
+# (the layout of an attribute).
+ANY_ITEM = "IPNqdPN"
+ANY_SIZE = ctypes.sizeof(otlpx_any_value)
+ENTRY_ITEM = "PN" + ANY_ITEM
+# times, severity, text (ptr, len), body, attributes (ptr, len), event name
+# (ptr, len), trace id, span id, flags, has_span_context.
+LOG_RECORD = struct.Struct("@QQIPN" + ANY_ITEM + "PNPN16s8sBB")
+LOG_RECORD_SIZE = ctypes.sizeof(otlpx_log_record)
 
 
 def _need(ok: bool) -> None:
@@ -319,6 +367,19 @@ def _check() -> None:
     _need(SPAN.size == F.dropped_links_count.offset + 4)
     _need(at("@" + EVENT_ITEM * 3) == 3 * EVENT_SIZE)
     _need(at("@" + LINK_ITEM * 3) == 3 * LINK_SIZE)
+    V = otlpx_any_value
+    _need(at("@IP") == V.string.offset + P)
+    _need(at("@IPNqdP") == V.array.offset + P)
+    _need(at("@" + ANY_ITEM * 3) == 3 * ANY_SIZE)
+    _need(at("@" + ENTRY_ITEM * 3) == 3 * ctypes.sizeof(otlpx_any_key_value))
+    _need(ENTRY_ITEM == ATTR_ITEM and ctypes.sizeof(otlpx_any_key_value) == ATTR_SIZE)
+    R = otlpx_log_record
+    _need(at("@QQIP") == R.severity_text.offset + P)
+    _need(at("@QQIPNI") == R.body.offset + 4)
+    _need(at("@QQIPN" + ANY_ITEM + "P") == R.attributes.offset + P)
+    _need(at("@QQIPN" + ANY_ITEM + "PNPN") == R.trace_id.offset)
+    _need(LOG_RECORD.size == R.has_span_context.offset + 1)
+    _need(at("@" + LOG_RECORD.format.lstrip("@") + "0Q") == LOG_RECORD_SIZE)
 
 
 _check()
@@ -424,6 +485,16 @@ otlpx_span_update_name = _proto(lib, "otlpx_span_update_name", [c_uint64, c_char
 otlpx_span_get_context = _proto(lib, "otlpx_span_get_context", [c_uint64, _P])
 otlpx_span_end = _proto(lib, "otlpx_span_end", [c_uint64, c_uint64])
 otlpx_span_discard = _proto(lib, "otlpx_span_discard", [c_uint64])
+otlpx_engine_signal_stats = _proto(lib, "otlpx_engine_signal_stats", [_P, _U32, _P, c_size_t])
+# Takes the engine's drain lock and copies, but never waits on I/O.
+otlpx_engine_drain = _proto(
+    lib, "otlpx_engine_drain", [_P, _U32, c_size_t, _P, c_size_t, POINTER(c_size_t), POINTER(c_size_t)]
+)
+otlpx_engine_logger = _proto(
+    lib, "otlpx_engine_logger", [_P, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p)]
+)
+otlpx_logger_enabled = _proto(lib, "otlpx_logger_enabled", [_P, _U32], c_bool)
+otlpx_logger_emit = _proto(lib, "otlpx_logger_emit", [_P, _P])
 
 
 def version() -> str:

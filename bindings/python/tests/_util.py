@@ -76,3 +76,37 @@ def expected_json(span, resource: dict) -> dict:
         "scope": {"name": scope.name, "version": scope.version or ""},
         "resource": resource,
     }
+
+
+def any_value(v):
+    """An OTLP AnyValue (protobuf) as a Python value: maps as dicts (in
+    order), arrays as lists, bytes as bytes; None when empty."""
+    kind = v.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(x) for x in v.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+    return getattr(v, kind)
+
+
+def drain_logs(engine) -> list:
+    """Every log record in a record-only engine's rings, as
+    (scope name, scope version, LogRecord protobuf), in order."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    out = []
+    while True:
+        data = engine.drain("logs")
+        if not data:
+            return out
+        req = ExportLogsServiceRequest.FromString(data)
+        for rl in req.resource_logs:
+            for sl in rl.scope_logs:
+                for r in sl.log_records:
+                    out.append((sl.scope.name, sl.scope.version, r))
+
+
+def log_attrs(record) -> dict:
+    return {kv.key: any_value(kv.value) for kv in record.attributes}
