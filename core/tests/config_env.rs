@@ -1352,7 +1352,8 @@ fn traces_exporter_none_records_without_exporting() {
     .build()
     .unwrap();
     assert_eq!(get(engine.config(), "exporter.logs.enabled").0, "true");
-    let span = engine.tracer("t", "").start("s");
+    let tracer = engine.tracer("t", "");
+    let span = tracer.start("s");
     assert!(!span.is_recording());
     span.end();
     assert_eq!(drained(&engine).resource_spans.len(), 0);
