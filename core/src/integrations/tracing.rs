@@ -45,7 +45,8 @@
 //! otlpx span started inside it; an event with an explicit parent
 //! (`info!(parent: &span, …)`) is correlated with that span, one with
 //! `parent: None` with none. Events are not also added to their span as
-//! span events.
+//! span events, and an `ERROR` event leaves its span's status alone: the
+//! span's own fields (`error`, `otel.status_code`) set that.
 //!
 //! **Spans** become spans under their target's scope, named as the
 //! `tracing` span, timed from creation to close, with their fields (those
