@@ -177,6 +177,24 @@ fn events_become_records_with_typed_fields() {
 }
 
 #[test]
+fn the_location_can_be_left_out() {
+    let engine = engine();
+    let layer = otlpx::tracing::layer(&engine).with_location(false);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("quiet").in_scope(|| tracing::info!(n = 1, "no location"));
+    });
+    let records = logs(&engine);
+    let spans = spans(&engine);
+    for attributes in [&records[0].1.attributes, &spans[0].1.attributes] {
+        assert!(
+            attributes.iter().all(|kv| !kv.key.starts_with("code.")),
+            "{attributes:?}"
+        );
+    }
+    assert_eq!(attr(&records[0].1.attributes, "n"), Some(&Av::IntValue(1)));
+}
+
+#[test]
 fn nested_spans_have_their_parents_and_events_their_span() {
     let engine = engine();
     let tracer = engine.tracer("native", "");

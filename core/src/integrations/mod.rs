@@ -459,7 +459,7 @@ pub(crate) fn give_buffer(mut buf: FieldBuf) {
 }
 
 /// Attributes kept on the stack; a record with more spills to the heap.
-const STACK_ATTRIBUTES: usize = 32;
+const STACK_ATTRIBUTES: usize = 16;
 
 /// An attribute slice built on the stack (see the module docs).
 pub(crate) struct Attrs<'a> {

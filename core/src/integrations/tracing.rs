@@ -31,7 +31,8 @@
 //! `f64`, `bool`, `&str`, bytes; `i128`/`u128` as integers when they fit;
 //! anything else, errors included, as its `Debug` or `Display` text), and
 //! the code location `code.file.path`, `code.line.number` and
-//! `code.namespace` (the module path). The event's **target is the
+//! `code.namespace` (the module path; left out with
+//! [`with_location(false)`](OtlpxLayer::with_location)). The event's **target is the
 //! instrumentation scope name** (version empty), as in
 //! `opentelemetry-appender-tracing`: records group by module at the
 //! backend, and it costs a table lookup, not an attribute per record. An
@@ -44,7 +45,8 @@
 //! otlpx span started inside it; an event with an explicit parent
 //! (`info!(parent: &span, …)`) is correlated with that span, one with
 //! `parent: None` with none. Events are not also added to their span as
-//! span events.
+//! span events, and an `ERROR` event leaves its span's status alone: the
+//! span's own fields (`error`, `otel.status_code`) set that.
 //!
 //! **Spans** become spans under their target's scope, named as the
 //! `tracing` span, timed from creation to close, with their fields (those
@@ -127,6 +129,8 @@ pub struct OtlpxLayer {
     /// Reaches a span's state from a `tracing::Span` handle; set by
     /// `on_layer`, which knows the subscriber's type.
     access: AccessFn,
+    /// Whether records and spans get `code.*` attributes.
+    location: bool,
 }
 
 impl std::fmt::Debug for OtlpxLayer {
@@ -149,7 +153,17 @@ impl OtlpxLayer {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             scopes: Scopes::new(engine),
             access: |_, _, _, _| {},
+            location: true,
         }
+    }
+
+    /// Whether records and spans carry their code location
+    /// (`code.file.path`, `code.line.number`, `code.namespace`; on by
+    /// default). Off, a record is smaller and cheaper: the location is
+    /// often its largest part.
+    pub fn with_location(mut self, location: bool) -> Self {
+        self.location = location;
+        self
     }
 
     /// Starts a pending span; a started one is left as it is.
@@ -201,10 +215,12 @@ impl OtlpxLayer {
         }
         .start();
         if span.is_recording() {
-            let mut location = Attrs::new();
-            push_location(&mut location, meta.file(), meta.line(), meta.module_path());
-            for kv in location.as_slice() {
-                span.set_attribute(kv.key, kv.value);
+            if self.location {
+                let mut location = Attrs::new();
+                push_location(&mut location, meta.file(), meta.line(), meta.module_path());
+                for kv in location.as_slice() {
+                    span.set_attribute(kv.key, kv.value);
+                }
             }
             if let Some(buf) = &fields {
                 apply(&mut span, buf, true);
@@ -605,7 +621,9 @@ where
                     k => attrs.push(k, buf.value(item)),
                 }
             }
-            push_location(&mut attrs, file, line, module);
+            if self.location {
+                push_location(&mut attrs, file, line, module);
+            }
             let mut record = LogRecord::new(severity).attributes(attrs.as_slice());
             if let Some(body) = body {
                 record = record.body(AnyValue::Value(body));
