@@ -92,7 +92,7 @@ enum otlpx_status
   OTLPX_STATUS_TIMEOUT = 9,
   /**
    * The engine has no exporter (`otlpx_config_set_export(c, 0)`,
-   * `OTEL_TRACES_EXPORTER=none`, or disabled) or was shut down: nothing to
+   * `OTEL_*_EXPORTER=none` for every signal, or disabled) or was shut down: nothing to
    * flush.
    */
   OTLPX_STATUS_NOT_EXPORTING = 10,
@@ -1245,7 +1245,8 @@ otlpx_status otlpx_config_set_disabled(otlpx_config *config,
  * connections), whatever endpoint is configured; `otlpx_engine_flush`
  * then returns `OTLPX_STATUS_NOT_EXPORTING`. Non-zero (the default):
  * it exports, to the configured endpoint or the default one
- * (`OTEL_TRACES_EXPORTER`: `none` is zero, `otlp` non-zero).
+ * (every signal's: `OTEL_TRACES_EXPORTER` and `OTEL_LOGS_EXPORTER` both
+ * `none` is zero).
  *
  * # Errors
  *

@@ -492,7 +492,8 @@ pub unsafe extern "C" fn otlpx_config_set_disabled(
 /// connections), whatever endpoint is configured; `otlpx_engine_flush`
 /// then returns `OTLPX_STATUS_NOT_EXPORTING`. Non-zero (the default):
 /// it exports, to the configured endpoint or the default one
-/// (`OTEL_TRACES_EXPORTER`: `none` is zero, `otlp` non-zero).
+/// (every signal's: `OTEL_TRACES_EXPORTER` and `OTEL_LOGS_EXPORTER` both
+/// `none` is zero).
 ///
 /// # Errors
 ///

@@ -80,7 +80,7 @@ pub enum otlpx_status {
     /// A flush or shutdown did not finish within its timeout.
     Timeout = 9,
     /// The engine has no exporter (`otlpx_config_set_export(c, 0)`,
-    /// `OTEL_TRACES_EXPORTER=none`, or disabled) or was shut down: nothing to
+    /// `OTEL_*_EXPORTER=none` for every signal, or disabled) or was shut down: nothing to
     /// flush.
     NotExporting = 10,
     /// The engine was shut down: the span was not recorded.

@@ -140,8 +140,8 @@ class Engine:
     ``OTLPX_CONFIG`` file, unless ``ignore_environment`` is true. Without
     an endpoint anywhere the engine exports to the OpenTelemetry default,
     ``http://localhost:4317`` (gRPC) or ``http://localhost:4318/v1/traces``
-    (HTTP); ``export=False`` (or ``OTEL_TRACES_EXPORTER=none``) makes it
-    record without exporting. ``shutdown_timeout_ms`` bounds how long
+    (HTTP), ``/v1/logs`` for logs; ``export=False`` (or every signal's
+    ``OTEL_*_EXPORTER=none``) makes it record without exporting. ``shutdown_timeout_ms`` bounds how long
     freeing the engine may flush when nothing shut it down first (default
     5000; ``close()`` and ``shutdown()`` take their own timeout).
 
