@@ -309,6 +309,8 @@ struct Encoded<'r, 'a> {
     ids: Option<(TraceId, SpanId, TraceFlags)>,
     max_attributes: usize,
     max_value_len: usize,
+    /// The attributes kept, when [`proto::kept_mask`] could say.
+    kept: Option<u64>,
     attributes_len: usize,
     dropped_attributes: u32,
     body_len: usize,
@@ -362,13 +364,20 @@ impl Encoded<'_, '_> {
             e.len_prefix(f::BODY, self.body_len);
             body.put(e);
         }
-        proto::put_attributes(
-            e,
-            f::ATTRIBUTES,
-            r.attributes,
-            self.max_attributes,
-            self.max_value_len,
-        );
+        match self.kept {
+            Some(mask) => proto::for_each_masked(r.attributes, mask, |kv| {
+                let v = Prepared::new(&kv.value, self.max_value_len);
+                let len = proto::key_value_len(kv.key, &v);
+                proto::put_key_value_field(e, f::ATTRIBUTES, len, kv.key, &v, self.max_value_len);
+            }),
+            None => proto::put_attributes(
+                e,
+                f::ATTRIBUTES,
+                r.attributes,
+                self.max_attributes,
+                self.max_value_len,
+            ),
+        }
         if self.dropped_attributes != 0 {
             e.varint_field(f::DROPPED_ATTRIBUTES, u64::from(self.dropped_attributes));
         }
@@ -449,8 +458,18 @@ impl Logger {
         let limits = &r.log_limits;
         let max_attributes = limits.max_attributes as usize;
         let max_value_len = limits.max_attribute_value_length as usize;
-        let (attributes_len, dropped_attributes) =
-            proto::attributes_len(record.attributes, max_attributes, max_value_len);
+        let kept = proto::kept_mask(record.attributes, max_attributes);
+        let (attributes_len, dropped_attributes) = match kept {
+            Some((mask, dropped)) => {
+                let mut len = 0;
+                proto::for_each_masked(record.attributes, mask, |kv| {
+                    let v = Prepared::new(&kv.value, max_value_len);
+                    len += field_len(proto::key_value_len(kv.key, &v));
+                });
+                (len, dropped)
+            }
+            None => proto::attributes_len(record.attributes, max_attributes, max_value_len),
+        };
         let encoded = Encoded {
             record,
             time: record.timestamp.unwrap_or(now),
@@ -459,6 +478,7 @@ impl Logger {
             ids,
             max_attributes,
             max_value_len,
+            kept: kept.map(|(mask, _)| mask),
             attributes_len,
             dropped_attributes,
             body_len: record.body.map_or(0, |b| b.len()),

@@ -581,6 +581,40 @@ pub(crate) fn for_each_kept(
     dropped
 }
 
+/// The attributes of `attrs` an attribute collection keeps (as
+/// [`for_each_kept`] decides), as a bit mask over their indexes, and how
+/// many the count limit drops; `None` past 64 attributes. One walk for
+/// both the sizing and the writing pass: the duplicate check compares
+/// every pair of keys, and was a quarter of a log record's cost when it
+/// ran twice.
+#[inline]
+pub(crate) fn kept_mask(attrs: &[KeyValue<'_>], max_count: usize) -> Option<(u64, u32)> {
+    if attrs.len() > 64 {
+        return None;
+    }
+    let mut mask = 0u64;
+    let mut i = 0;
+    let dropped = for_each_kept(attrs, max_count, |kv| {
+        // `for_each_kept` yields in order: find the item's index.
+        while !std::ptr::eq(&attrs[i], kv) {
+            i += 1;
+        }
+        mask |= 1 << i;
+    });
+    Some((mask, dropped))
+}
+
+/// Calls `f` for the attributes of `attrs` whose bit is set in `mask`.
+#[inline]
+pub(crate) fn for_each_masked(attrs: &[KeyValue<'_>], mask: u64, mut f: impl FnMut(&KeyValue<'_>)) {
+    let mut left = mask;
+    while left != 0 {
+        let i = left.trailing_zeros() as usize;
+        left &= left - 1;
+        f(&attrs[i]);
+    }
+}
+
 /// Length of the repeated `KeyValue` fields for the kept attributes of
 /// `attrs`, and how many the count limit drops.
 pub(crate) fn attributes_len(
@@ -608,4 +642,38 @@ pub(crate) fn put_attributes(
         let v = Prepared::new(&kv.value, max_len);
         put_key_value_field(e, field_key, key_value_len(kv.key, &v), kv.key, &v, max_len);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mask keeps what `for_each_kept` keeps: later duplicates win,
+    /// the count limit applies in order.
+    #[test]
+    fn kept_mask_agrees_with_for_each_kept() {
+        let kv = |k: &'static str| KeyValue::new(k, 1);
+        let cases: [&[KeyValue<'_>]; 4] = [
+            &[],
+            &[kv("a"), kv("b"), kv("c")],
+            &[kv("a"), kv("b"), kv("a"), kv("c"), kv("b")],
+            &[kv("x"), kv("x"), kv("x")],
+        ];
+        for attrs in cases {
+            for max in [0, 1, 2, 3, 128] {
+                let mut expected = Vec::new();
+                let dropped = for_each_kept(attrs, max, |kv| expected.push(kv.key.to_owned()));
+                let (mask, masked_dropped) = kept_mask(attrs, max).unwrap();
+                let mut got = Vec::new();
+                for_each_masked(attrs, mask, |kv| got.push(kv.key.to_owned()));
+                assert_eq!(
+                    (got, masked_dropped),
+                    (expected, dropped),
+                    "{attrs:?} max {max}"
+                );
+            }
+        }
+        let many: Vec<KeyValue<'_>> = (0..65).map(|_| kv("k")).collect();
+        assert!(kept_mask(&many, 128).is_none());
+    }
 }
