@@ -160,6 +160,9 @@ fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 }
 
 #[test]
+// Reading the sources is no memory-model question, and takes miri many
+// minutes.
+#[cfg_attr(miri, ignore)]
 fn no_two_modules_import_each_other() {
     let graph = graph();
     assert!(
@@ -196,6 +199,7 @@ fn no_two_modules_import_each_other() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)]
 fn the_reader_sees_references_in_code_not_in_prose() {
     let code = code_of(
         "use crate::ring::{Ring, Signal};\n\
