@@ -18,6 +18,10 @@
 //!   exporter that discards each batch: the SDK builds the record every
 //!   exporter needs and hands it over, the work otlpx's figure includes
 //!   (as `record_span`'s `opentelemetry_sdk_exporting`).
+//! - `tracing_layer/opentelemetry_appender_tracing_batch`: the same bridge
+//!   with the SDK's batch log processor (its production setup): on the
+//!   event's thread, the record is cloned and sent to the processor's
+//!   thread over a channel (the export there discards it).
 //! - `tracing_layer/noop`: a layer that does nothing, the floor: what
 //!   `tracing` and the registry cost by themselves.
 //!
@@ -121,6 +125,15 @@ fn tracing_layer(c: &mut Criterion) {
     group.bench_function("opentelemetry_appender_tracing", |b| {
         let provider = SdkLoggerProvider::builder()
             .with_simple_exporter(Discard)
+            .build();
+        let bridge =
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider);
+        bench(b, tracing_subscriber::registry().with(bridge), || {});
+        let _ = provider.shutdown();
+    });
+    group.bench_function("opentelemetry_appender_tracing_batch", |b| {
+        let provider = SdkLoggerProvider::builder()
+            .with_batch_exporter(Discard)
             .build();
         let bridge =
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider);

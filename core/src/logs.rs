@@ -200,6 +200,29 @@ enum Correlation<'a> {
     Without,
 }
 
+/// A record's attributes.
+#[derive(Clone, Copy)]
+enum Attributes<'a> {
+    /// As the API takes them.
+    Given(&'a [KeyValue<'a>]),
+    /// Encoded already, limits applied, by an integration that saw each
+    /// value's type as it visited it: repeated `KeyValue` fields in two
+    /// parts written one after the other (an event's fields, and its
+    /// callsite's location encoded once); `dropped` by the count limit.
+    Encoded { parts: [&'a [u8]; 2], dropped: u32 },
+}
+
+impl std::fmt::Debug for Attributes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Given(attributes) => attributes.fmt(f),
+            Self::Encoded { parts, .. } => {
+                write!(f, "[{} encoded bytes]", parts[0].len() + parts[1].len())
+            }
+        }
+    }
+}
+
 /// A log record to emit, borrowing what it holds; build it with chained
 /// calls, then hand it to [`Logger::emit`].
 ///
@@ -225,7 +248,7 @@ pub struct LogRecord<'a> {
     severity: Severity,
     severity_text: Option<&'a str>,
     body: Option<AnyValue<'a>>,
-    attributes: &'a [KeyValue<'a>],
+    attributes: Attributes<'a>,
     event_name: &'a str,
     correlation: Correlation<'a>,
 }
@@ -241,7 +264,7 @@ impl<'a> LogRecord<'a> {
             severity,
             severity_text: None,
             body: None,
-            attributes: &[],
+            attributes: Attributes::Given(&[]),
             event_name: "",
             correlation: Correlation::Current,
         }
@@ -256,7 +279,16 @@ impl<'a> LogRecord<'a> {
     /// The attributes. As for spans, a key given twice keeps its last
     /// value, and past the limit attributes are dropped and counted.
     pub fn attributes(mut self, attributes: &'a [KeyValue<'a>]) -> Self {
-        self.attributes = attributes;
+        self.attributes = Attributes::Given(attributes);
+        self
+    }
+
+    /// The attributes, encoded already
+    /// ([`EncodedAttributes`](crate::proto::EncodedAttributes)) with the
+    /// logger's [limits](Logger::attribute_limits), in two parts written
+    /// one after the other; `dropped` of them went past the count limit.
+    pub(crate) fn encoded_attributes(mut self, parts: [&'a [u8]; 2], dropped: u32) -> Self {
+        self.attributes = Attributes::Encoded { parts, dropped };
         self
     }
 
@@ -364,16 +396,29 @@ impl Encoded<'_, '_> {
             e.len_prefix(f::BODY, self.body_len);
             body.put(e);
         }
-        match self.kept {
-            Some(mask) => proto::for_each_masked(r.attributes, mask, |kv| {
-                let v = Prepared::new(&kv.value, self.max_value_len);
-                let len = proto::key_value_len(kv.key, &v);
-                proto::put_key_value_field(e, f::ATTRIBUTES, len, kv.key, &v, self.max_value_len);
-            }),
-            None => proto::put_attributes(
+        match (r.attributes, self.kept) {
+            (Attributes::Encoded { parts, .. }, _) => {
+                e.bytes(parts[0]);
+                e.bytes(parts[1]);
+            }
+            (Attributes::Given(attributes), Some(mask)) => {
+                proto::for_each_masked(attributes, mask, |kv| {
+                    let v = Prepared::new(&kv.value, self.max_value_len);
+                    let len = proto::key_value_len(kv.key, &v);
+                    proto::put_key_value_field(
+                        e,
+                        f::ATTRIBUTES,
+                        len,
+                        kv.key,
+                        &v,
+                        self.max_value_len,
+                    );
+                });
+            }
+            (Attributes::Given(attributes), None) => proto::put_attributes(
                 e,
                 f::ATTRIBUTES,
-                r.attributes,
+                attributes,
                 self.max_attributes,
                 self.max_value_len,
             ),
@@ -423,6 +468,17 @@ impl Logger {
         !r.is_off(Signal::Logs) && (severity.0 == 0 || severity.0 >= r.log_min_severity)
     }
 
+    /// The attribute count and value length limits
+    /// (`OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`, `…_VALUE_LENGTH_LIMIT`).
+    #[inline]
+    pub(crate) fn attribute_limits(&self) -> (usize, usize) {
+        let limits = &self.recorder.log_limits;
+        (
+            limits.max_attributes as usize,
+            limits.max_attribute_value_length as usize,
+        )
+    }
+
     /// Emits `record`. A record the ring cannot take is dropped and
     /// counted; see [`try_emit`](Self::try_emit) to be told.
     #[inline]
@@ -455,20 +511,26 @@ impl Logger {
                 .then_some((c.trace_id, c.span_id, c.trace_flags)),
             Correlation::Without => None,
         };
-        let limits = &r.log_limits;
-        let max_attributes = limits.max_attributes as usize;
-        let max_value_len = limits.max_attribute_value_length as usize;
-        let kept = proto::kept_mask(record.attributes, max_attributes);
-        let (attributes_len, dropped_attributes) = match kept {
-            Some((mask, dropped)) => {
-                let mut len = 0;
-                proto::for_each_masked(record.attributes, mask, |kv| {
-                    let v = Prepared::new(&kv.value, max_value_len);
-                    len += field_len(proto::key_value_len(kv.key, &v));
-                });
-                (len, dropped)
+        let (max_attributes, max_value_len) = self.attribute_limits();
+        let (kept, attributes_len, dropped_attributes) = match record.attributes {
+            Attributes::Encoded { parts, dropped } => {
+                (None, parts[0].len() + parts[1].len(), dropped)
             }
-            None => proto::attributes_len(record.attributes, max_attributes, max_value_len),
+            Attributes::Given(attributes) => match proto::kept_mask(attributes, max_attributes) {
+                Some((mask, dropped)) => {
+                    let mut len = 0;
+                    proto::for_each_masked(attributes, mask, |kv| {
+                        let v = Prepared::new(&kv.value, max_value_len);
+                        len += field_len(proto::key_value_len(kv.key, &v));
+                    });
+                    (Some(mask), len, dropped)
+                }
+                None => {
+                    let (len, dropped) =
+                        proto::attributes_len(attributes, max_attributes, max_value_len);
+                    (None, len, dropped)
+                }
+            },
         };
         let encoded = Encoded {
             record,
@@ -478,7 +540,7 @@ impl Logger {
             ids,
             max_attributes,
             max_value_len,
-            kept: kept.map(|(mask, _)| mask),
+            kept,
             attributes_len,
             dropped_attributes,
             body_len: record.body.map_or(0, |b| b.len()),

@@ -556,6 +556,144 @@ pub(crate) fn put_key_value_field(
     v.put(e, max_len);
 }
 
+/// Attributes encoded as they come, as repeated `KeyValue` fields, into a
+/// buffer a thread reuses: for callers that learn each value's type as
+/// they visit it (the `tracing` integration's field visitor), so that a
+/// value is matched, sized and written once, and a record then copies the
+/// bytes. What a slice of attributes gets from [`for_each_kept`] (a key
+/// given twice keeps its last value; past the count limit, the first ones
+/// are kept) these get from [`settle`](Self::settle).
+#[derive(Default)]
+pub(crate) struct EncodedAttributes {
+    bytes: Buf,
+    count: usize,
+}
+
+impl std::fmt::Debug for EncodedAttributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedAttributes")
+            .field("count", &self.count)
+            .field("bytes", &self.as_bytes().len())
+            .finish()
+    }
+}
+
+impl EncodedAttributes {
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+    }
+
+    /// Bytes held, for pooling decisions.
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Appends `key` = `value` (length limit `max_len` applied) as a
+    /// field keyed `field_key`. Inlined: a caller that knows the value's
+    /// type has the match on it folded away.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, field_key: u8, key: &str, value: &Value<'_>, max_len: usize) {
+        let v = Prepared::new(value, max_len);
+        let kv_len = key_value_len(key, &v);
+        let mut e = self.bytes.append(field_len(kv_len));
+        put_key_value_field(&mut e, field_key, kv_len, key, &v, max_len);
+        self.count += 1;
+    }
+
+    /// Appends attributes encoded before (with the same field key).
+    #[inline]
+    pub(crate) fn extend(&mut self, other: &EncodedAttributes) {
+        let src = other.as_bytes();
+        self.bytes.append(src.len()).bytes(src);
+        self.count += other.count;
+    }
+
+    /// How many attributes.
+    #[inline]
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The fields written.
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    /// Applies the rules of [`for_each_kept`]: drops each attribute whose
+    /// key comes again later, then those past `max_count`; returns how
+    /// many the count limit dropped. `unique`: the caller knows no key
+    /// repeats (a `tracing` callsite's field names, checked once), so
+    /// that only the count is looked at.
+    #[inline]
+    pub(crate) fn settle(&mut self, max_count: usize, unique: bool) -> u32 {
+        if unique && self.count <= max_count {
+            return 0;
+        }
+        self.settle_slow(max_count)
+    }
+
+    #[cold]
+    fn settle_slow(&mut self, max_count: usize) -> u32 {
+        // Each field: its range in `bytes`, and its key.
+        let mut fields = Vec::with_capacity(self.count);
+        let mut at = 0;
+        while at < self.bytes.len() {
+            let field = &self.bytes.as_slice()[at..];
+            let (body, prefix) = read_varint(&field[1..]);
+            let end = at + 1 + prefix + body;
+            fields.push((at..end, key_of_field(&field[..end - at])));
+            at = end;
+        }
+        debug_assert_eq!(fields.len(), self.count);
+        let (mut kept, mut dropped) = (0usize, 0u32);
+        let mut keep = vec![false; fields.len()];
+        for (i, (_, key)) in fields.iter().enumerate() {
+            if fields[i + 1..].iter().any(|(_, later)| later == key) {
+                continue; // replaced by a later value
+            }
+            if kept == max_count {
+                dropped += 1;
+                continue;
+            }
+            kept += 1;
+            keep[i] = true;
+        }
+        let ranges: Vec<_> = fields.into_iter().map(|(range, _)| range).collect();
+        // From the back, so that earlier ranges stay where they are.
+        for (range, keep) in ranges.into_iter().zip(keep).rev() {
+            if !keep {
+                self.bytes.remove(range);
+            }
+        }
+        self.count = kept;
+        dropped
+    }
+}
+
+/// A varint at the start of `b`: its value, and how many bytes it took.
+fn read_varint(b: &[u8]) -> (usize, usize) {
+    let mut v = 0usize;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        v |= usize::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return (v, i + 1);
+        }
+    }
+    (v, b.len().min(10))
+}
+
+/// The key of a `KeyValue` field as [`put_key_value_field`] writes it:
+/// the field key, the message length, the key's field key, its length,
+/// then the key.
+fn key_of_field(field: &[u8]) -> &[u8] {
+    let (_, prefix) = read_varint(field.get(1..).unwrap_or(&[]));
+    let at = 1 + prefix + 1;
+    let (len, prefix) = read_varint(field.get(at..).unwrap_or(&[]));
+    field.get(at + prefix..at + prefix + len).unwrap_or(&[])
+}
+
 /// Calls `f` for the attributes of `attrs` that an attribute collection
 /// keeps: keys are unique (a later value for a key replaces an earlier one)
 /// and at most `max_count` are kept, in order. Returns how many were dropped
@@ -647,6 +785,66 @@ pub(crate) fn put_attributes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attributes encoded as they come, once settled, are the bytes a
+    /// slice of them encodes to: duplicates, the count limit, long values
+    /// (two-byte lengths) and the value length limit included.
+    #[test]
+    fn encoded_attributes_settle_to_what_a_slice_encodes() {
+        let long = "x".repeat(300);
+        let kv = |k: &'static str, v: Value<'static>| KeyValue { key: k, value: v };
+        let long: &'static str = Box::leak(long.into_boxed_str());
+        let cases: Vec<Vec<KeyValue<'static>>> = vec![
+            vec![],
+            vec![
+                kv("a", Value::I64(1)),
+                kv("b", Value::Str("two")),
+                kv("c", Value::F64(3.0)),
+            ],
+            vec![
+                kv("a", Value::I64(1)),
+                kv("b", Value::Str(long)),
+                kv("a", Value::Bool(true)),
+                kv("c", Value::U64(u64::MAX)),
+                kv("b", Value::Bytes(&[1, 2, 3])),
+            ],
+            vec![
+                kv("x", Value::I64(1)),
+                kv("x", Value::I64(2)),
+                kv("x", Value::I64(3)),
+            ],
+            (0..20)
+                .map(|i| kv(["k0", "k1", "k2", "k3", "k4"][i % 5], Value::I64(i as i64)))
+                .collect(),
+        ];
+        for attrs in &cases {
+            for max_count in [0, 1, 2, 3, 128] {
+                for max_len in [2, 64, usize::MAX] {
+                    let (len, want_dropped) = attributes_len(attrs, max_count, max_len);
+                    let mut want = vec![0; len];
+                    put_attributes(&mut Enc::new(&mut want), 0x32, attrs, max_count, max_len);
+                    let mut got = EncodedAttributes::default();
+                    for a in attrs {
+                        got.push(0x32, a.key, &a.value, max_len);
+                    }
+                    let unique = attrs
+                        .iter()
+                        .enumerate()
+                        .all(|(i, a)| attrs[i + 1..].iter().all(|b| b.key != a.key));
+                    let dropped = got.settle(max_count, unique);
+                    let case = format!("{attrs:?} max_count {max_count} max_len {max_len}");
+                    assert_eq!(got.as_bytes(), &want[..], "{case}");
+                    assert_eq!(dropped, want_dropped, "{case}");
+                    let distinct = attrs
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, a)| attrs[i + 1..].iter().all(|b| b.key != a.key))
+                        .count();
+                    assert_eq!(got.count(), distinct.min(max_count), "{case}");
+                }
+            }
+        }
+    }
 
     /// The mask keeps what `for_each_kept` keeps: later duplicates win,
     /// the count limit applies in order.

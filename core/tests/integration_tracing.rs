@@ -176,6 +176,58 @@ fn events_become_records_with_typed_fields() {
     );
 }
 
+/// A field named twice keeps its last value; the log record limits apply
+/// to fields and location alike, as to a record's attribute slice.
+#[test]
+fn repeated_fields_and_the_log_record_limits() {
+    let engine = Engine::builder()
+        .export(false)
+        .ring_bytes_per_cpu(1 << 20)
+        .config_toml(
+            "limits.toml",
+            "[limits]\nlog_record_attribute_count = 4\nlog_record_attribute_value_length = 5\n",
+        )
+        .build()
+        .unwrap();
+    with_layer(&engine, || {
+        tracing::info!(a = 1, b = "abcdefgh", a = 2, "twice");
+        tracing::info!(k1 = 1, k2 = 2, k3 = 3, k4 = 4, k5 = 5, "over");
+        for _ in 0..2 {
+            tracing::info!(x = 1, "no location past the limit");
+        }
+    });
+    let records = logs(&engine);
+    assert_eq!(records.len(), 4, "{records:#?}");
+    let keys = |r: &PLog| -> Vec<String> { r.attributes.iter().map(|kv| kv.key.clone()).collect() };
+    let (_, twice) = &records[0];
+    assert_eq!(
+        keys(twice),
+        ["b", "a", "code.file.path", "code.line.number"]
+    );
+    assert_eq!(
+        attr(&twice.attributes, "a"),
+        Some(&Av::IntValue(2)),
+        "the last value"
+    );
+    assert_eq!(
+        attr(&twice.attributes, "b"),
+        Some(&s("abcde")),
+        "the length limit"
+    );
+    assert_eq!(attr(&twice.attributes, "code.file.path"), Some(&s("core/")));
+    assert_eq!(twice.dropped_attributes_count, 1);
+    let (_, over) = &records[1];
+    assert_eq!(keys(over), ["k1", "k2", "k3", "k4"]);
+    assert_eq!(over.dropped_attributes_count, 4);
+    for (_, r) in &records[2..] {
+        assert_eq!(
+            keys(r),
+            ["x", "code.file.path", "code.line.number", "code.namespace"]
+        );
+        assert_eq!(r.dropped_attributes_count, 0);
+    }
+}
+
 #[test]
 fn the_location_can_be_left_out() {
     let engine = engine();

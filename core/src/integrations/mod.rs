@@ -18,10 +18,12 @@
 //!   (named `otlpx-…`, [`on_engine_thread`]), are never recorded, so the
 //!   engine's diagnostics never feed its own pipeline whatever subscriber
 //!   or logger the application installs.
-//! - [`FieldBuf`]: a per-thread buffer that an event's fields are copied
-//!   into (numbers as they are, strings and `Debug` output as ranges of one
-//!   reused `String`), and [`Attrs`], the attribute slice built from it on
-//!   the stack. Once a thread is warm, an event allocates nothing.
+//! - [`FieldBuf`]: a per-thread buffer that fields are copied into
+//!   (numbers as they are, strings and `Debug` output as ranges of one
+//!   reused `String`), or encoded into as OTLP attributes as they are
+//!   visited (a `tracing` event's); and [`Attrs`], an attribute slice
+//!   built on the stack. Once a thread is warm, a record allocates
+//!   nothing.
 //!
 //! Invariants: a slot of the table, once set, never changes, and its
 //! scope's name is the target it was filled for, so a slot whose name
@@ -38,6 +40,7 @@ pub mod tracing;
 
 use crate::engine::{Engine, Inner};
 use crate::logs::Logger;
+use crate::proto::EncodedAttributes;
 use crate::record::Tracer;
 use crate::value::{KeyValue, Value};
 use std::cell::{Cell, RefCell};
@@ -167,21 +170,16 @@ impl Scopes {
 
     /// The scope of `target`, registered with the engine the first time.
     pub(crate) fn lookup(&self, target: &str) -> ScopeId {
-        let mask = SLOTS - 1;
-        let mut i = hash(target) & mask;
-        for _ in 0..MAX_PROBES {
-            let slot = &self.slots[i];
-            let scope = match slot.get() {
-                Some(scope) => scope,
-                None => slot.get_or_init(|| Box::new(self.make(target))),
-            };
-            if *scope.name == *target {
-                // `i < SLOTS`, which fits in a u32.
-                return ScopeId::Slot(i as u32);
-            }
-            i = (i + 1) & mask;
+        match find_or_fill(
+            &self.slots,
+            hash(target),
+            |scope| *scope.name == *target,
+            || self.make(target),
+        ) {
+            // `i < SLOTS`, which fits in a u32.
+            Some(i) => ScopeId::Slot(i as u32),
+            None => self.lookup_overflow(target),
         }
-        self.lookup_overflow(target)
     }
 
     #[cold]
@@ -245,6 +243,34 @@ impl Scopes {
     }
 }
 
+/// The slot of an open-addressing table of set-once slots (see the module
+/// docs) whose entry `is` the one looked for, filling the first empty slot
+/// on the way with `make`; `None` when `MAX_PROBES` slots from `hash` hold
+/// others. Two threads filling one slot at once: one entry wins, the other
+/// is dropped, and its thread probes on if the winner is not its entry.
+pub(crate) fn find_or_fill<T>(
+    slots: &[OnceLock<Box<T>>],
+    hash: usize,
+    is: impl Fn(&T) -> bool,
+    make: impl Fn() -> T,
+) -> Option<usize> {
+    debug_assert!(slots.len().is_power_of_two());
+    let mask = slots.len() - 1;
+    let mut i = hash & mask;
+    for _ in 0..MAX_PROBES {
+        let slot = &slots[i];
+        let entry = match slot.get() {
+            Some(entry) => entry,
+            None => slot.get_or_init(|| Box::new(make())),
+        };
+        if is(entry) {
+            return Some(i);
+        }
+        i = (i + 1) & mask;
+    }
+    None
+}
+
 /// A cheap hash of a target: its length and its first and last eight
 /// bytes (module paths sharing a prefix differ at the end), mixed by
 /// multiplication. Collisions only cost a probe.
@@ -291,6 +317,9 @@ pub(crate) struct FieldBuf {
     pub(crate) items: Vec<(Key, Item)>,
     text: String,
     bytes: Vec<u8>,
+    /// Attributes encoded as they were visited (events; see
+    /// [`EncodedAttributes`]), beside the items kept as values.
+    pub(crate) attributes: EncodedAttributes,
 }
 
 /// Text a thread's buffer keeps between records; a record that needed
@@ -304,6 +333,7 @@ impl FieldBuf {
         self.items.clear();
         self.text.clear();
         self.bytes.clear();
+        self.attributes.clear();
     }
 
     /// Clears, and hands back memory past what a thread keeps.
@@ -314,6 +344,9 @@ impl FieldBuf {
         }
         if self.bytes.capacity() > KEEP_TEXT_BYTES {
             self.bytes.shrink_to(KEEP_TEXT_BYTES);
+        }
+        if self.attributes.capacity() > KEEP_TEXT_BYTES {
+            self.attributes = EncodedAttributes::default();
         }
     }
 
@@ -502,23 +535,38 @@ impl<'a> Attrs<'a> {
     }
 }
 
-/// Code location attributes, in the semantic conventions' names; the
-/// module path goes in `code.namespace` (the conventions now fold it into
-/// `code.function.name`, which neither `tracing` nor `log` knows).
+/// The keys of the code location attributes, in the semantic conventions'
+/// names; the module path goes in `code.namespace` (the conventions now
+/// fold it into `code.function.name`, which neither `tracing` nor `log`
+/// knows).
+pub(crate) const LOCATION_KEYS: [&str; 3] =
+    ["code.file.path", "code.line.number", "code.namespace"];
+
+/// The code location attributes, those known.
+pub(crate) fn location<'a>(
+    file: Option<&'a str>,
+    line: Option<u32>,
+    module: Option<&'a str>,
+) -> impl Iterator<Item = (&'static str, Value<'a>)> {
+    let [file_key, line_key, module_key] = LOCATION_KEYS;
+    [
+        file.map(|file| (file_key, Value::Str(file))),
+        line.map(|line| (line_key, Value::I64(line.into()))),
+        module.map(|module| (module_key, Value::Str(module))),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Pushes the code location attributes onto `attrs`.
 pub(crate) fn push_location<'a>(
     attrs: &mut Attrs<'a>,
     file: Option<&'a str>,
     line: Option<u32>,
     module: Option<&'a str>,
 ) {
-    if let Some(file) = file {
-        attrs.push("code.file.path", Value::Str(file));
-    }
-    if let Some(line) = line {
-        attrs.push("code.line.number", Value::I64(line.into()));
-    }
-    if let Some(module) = module {
-        attrs.push("code.namespace", Value::Str(module));
+    for (key, value) in location(file, line, module) {
+        attrs.push(key, value);
     }
 }
 

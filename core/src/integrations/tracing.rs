@@ -84,8 +84,12 @@
 //! layer filters inside its callbacks and never disables a callsite.
 //!
 //! Costs: an event below the engine's minimum log severity costs a
-//! compare; one recorded copies its fields once into a per-thread buffer
-//! and allocates nothing once the thread is warm. A span costs what
+//! compare. What never changes for a callsite (its scope, whether its
+//! field names repeat, its code location encoded as attributes) is worked
+//! out the first time it fires; then each field is encoded as an OTLP
+//! attribute as it is visited, into a per-thread buffer, and the record
+//! copies those bytes into its ring slot: nothing allocated once the
+//! thread is warm. A span costs what
 //! `tracing-subscriber`'s registry costs (one box in its extensions), its
 //! fields buffered (pooled) until it starts, and an otlpx span.
 //!
@@ -95,19 +99,21 @@
 
 pub use super::EXCLUDED_CRATES;
 use super::{
-    Attrs, FieldBuf, Item, Key, ScopeId, Scopes, give_buffer, is_excluded_target, on_engine_thread,
-    push_location, take_buffer, with_scratch,
+    FieldBuf, Item, Key, LOCATION_KEYS, ScopeId, Scopes, find_or_fill, give_buffer,
+    is_excluded_target, location, on_engine_thread, take_buffer, with_scratch,
 };
 use crate::context::SpanContext;
 use crate::current::ContextGuard;
 use crate::engine::Engine;
 use crate::logs::{AnyValue, LogRecord, Severity};
+use crate::proto::{EncodedAttributes, logs::ATTRIBUTES};
 use crate::record::{DetachedSpan, Span, SpanKind, Status};
 use crate::value::Value;
 use ::tracing::field::{Field, Visit};
 use ::tracing::span::{Attributes, Id, Record};
 use ::tracing::{Dispatch, Event, Level, Metadata, Subscriber};
 use std::cell::RefCell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
@@ -126,6 +132,8 @@ pub struct OtlpxLayer {
     /// same span (two engines).
     id: u64,
     scopes: Scopes,
+    /// What each event callsite always has, worked out once.
+    callsites: Box<[OnceLock<Box<Callsite>>]>,
     /// Reaches a span's state from a `tracing::Span` handle; set by
     /// `on_layer`, which knows the subscriber's type.
     access: AccessFn,
@@ -152,6 +160,7 @@ impl OtlpxLayer {
         Self {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             scopes: Scopes::new(engine),
+            callsites: (0..CALLSITES).map(|_| OnceLock::new()).collect(),
             access: |_, _, _, _| {},
             location: true,
         }
@@ -216,10 +225,8 @@ impl OtlpxLayer {
         .start();
         if span.is_recording() {
             if self.location {
-                let mut location = Attrs::new();
-                push_location(&mut location, meta.file(), meta.line(), meta.module_path());
-                for kv in location.as_slice() {
-                    span.set_attribute(kv.key, kv.value);
+                for (key, value) in location(meta.file(), meta.line(), meta.module_path()) {
+                    span.set_attribute(key, value);
                 }
             }
             if let Some(buf) = &fields {
@@ -472,6 +479,217 @@ impl Visit for Collect<'_> {
     }
 }
 
+/// Event callsites a layer keeps what it worked out about (a power of
+/// two: 64 KiB of slots). An application with more event callsites than
+/// the table finds room for works each further one out per event.
+const CALLSITES: usize = 4096;
+
+/// What an event callsite always has, worked out the first time it fires:
+/// its scope, whether its records are recorded at all, and its code
+/// location encoded once, so that an event pays for its fields only.
+struct Callsite {
+    /// The callsite's metadata: `'static`, one per callsite, so its
+    /// address is its identity.
+    meta: &'static Metadata<'static>,
+    scope: ScopeId,
+    excluded: bool,
+    /// A `log` record bridged by `tracing-log`: its target and location
+    /// are in its `log.*` fields, which are not attributes.
+    bridged: bool,
+    /// The fields kept aside as items rather than encoded, by index in the
+    /// callsite's field set: the first `message` (the body), and a bridged
+    /// record's `log.*` fields. Fields past 64 are always encoded.
+    aside: u64,
+    /// No two of its attributes (its fields but the message, and the
+    /// location) share a key: the duplicate check can be skipped.
+    unique: bool,
+    event_name: Option<&'static str>,
+    /// The `code.*` attributes, encoded (empty with the location off):
+    /// `None` when worked out per event (not kept, or bridged).
+    location: Option<EncodedAttributes>,
+}
+
+impl Callsite {
+    /// `max_len`: the value length limit to encode the location with,
+    /// when it is kept.
+    fn new(layer: &OtlpxLayer, meta: &'static Metadata<'static>, max_len: Option<usize>) -> Self {
+        let bridged = meta.target() == "log" && meta.fields().field("log.target").is_some();
+        let scope = if bridged {
+            ScopeId::Base
+        } else {
+            layer.scopes.lookup(meta.target())
+        };
+        let excluded = !bridged && layer.scopes.get(&scope).excluded;
+        let message = meta.fields().field("message").map(|field| field.index());
+        let is_aside = |field: &Field| {
+            field.index() < 64
+                && ((bridged && field.name().starts_with("log.")) || Some(field.index()) == message)
+        };
+        let aside = meta
+            .fields()
+            .iter()
+            .filter(is_aside)
+            .fold(0u64, |mask, field| mask | 1 << field.index());
+        // The attribute keys, with no allocation: a callsite the table has
+        // no room for is worked out per event.
+        let location_keys: &[&str] = if layer.location { &LOCATION_KEYS } else { &[] };
+        let keys = || {
+            meta.fields()
+                .iter()
+                .filter(|field| !is_aside(field))
+                .map(|field| field.name())
+                .chain(location_keys.iter().copied())
+        };
+        let unique = keys()
+            .enumerate()
+            .all(|(i, key)| keys().skip(i + 1).all(|other| other != key));
+        let location = max_len.filter(|_| !bridged).map(|max_len| {
+            let mut encoded = EncodedAttributes::default();
+            if layer.location {
+                for (key, value) in location(meta.file(), meta.line(), meta.module_path()) {
+                    encoded.push(ATTRIBUTES, key, &value, max_len);
+                }
+            }
+            encoded
+        });
+        Self {
+            meta,
+            scope,
+            excluded,
+            bridged,
+            aside,
+            unique,
+            event_name: if bridged { None } else { explicit_name(meta) },
+            location,
+        }
+    }
+}
+
+impl OtlpxLayer {
+    /// The callsite of `meta`, worked out the first time; `None` when the
+    /// table has no room for it.
+    fn callsite(&self, meta: &'static Metadata<'static>) -> Option<&Callsite> {
+        let (_, max_len) = self.scopes.base().logger.attribute_limits();
+        let address = std::ptr::from_ref(meta) as usize;
+        // Metadata is word-aligned: the low bits say nothing.
+        let hash = ((address >> 3) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+        let i = find_or_fill(
+            &self.callsites,
+            hash as usize,
+            |site| std::ptr::eq(site.meta, meta),
+            || Callsite::new(self, meta, Some(max_len)),
+        )?;
+        self.callsites[i].get().map(|site| &**site)
+    }
+}
+
+/// Visits an event's fields: each attribute encoded as it comes (its type
+/// known here, so matched and sized once), the message (the body) and a
+/// bridged `log` record's `log.*` fields kept aside as items.
+struct EventFields<'b> {
+    buf: &'b mut FieldBuf,
+    /// The callsite's [`Callsite::aside`].
+    aside: u64,
+    max_len: usize,
+}
+
+impl EventFields<'_> {
+    /// Whether `field` is kept aside rather than encoded.
+    #[inline(always)]
+    fn aside(&self, field: &Field) -> bool {
+        field.index() < 64 && self.aside & (1 << field.index()) != 0
+    }
+
+    #[inline(always)]
+    fn value(&mut self, field: &Field, value: Value<'_>, item: impl FnOnce() -> Item) {
+        let key = field.name();
+        if self.aside(field) {
+            self.buf.push(Key::Static(key), item());
+        } else {
+            self.buf
+                .attributes
+                .push(ATTRIBUTES, key, &value, self.max_len);
+        }
+    }
+
+    fn text(&mut self, field: &Field, args: std::fmt::Arguments<'_>) {
+        let key = field.name();
+        if self.aside(field) {
+            self.buf.push_fmt(Key::Static(key), args);
+        } else {
+            let (start, end) = self.buf.format(args);
+            let FieldBuf {
+                text, attributes, ..
+            } = &mut *self.buf;
+            let value = Value::Str(text.get(start..end).unwrap_or(""));
+            attributes.push(ATTRIBUTES, key, &value, self.max_len);
+            text.truncate(start);
+        }
+    }
+}
+
+impl Visit for EventFields<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.value(field, Value::F64(value), || Item::F64(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.value(field, Value::I64(value), || Item::I64(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.value(field, Value::U64(value), || Item::U64(value));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        match i64::try_from(value) {
+            Ok(v) => self.record_i64(field, v),
+            Err(_) => self.text(field, format_args!("{value}")),
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match u64::try_from(value) {
+            Ok(v) => self.record_u64(field, v),
+            Err(_) => self.text(field, format_args!("{value}")),
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.value(field, Value::Bool(value), || Item::Bool(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let key = field.name();
+        if self.aside(field) {
+            self.buf.push_str(Key::Static(key), value);
+        } else {
+            self.buf
+                .attributes
+                .push(ATTRIBUTES, key, &Value::Str(value), self.max_len);
+        }
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        let key = field.name();
+        if self.aside(field) {
+            self.buf.push_bytes(Key::Static(key), value);
+        } else {
+            self.buf
+                .attributes
+                .push(ATTRIBUTES, key, &Value::Bytes(value), self.max_len);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.text(field, format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.text(field, format_args!("{value:?}"));
+    }
+}
+
 thread_local! {
     /// The contexts this thread's entered spans made current, innermost
     /// last: `(layer, span id, guard)`. A span entered twice has two.
@@ -575,11 +793,20 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let severity = severity(meta.level());
-        if !self.scopes.base().logger.enabled(severity) || on_engine_thread() {
+        let base = &self.scopes.base().logger;
+        if !base.enabled(severity) || on_engine_thread() {
             return;
         }
-        let scope = self.scopes.lookup(meta.target());
-        if self.scopes.get(&scope).excluded {
+        let (max_count, max_len) = base.attribute_limits();
+        let uncached;
+        let site = match self.callsite(meta) {
+            Some(site) => site,
+            None => {
+                uncached = Callsite::new(self, meta, None);
+                &uncached
+            }
+        };
+        if site.excluded {
             return;
         }
         let explicit = event
@@ -587,14 +814,16 @@ where
             .and_then(|parent| ctx.span(parent))
             .and_then(|parent| self.nearest_context(parent));
         with_scratch(|buf| {
-            event.record(&mut Collect(buf));
-            let mut scope = &scope;
-            let (mut file, mut line, mut module) = (meta.file(), meta.line(), meta.module_path());
+            event.record(&mut EventFields {
+                buf,
+                aside: site.aside,
+                max_len,
+            });
             let bridged;
-            // `tracing-log`: a `log` record, its own target and location
-            // in `log.*` fields.
-            let from_log = meta.target() == "log" && buf.find("log.target").is_some();
-            if from_log {
+            let mut encoded_location: &[u8] = &[];
+            let scope = if site.bridged {
+                // `tracing-log`: a `log` record, its own target and
+                // location in `log.*` fields.
                 let target = buf
                     .find("log.target")
                     .and_then(|t| buf.str(t))
@@ -603,32 +832,47 @@ where
                     return;
                 }
                 bridged = self.scopes.lookup(target);
-                scope = &bridged;
-                file = buf.find("log.file").and_then(|f| buf.str(f));
-                module = buf.find("log.module_path").and_then(|m| buf.str(m));
-                line = buf.find("log.line").and_then(|l| match l {
-                    Item::I64(n) => u32::try_from(n).ok(),
-                    Item::U64(n) => u32::try_from(n).ok(),
-                    _ => None,
-                });
-            }
-            let mut body = None;
-            let mut attrs = Attrs::new();
-            for &(key, item) in &buf.items {
-                match buf.key(key) {
-                    "message" if body.is_none() => body = Some(buf.value(item)),
-                    k if from_log && k.starts_with("log.") => {}
-                    k => attrs.push(k, buf.value(item)),
+                if self.location {
+                    let mut attributes = std::mem::take(&mut buf.attributes);
+                    let line = buf.find("log.line").and_then(|l| match l {
+                        Item::I64(n) => u32::try_from(n).ok(),
+                        Item::U64(n) => u32::try_from(n).ok(),
+                        _ => None,
+                    });
+                    let file = buf.find("log.file").and_then(|f| buf.str(f));
+                    let module = buf.find("log.module_path").and_then(|m| buf.str(m));
+                    for (key, value) in location(file, line, module) {
+                        attributes.push(ATTRIBUTES, key, &value, max_len);
+                    }
+                    buf.attributes = attributes;
                 }
+                &bridged
+            } else {
+                match &site.location {
+                    // The usual case: the location is written as encoded
+                    // once, after the fields.
+                    Some(encoded)
+                        if site.unique && buf.attributes.count() + encoded.count() <= max_count =>
+                    {
+                        encoded_location = encoded.as_bytes();
+                    }
+                    Some(encoded) => buf.attributes.extend(encoded),
+                    None if self.location => {
+                        for (key, value) in location(meta.file(), meta.line(), meta.module_path()) {
+                            buf.attributes.push(ATTRIBUTES, key, &value, max_len);
+                        }
+                    }
+                    None => {}
+                }
+                &site.scope
+            };
+            let dropped = buf.attributes.settle(max_count, site.unique);
+            let mut record = LogRecord::new(severity)
+                .encoded_attributes([buf.attributes.as_bytes(), encoded_location], dropped);
+            if let Some(body) = buf.find("message") {
+                record = record.body(AnyValue::Value(buf.value(body)));
             }
-            if self.location {
-                push_location(&mut attrs, file, line, module);
-            }
-            let mut record = LogRecord::new(severity).attributes(attrs.as_slice());
-            if let Some(body) = body {
-                record = record.body(AnyValue::Value(body));
-            }
-            if !from_log && let Some(name) = explicit_name(meta) {
+            if let Some(name) = site.event_name {
                 record = record.event_name(name);
             }
             if let Some(parent) = &explicit {
