@@ -21,22 +21,8 @@ use otlpx::{Logger, Signal, SpanContext, SpanId, TraceFlags, TraceId, TraceState
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How deep a log body may nest: the body is level 1, a value in a map
-/// or array body level 2, and so on. A body deeper than this is refused
-/// with `OTLPX_STATUS_INVALID_ARGUMENT`. Structured log bodies are a few
-/// levels deep; the bound keeps a cyclic or runaway structure (which C can
-/// build with pointers) from costing more than a bounded amount of work.
-pub const OTLPX_MAX_BODY_DEPTH: u32 = 16;
-
-/// How many values a log body may hold, counting every value at every
-/// level and every element of its arrays, however often the body's
-/// pointers repeat the same array; more is refused with
-/// `OTLPX_STATUS_INVALID_ARGUMENT`. Each value takes at least a byte of
-/// the encoded record, and a record may take at most half a ring (512 KiB
-/// with the default 1 MiB rings), so a body this large already needs rings
-/// of 2 MiB or more; the bound stops 16 levels of shared pointers from
-/// making a small C structure into an exponentially large body.
-pub const OTLPX_MAX_BODY_VALUES: u32 = 1 << 20;
+// The body limits, where Rust callers have always found them.
+pub use crate::types::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
 
 /// An instrumentation scope of an engine that emits log records (opaque),
 /// from `otlpx_engine_logger`. Owned by its engine, as a tracer is: valid
