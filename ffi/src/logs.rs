@@ -12,78 +12,18 @@
 //! thread's Rust side has attached.
 
 use crate::convert::{slice_arg, str_arg, str_of, with_attribute_slice, with_body};
-use crate::engine::{EngineState, otlpx_engine, state};
-use crate::handle::Handle;
+use crate::state::{LoggerHandle, LoggerPtr, LoggerState, engine_state, live_logger, otlpx_engine};
 use crate::types::otlpx_log_record;
 use crate::{ffi_guard, otlpx_status};
 use otlpx::logs::{LogRecord, Severity};
-use otlpx::{Logger, Signal, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use otlpx::{Logger, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-// The body limits, where Rust callers have always found them.
+// The logger handle and the body limits, where Rust callers have always
+// found them.
+pub use crate::state::otlpx_logger;
 pub use crate::types::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
-
-/// An instrumentation scope of an engine that emits log records (opaque),
-/// from `otlpx_engine_logger`. Owned by its engine, as a tracer is: valid
-/// until `otlpx_engine_free`, after which calls through it return
-/// `OTLPX_STATUS_INVALID_HANDLE` (there is no `otlpx_logger_free`: the
-/// same name and version give every caller the same logger). Thread-safe.
-pub struct otlpx_logger {
-    _private: [u8; 0],
-}
-
-const LOGGER_MAGIC: u64 = 0x6f74_6c70_785f_6c67;
-pub(crate) type LoggerHandle = Handle<LoggerState, LOGGER_MAGIC>;
-
-/// A logger handle the engine owns.
-pub(crate) struct LoggerPtr(pub(crate) *mut LoggerHandle);
-// SAFETY: the pointer is only dereferenced through `Handle`'s checked
-// accessors, and a `LoggerHandle` is `Sync`.
-unsafe impl Send for LoggerPtr {}
-
-/// What a logger handle holds.
-pub(crate) struct LoggerState {
-    logger: Logger,
-    /// The owning engine's boxed state: alive while the logger is (an
-    /// engine frees its loggers before its state, or keeps both).
-    engine: *const EngineState,
-}
-
-// SAFETY: `engine` points into the engine's handle, which outlives the
-// logger state (freed first) and is itself `Sync`.
-unsafe impl Send for LoggerState {}
-// SAFETY: as above; `Logger` is `Sync`.
-unsafe impl Sync for LoggerState {}
-
-impl LoggerState {
-    fn engine(&self) -> &EngineState {
-        // SAFETY: see the field's doc: the engine state outlives this.
-        unsafe { &*self.engine }
-    }
-
-    /// Counts a refused call in the logs signal's stats, and returns its
-    /// status.
-    fn refuse(&self, status: otlpx_status) -> otlpx_status {
-        self.engine().refuse(Signal::Logs, status)
-    }
-}
-
-/// The logger behind `logger`, refusing one whose engine shut down.
-///
-/// # Safety
-///
-/// `logger` is NULL or from `otlpx_engine_logger`, and its engine is not
-/// freed concurrently.
-unsafe fn live_logger<'a>(logger: *const otlpx_logger) -> Result<&'a LoggerState, otlpx_status> {
-    // SAFETY: forwarded from the caller.
-    let l = unsafe { LoggerHandle::get(logger.cast())? };
-    // Relaxed: a flag, as in `live_tracer`.
-    if l.engine().shut_down.load(Ordering::Relaxed) {
-        return Err(otlpx_status::ShutDown);
-    }
-    Ok(l)
-}
 
 /// The logger for instrumentation scope `name` (e.g. a library's or a
 /// logging framework's logger name) and `version` (may be empty). The
@@ -111,7 +51,7 @@ pub unsafe extern "C" fn otlpx_engine_logger(
 ) -> otlpx_status {
     ffi_guard! {
         // SAFETY: forwarded from the caller.
-        let state = unsafe { state(engine)? };
+        let state = unsafe { engine_state(engine)? };
         // SAFETY: forwarded from the caller.
         let (name, version) = unsafe { (str_arg(name, name_len)?, str_arg(version, version_len)?) };
         if out.is_null() {

@@ -6,8 +6,8 @@
 //! encoded straight into the ring: no copy of the span is kept.
 
 use crate::convert::{events_into, links_into, slice_arg, str_of, with_attributes};
-use crate::engine::{live_tracer, otlpx_tracer};
 use crate::span::{span_kind, status_of};
+use crate::state::{live_tracer, otlpx_tracer};
 use crate::types::otlpx_finished_span;
 use crate::{ffi_guard, otlpx_status};
 use otlpx::{FinishedSpan, SpanId, TraceFlags, TraceId, Tracer};

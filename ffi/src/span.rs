@@ -18,7 +18,7 @@
 //! would be recorded twice: end spans before forking.
 
 use crate::convert::{context_of, slice_arg, str_arg, with_attribute_slice};
-use crate::engine::{TracerState, live_tracer, otlpx_tracer};
+use crate::state::{TracerState, live_tracer, otlpx_tracer};
 use crate::table::{HandleError, MAX_CHUNKS, Table};
 use crate::types::{
     otlpx_attribute, otlpx_span_context, otlpx_span_kind, otlpx_span_options, otlpx_status_code,
