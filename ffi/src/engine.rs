@@ -9,10 +9,7 @@
 
 use crate::convert::str_arg;
 use crate::span::SPANS;
-use crate::state::{
-    EngineHandle, EngineState, LoggerHandle, TracerHandle, TracerPtr, TracerState, engine_state,
-    signal_slot,
-};
+use crate::state::{EngineHandle, EngineState, engine_state, signal_slot};
 use crate::types::otlpx_signal;
 use crate::{fail, ffi_guard, otlpx_status};
 use otlpx::{Engine, FlushError, Signal};
@@ -146,20 +143,9 @@ pub unsafe extern "C" fn otlpx_engine_tracer(
         if out.is_null() {
             return Err(otlpx_status::NullPointer);
         }
-        let mut tracers = state.tracers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ptr = match tracers.iter().find(|(n, v, _)| n == name && v == version) {
-            Some((_, _, p)) => p.0,
-            None => {
-                let p = TracerHandle::into_raw(TracerState {
-                    tracer: state.engine.tracer(name, version),
-                    engine: state,
-                });
-                tracers.push((name.to_owned(), version.to_owned(), TracerPtr(p)));
-                p
-            }
-        };
+        let tracer = state.tracer(name, version);
         // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { *out = ptr.cast_const().cast() };
+        unsafe { *out = tracer };
         Ok(())
     }
 }
@@ -229,7 +215,7 @@ pub unsafe extern "C" fn otlpx_engine_shutdown(
     ffi_guard! {
         // SAFETY: forwarded from the caller.
         let state = unsafe { engine_state(engine)? };
-        // Relaxed: see `live_tracer`.
+        // Relaxed: see `live` in state.rs.
         state.shut_down.store(true, Ordering::Relaxed);
         state
             .engine
@@ -277,35 +263,17 @@ pub unsafe extern "C" fn otlpx_engine_free(engine: *mut otlpx_engine) -> otlpx_s
             FREE_PATIENCE,
         );
         drop(spans);
-        let tracers = std::mem::take(
-            &mut *state.tracers.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for (_, _, ptr) in tracers {
-            if stuck == 0 {
-                // SAFETY: from `TracerHandle::into_raw`; the caller promises
-                // no call on it runs concurrently, and no span refers to it
-                // any more (drained above).
-                drop(unsafe { TracerHandle::free(ptr.0) });
-            }
-            // Otherwise a span is still held by a thread (a caller bug, or
-            // a thread that died in a fork): its tracer is leaked, never
-            // freed under it.
-        }
-        let loggers = std::mem::take(
-            &mut *state.loggers.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for (_, _, ptr) in loggers {
-            if stuck == 0 {
-                // SAFETY: from `LoggerHandle::into_raw`; the caller promises
-                // no call on it runs concurrently.
-                drop(unsafe { LoggerHandle::free(ptr.0) });
-            }
-            // Otherwise kept, as the tracers are: the state is kept too.
-        }
         if stuck == 0 {
+            // SAFETY: the caller promises no call on the engine's tracers
+            // and loggers runs concurrently, and no span refers to a tracer
+            // any more (drained above).
+            unsafe { state.free_scopes() };
             drop(state);
         } else {
-            // The leaked tracers point at the state: keep it, stopped.
+            // A span is still held by a thread (a caller bug, or a thread
+            // that died in a fork): its tracer is never freed under it, nor
+            // is any other tracer or logger, nor the state they point at.
+            // The engine is stopped and kept.
             let _ = state.engine.shutdown(STUCK_SHUTDOWN_TIMEOUT);
             std::mem::forget(state);
         }

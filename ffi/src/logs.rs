@@ -12,7 +12,7 @@
 //! thread's Rust side has attached.
 
 use crate::convert::{slice_arg, str_arg, str_of, with_attribute_slice, with_body};
-use crate::state::{LoggerHandle, LoggerPtr, LoggerState, engine_state, live_logger, otlpx_engine};
+use crate::state::{engine_state, live_logger, otlpx_engine};
 use crate::types::otlpx_log_record;
 use crate::{ffi_guard, otlpx_status};
 use otlpx::logs::{LogRecord, Severity};
@@ -57,20 +57,9 @@ pub unsafe extern "C" fn otlpx_engine_logger(
         if out.is_null() {
             return Err(otlpx_status::NullPointer);
         }
-        let mut loggers = state.loggers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ptr = match loggers.iter().find(|(n, v, _)| n == name && v == version) {
-            Some((_, _, p)) => p.0,
-            None => {
-                let p = LoggerHandle::into_raw(LoggerState {
-                    logger: state.engine.logger(name, version),
-                    engine: state,
-                });
-                loggers.push((name.to_owned(), version.to_owned(), LoggerPtr(p)));
-                p
-            }
-        };
+        let logger = state.logger(name, version);
         // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { *out = ptr.cast_const().cast() };
+        unsafe { *out = logger };
         Ok(())
     }
 }
@@ -95,7 +84,7 @@ pub unsafe extern "C" fn otlpx_logger_enabled(
         let Ok(l) = (unsafe { live_logger(logger) }) else {
             return false;
         };
-        severity(severity_number).is_ok_and(|s| l.logger.enabled(s))
+        severity(severity_number).is_ok_and(|s| l.scope.enabled(s))
     }
 }
 
@@ -141,7 +130,7 @@ pub unsafe extern "C" fn otlpx_logger_emit(
         // SAFETY: NULL or readable, the caller promises.
         let record = unsafe { record.as_ref() }.ok_or_else(|| l.refuse(otlpx_status::NullPointer))?;
         // SAFETY: forwarded from the caller.
-        unsafe { emit(&l.logger, record) }.map_err(|s| l.refuse(s))
+        unsafe { emit(&l.scope, record) }.map_err(|s| l.refuse(s))
     }
 }
 

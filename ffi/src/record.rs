@@ -48,9 +48,9 @@ pub unsafe extern "C" fn otlpx_tracer_record_span(
         let t = unsafe { live_tracer(tracer)? };
         // SAFETY: NULL or readable, the caller promises.
         let span = unsafe { span.as_ref() }.ok_or_else(|| t.refuse(otlpx_status::NullPointer))?;
-        let limit = t.tracer.span_limits().max_attribute_value_length;
+        let limit = t.scope.span_limits().max_attribute_value_length;
         // SAFETY: forwarded from the caller.
-        unsafe { record(&t.tracer, span, limit, &t.engine().values_truncated) }
+        unsafe { record(&t.scope, span, limit, &t.engine().values_truncated) }
             .map_err(|s| t.refuse(s))
     }
 }

@@ -8,6 +8,11 @@
 //! tracers and loggers, then the state (or, with a span still held by a
 //! thread, keeps them all). A tracer or logger found through its handle is
 //! refused once its engine is shut down.
+//!
+//! Tracers and loggers are handled by one piece of code, generic over the
+//! core's scope type ([`Scope`]): what their handles hold
+//! ([`ScopeState`]), the lookup that refuses a shut-down engine, and the
+//! registry of an engine's scopes of one kind ([`Scopes`]).
 
 use crate::handle::Handle;
 use crate::otlpx_status;
@@ -42,11 +47,10 @@ pub struct otlpx_logger {
 const ENGINE_MAGIC: u64 = 0x6f74_6c70_785f_656e;
 const TRACER_MAGIC: u64 = 0x6f74_6c70_785f_7472;
 const LOGGER_MAGIC: u64 = 0x6f74_6c70_785f_6c67;
-/// Boxed: tracers point at the state, which must not move when `free`
-/// takes it out of the handle (and may be kept, see `otlpx_engine_free`).
+/// Boxed: tracers and loggers point at the state, which must not move when
+/// `free` takes it out of the handle (and may be kept, see
+/// `otlpx_engine_free`).
 pub(crate) type EngineHandle = Handle<Box<EngineState>, ENGINE_MAGIC>;
-pub(crate) type TracerHandle = Handle<TracerState, TRACER_MAGIC>;
-pub(crate) type LoggerHandle = Handle<LoggerState, LOGGER_MAGIC>;
 
 /// What an engine handle holds.
 pub(crate) struct EngineState {
@@ -60,9 +64,9 @@ pub(crate) struct EngineState {
     /// handle: their engine is unknown), and on its loggers.
     calls_refused: [AtomicU64; 2],
     /// The engine's tracers, by (name, version), each made once.
-    pub(crate) tracers: Mutex<Vec<(String, String, TracerPtr)>>,
+    tracers: Scopes<Tracer, TRACER_MAGIC>,
     /// The engine's loggers, likewise.
-    pub(crate) loggers: Mutex<Vec<(String, String, LoggerPtr)>>,
+    loggers: Scopes<Logger, LOGGER_MAGIC>,
     /// What `otlpx_engine_drain` framed, by signal, kept while the caller's
     /// buffer is too small for it.
     pub(crate) drained: Mutex<[Drained; 2]>,
@@ -87,8 +91,8 @@ impl EngineState {
             shut_down: AtomicBool::new(false),
             values_truncated: AtomicU64::new(0),
             calls_refused: [AtomicU64::new(0), AtomicU64::new(0)],
-            tracers: Mutex::new(Vec::new()),
-            loggers: Mutex::new(Vec::new()),
+            tracers: Scopes::new(),
+            loggers: Scopes::new(),
             drained: Mutex::default(),
         }
     }
@@ -105,6 +109,34 @@ impl EngineState {
             self.calls_refused[signal_slot(signal)].fetch_add(1, Ordering::Relaxed);
         }
         status
+    }
+
+    /// The engine's tracer named `name` and `version`, made now if this is
+    /// the first time it is asked for: the pointer `otlpx_engine_tracer`
+    /// hands out.
+    pub(crate) fn tracer(&self, name: &str, version: &str) -> *const otlpx_tracer {
+        self.tracers.get(self, name, version).cast_const().cast()
+    }
+
+    /// The engine's logger named `name` and `version`, as
+    /// [`tracer`](Self::tracer) for tracers.
+    pub(crate) fn logger(&self, name: &str, version: &str) -> *const otlpx_logger {
+        self.loggers.get(self, name, version).cast_const().cast()
+    }
+
+    /// Frees the engine's tracers, then its loggers: calls through them
+    /// return `OTLPX_STATUS_INVALID_HANDLE` from then on.
+    ///
+    /// # Safety
+    ///
+    /// No call on any of them runs concurrently, and no span refers to a
+    /// tracer any more (the engine's spans are drained first).
+    pub(crate) unsafe fn free_scopes(&self) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.tracers.free_all();
+            self.loggers.free_all();
+        }
     }
 
     /// Calls refused for bad input on `signal`'s front door so far.
@@ -134,36 +166,89 @@ pub(crate) unsafe fn engine_state<'a>(
     unsafe { EngineHandle::get(engine.cast()) }.map(|b| &**b)
 }
 
-/// A tracer handle the engine owns.
-pub(crate) struct TracerPtr(pub(crate) *mut TracerHandle);
-// SAFETY: the pointer is only dereferenced through `Handle`'s checked
-// accessors, and a `TracerHandle` is `Sync`.
-unsafe impl Send for TracerPtr {}
+/// A core instrumentation scope a C handle holds: a `Tracer` or a
+/// `Logger`. What tells the two apart here is all the registry, the
+/// lookup and the counting of refused calls need.
+pub(crate) trait Scope: Sized {
+    /// The signal whose `calls_refused` counts the scope's refused calls.
+    const SIGNAL: Signal;
 
-/// What a tracer handle holds.
-pub(crate) struct TracerState {
-    pub(crate) tracer: Tracer,
-    /// The owning engine's boxed state: alive while the tracer is (an
-    /// engine frees its tracers before its state, or keeps both).
-    pub(crate) engine: *const EngineState,
+    /// `engine`'s scope named `name` and `version`.
+    fn of(engine: &Engine, name: &str, version: &str) -> Self;
 }
 
-// SAFETY: `engine` points into the engine's handle, which outlives the
-// tracer state (freed first) and is itself `Sync`.
-unsafe impl Send for TracerState {}
-// SAFETY: as above; `Tracer` is `Sync`.
-unsafe impl Sync for TracerState {}
+impl Scope for Tracer {
+    const SIGNAL: Signal = Signal::Traces;
 
-impl TracerState {
+    fn of(engine: &Engine, name: &str, version: &str) -> Self {
+        engine.tracer(name, version)
+    }
+}
+
+impl Scope for Logger {
+    const SIGNAL: Signal = Signal::Logs;
+
+    fn of(engine: &Engine, name: &str, version: &str) -> Self {
+        engine.logger(name, version)
+    }
+}
+
+/// What a tracer or logger handle holds.
+pub(crate) struct ScopeState<S> {
+    /// The core's tracer or logger.
+    pub(crate) scope: S,
+    /// The owning engine's boxed state: alive while the scope is (an
+    /// engine frees its tracers and loggers before its state, or keeps
+    /// them all).
+    engine: *const EngineState,
+}
+
+/// What a tracer handle holds.
+pub(crate) type TracerState = ScopeState<Tracer>;
+/// What a logger handle holds.
+pub(crate) type LoggerState = ScopeState<Logger>;
+type TracerHandle = Handle<TracerState, TRACER_MAGIC>;
+type LoggerHandle = Handle<LoggerState, LOGGER_MAGIC>;
+
+// SAFETY: `engine` points into the engine's handle, which outlives the
+// scope state (freed first) and is itself `Sync`; the scope moves with the
+// state, so it must be `Send`.
+unsafe impl<S: Send> Send for ScopeState<S> {}
+// SAFETY: as above; the scope is shared with the state, so it must be
+// `Sync`.
+unsafe impl<S: Sync> Sync for ScopeState<S> {}
+
+impl<S: Scope> ScopeState<S> {
     pub(crate) fn engine(&self) -> &EngineState {
         // SAFETY: see the field's doc: the engine state outlives this.
         unsafe { &*self.engine }
     }
 
-    /// Counts a refused call, and returns its status.
+    /// Counts a refused call in the scope's signal's stats, and returns its
+    /// status.
     pub(crate) fn refuse(&self, status: otlpx_status) -> otlpx_status {
-        self.engine().refuse(Signal::Traces, status)
+        self.engine().refuse(S::SIGNAL, status)
     }
+}
+
+/// The scope behind `ptr`, refusing one whose engine shut down.
+///
+/// # Safety
+///
+/// `ptr` is NULL or a handle from `Handle::into_raw` (of any handle
+/// type: another is refused), and its engine is not freed concurrently.
+unsafe fn live<'a, S: Scope, const MAGIC: u64>(
+    ptr: *const Handle<ScopeState<S>, MAGIC>,
+) -> Result<&'a ScopeState<S>, otlpx_status> {
+    // SAFETY: forwarded from the caller.
+    let s = unsafe { Handle::get(ptr)? };
+    // Relaxed: a flag; spans and log records recorded just as shutdown
+    // starts are kept in the rings and counted there, as the core
+    // documents.
+    if s.engine().shut_down.load(Ordering::Relaxed) {
+        return Err(otlpx_status::ShutDown);
+    }
+    Ok(s)
 }
 
 /// The tracer behind `tracer`, refusing one whose engine shut down.
@@ -175,47 +260,9 @@ impl TracerState {
 pub(crate) unsafe fn live_tracer<'a>(
     tracer: *const otlpx_tracer,
 ) -> Result<&'a TracerState, otlpx_status> {
-    // SAFETY: forwarded from the caller.
-    let t = unsafe { TracerHandle::get(tracer.cast())? };
-    // Relaxed: a flag; spans recorded just as shutdown starts are kept in
-    // the rings and counted there, as the core documents.
-    if t.engine().shut_down.load(Ordering::Relaxed) {
-        return Err(otlpx_status::ShutDown);
-    }
-    Ok(t)
-}
-
-/// A logger handle the engine owns.
-pub(crate) struct LoggerPtr(pub(crate) *mut LoggerHandle);
-// SAFETY: the pointer is only dereferenced through `Handle`'s checked
-// accessors, and a `LoggerHandle` is `Sync`.
-unsafe impl Send for LoggerPtr {}
-
-/// What a logger handle holds.
-pub(crate) struct LoggerState {
-    pub(crate) logger: Logger,
-    /// The owning engine's boxed state: alive while the logger is (an
-    /// engine frees its loggers before its state, or keeps both).
-    pub(crate) engine: *const EngineState,
-}
-
-// SAFETY: `engine` points into the engine's handle, which outlives the
-// logger state (freed first) and is itself `Sync`.
-unsafe impl Send for LoggerState {}
-// SAFETY: as above; `Logger` is `Sync`.
-unsafe impl Sync for LoggerState {}
-
-impl LoggerState {
-    fn engine(&self) -> &EngineState {
-        // SAFETY: see the field's doc: the engine state outlives this.
-        unsafe { &*self.engine }
-    }
-
-    /// Counts a refused call in the logs signal's stats, and returns its
-    /// status.
-    pub(crate) fn refuse(&self, status: otlpx_status) -> otlpx_status {
-        self.engine().refuse(Signal::Logs, status)
-    }
+    // SAFETY: forwarded from the caller; an `otlpx_tracer` pointer is a
+    // tracer handle (`otlpx_engine_tracer`).
+    unsafe { live(tracer.cast::<TracerHandle>()) }
 }
 
 /// The logger behind `logger`, refusing one whose engine shut down.
@@ -227,11 +274,173 @@ impl LoggerState {
 pub(crate) unsafe fn live_logger<'a>(
     logger: *const otlpx_logger,
 ) -> Result<&'a LoggerState, otlpx_status> {
-    // SAFETY: forwarded from the caller.
-    let l = unsafe { LoggerHandle::get(logger.cast())? };
-    // Relaxed: a flag, as in `live_tracer`.
-    if l.engine().shut_down.load(Ordering::Relaxed) {
-        return Err(otlpx_status::ShutDown);
+    // SAFETY: forwarded from the caller; an `otlpx_logger` pointer is a
+    // logger handle (`otlpx_engine_logger`).
+    unsafe { live(logger.cast::<LoggerHandle>()) }
+}
+
+/// An engine's scopes of one kind, its tracers or its loggers: one handle
+/// per (name, version), made the first time it is asked for, owned by the
+/// engine, and freed with it ([`EngineState::free_scopes`]).
+///
+/// Thread-safe: a mutex guards the list, so threads asking at once for the
+/// same new scope get the same handle. Not a hot path: a caller asks for a
+/// scope once and keeps the pointer.
+pub(crate) struct Scopes<S, const MAGIC: u64> {
+    handles: Mutex<Vec<(String, String, ScopePtr<S, MAGIC>)>>,
+}
+
+/// A scope handle its engine owns.
+struct ScopePtr<S, const MAGIC: u64>(*mut Handle<ScopeState<S>, MAGIC>);
+// SAFETY: the pointer is only dereferenced through `Handle`'s checked
+// accessors, and the handle is `Sync` (its `ScopeState<S>` is `Send` and
+// `Sync`, given these bounds).
+unsafe impl<S: Send + Sync, const MAGIC: u64> Send for ScopePtr<S, MAGIC> {}
+
+impl<S: Scope, const MAGIC: u64> Scopes<S, MAGIC> {
+    fn new() -> Self {
+        Self {
+            handles: Mutex::new(Vec::new()),
+        }
     }
-    Ok(l)
+
+    /// The handle of `engine`'s scope named `name` and `version`, made
+    /// now if this is the first time it is asked for. `engine` is the
+    /// state that holds `self` (its methods are the only callers).
+    fn get(
+        &self,
+        engine: &EngineState,
+        name: &str,
+        version: &str,
+    ) -> *mut Handle<ScopeState<S>, MAGIC> {
+        let mut handles = self
+            .handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, _, p)) = handles.iter().find(|(n, v, _)| n == name && v == version) {
+            return p.0;
+        }
+        let p = Handle::into_raw(ScopeState {
+            scope: S::of(&engine.engine, name, version),
+            engine,
+        });
+        handles.push((name.to_owned(), version.to_owned(), ScopePtr(p)));
+        p
+    }
+
+    /// Frees every handle made so far (calls through them return
+    /// `OTLPX_STATUS_INVALID_HANDLE` from then on), and empties the list.
+    ///
+    /// # Safety
+    ///
+    /// No call through any of the handles runs concurrently, and nothing
+    /// refers to their states any more (`otlpx_engine_free` drains the
+    /// engine's spans, which point at their tracers, first).
+    unsafe fn free_all(&self) {
+        let handles = std::mem::take(
+            &mut *self
+                .handles
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (_, _, ptr) in handles {
+            // SAFETY: from `Handle::into_raw` in `get`; the caller promises
+            // no call on it runs concurrently and nothing refers to it.
+            drop(unsafe { Handle::free(ptr.0) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record-only engine's state, whatever the environment says.
+    fn state() -> Box<EngineState> {
+        let engine = Engine::builder()
+            .environment(std::iter::empty::<(String, String)>())
+            .export(false)
+            .rings(1)
+            .build()
+            .unwrap();
+        Box::new(EngineState::new(engine))
+    }
+
+    #[test]
+    fn a_scope_is_made_once_per_name_and_version_and_freed_with_its_engine() {
+        let state = state();
+        let t = state.tracer("lib", "1");
+        assert_eq!(state.tracer("lib", "1"), t);
+        assert_ne!(state.tracer("lib", "2"), t);
+        let l = state.logger("lib", "1");
+        assert_eq!(state.logger("lib", "1"), l);
+        // SAFETY: for the whole block: the pointers come from the state's
+        // registries; nothing runs concurrently, and no span exists.
+        unsafe {
+            let tracer = live_tracer(t).unwrap();
+            assert!(std::ptr::eq(tracer.engine(), &*state));
+            // A logger is not a tracer, nor the other way round.
+            assert_eq!(
+                live_tracer(l.cast()).err(),
+                Some(otlpx_status::InvalidHandle)
+            );
+            assert_eq!(
+                live_logger(t.cast()).err(),
+                Some(otlpx_status::InvalidHandle)
+            );
+            assert_eq!(
+                live_logger(std::ptr::null()).err(),
+                Some(otlpx_status::NullPointer)
+            );
+            state.free_scopes();
+            assert_eq!(live_tracer(t).err(), Some(otlpx_status::InvalidHandle));
+            assert_eq!(live_logger(l).err(), Some(otlpx_status::InvalidHandle));
+        }
+        // Emptied: asking again makes a new scope.
+        let again = state.logger("lib", "1");
+        // SAFETY: as above.
+        unsafe {
+            assert!(live_logger(again).is_ok());
+            state.free_scopes();
+        }
+    }
+
+    #[test]
+    fn refusals_count_in_their_signal_and_a_shut_down_engine_refuses() {
+        let state = state();
+        let (t, l) = (state.tracer("lib", ""), state.logger("lib", ""));
+        // SAFETY: for the whole block, as in the test above.
+        unsafe {
+            let logger = live_logger(l).unwrap();
+            assert_eq!(
+                logger.refuse(otlpx_status::InvalidArgument),
+                otlpx_status::InvalidArgument
+            );
+            // Drops the core counts, and a shut-down engine, are not bad input.
+            logger.refuse(otlpx_status::RingFull);
+            logger.refuse(otlpx_status::ShutDown);
+            live_tracer(t).unwrap().refuse(otlpx_status::NullPointer);
+            live_tracer(t).unwrap().refuse(otlpx_status::NullPointer);
+            assert_eq!(state.calls_refused(Signal::Logs), 1);
+            assert_eq!(state.calls_refused(Signal::Traces), 2);
+            state.shut_down.store(true, Ordering::Relaxed);
+            assert_eq!(live_tracer(t).err(), Some(otlpx_status::ShutDown));
+            assert_eq!(live_logger(l).err(), Some(otlpx_status::ShutDown));
+            state.free_scopes();
+        }
+    }
+
+    #[test]
+    fn threads_asking_at_once_for_a_new_scope_get_one_handle() {
+        let state = state();
+        let handles: Vec<usize> = std::thread::scope(|s| {
+            let asks: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| state.tracer("racy", "1") as usize))
+                .collect();
+            asks.into_iter().map(|a| a.join().unwrap()).collect()
+        });
+        assert!(handles.iter().all(|&h| h == handles[0]), "{handles:?}");
+        // SAFETY: the threads are done; no span exists.
+        unsafe { state.free_scopes() };
+    }
 }
