@@ -627,7 +627,7 @@ unsafe fn body_nodes<'c>(
     strs: &mut Vec<&'c str>,
     bytes: &mut Vec<&'c [u8]>,
 ) -> Result<(), otlpx_status> {
-    use crate::logs::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
+    use crate::types::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
     let too_many = |n: usize| n > OTLPX_MAX_BODY_VALUES as usize;
     nodes.push(BodyNode {
         key: None,
@@ -1102,7 +1102,7 @@ mod tests {
 
     #[test]
     fn depth_and_size_are_bounded() {
-        use crate::logs::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
+        use crate::types::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
         let max = OTLPX_MAX_BODY_DEPTH as usize;
         let mut store = Vec::new();
         let ok = chain(max, any_int(42), &mut store);

@@ -8,91 +8,17 @@
 //! `otlpx_engine_shutdown` did not.
 
 use crate::convert::str_arg;
-use crate::handle::Handle;
-use crate::logs::{LoggerHandle, LoggerPtr};
+use crate::span::SPANS;
+use crate::state::{EngineHandle, EngineState, engine_state, signal_slot};
 use crate::types::otlpx_signal;
 use crate::{fail, ffi_guard, otlpx_status};
-use bytes::BytesMut;
-use otlpx::{Engine, FlushError, Signal, Tracer};
+use otlpx::{Engine, FlushError, Signal};
 use std::ffi::c_char;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// An otlpx engine (opaque): rings, workers and exporter. Create with
-/// `otlpx_engine_new`, free with `otlpx_engine_free`. Thread-safe.
-pub struct otlpx_engine {
-    _private: [u8; 0],
-}
-
-/// An instrumentation scope of an engine (opaque), from
-/// `otlpx_engine_tracer`. Owned by its engine: valid until
-/// `otlpx_engine_free`, after which calls through it return
-/// `OTLPX_STATUS_INVALID_HANDLE`. Thread-safe.
-pub struct otlpx_tracer {
-    _private: [u8; 0],
-}
-
-const ENGINE_MAGIC: u64 = 0x6f74_6c70_785f_656e;
-const TRACER_MAGIC: u64 = 0x6f74_6c70_785f_7472;
-/// Boxed: tracers point at the state, which must not move when `free`
-/// takes it out of the handle (and may be kept, see `otlpx_engine_free`).
-pub(crate) type EngineHandle = Handle<Box<EngineState>, ENGINE_MAGIC>;
-pub(crate) type TracerHandle = Handle<TracerState, TRACER_MAGIC>;
-
-/// What an engine handle holds.
-pub(crate) struct EngineState {
-    pub(crate) engine: Engine,
-    /// Set by `otlpx_engine_shutdown`: record calls are refused after it.
-    pub(crate) shut_down: AtomicBool,
-    /// Span attribute values truncated to the value length limit.
-    pub(crate) values_truncated: AtomicU64,
-    /// Calls refused for bad input, by signal ([`signal_slot`]): on this
-    /// engine's tracers and live spans (not calls with a stale span
-    /// handle: their engine is unknown), and on its loggers.
-    calls_refused: [AtomicU64; 2],
-    /// The engine's tracers, by (name, version), each made once.
-    tracers: Mutex<Vec<(String, String, TracerPtr)>>,
-    /// The engine's loggers, likewise.
-    pub(crate) loggers: Mutex<Vec<(String, String, LoggerPtr)>>,
-    /// What `otlpx_engine_drain` framed, by signal, kept while the caller's
-    /// buffer is too small for it.
-    drained: Mutex<[Drained; 2]>,
-}
-
-/// A request `otlpx_engine_drain` framed, with its buffer (reused).
-#[derive(Default)]
-struct Drained {
-    buf: BytesMut,
-    items: usize,
-    /// Framed but not yet handed over: the next drain of the signal
-    /// returns it before taking anything from the rings.
-    pending: bool,
-}
-
-impl EngineState {
-    /// Counts a call refused for bad input on `signal`'s front door, and
-    /// returns its status; drops the core counts itself (a full ring, a
-    /// record too large) and a shut-down engine are not bad input.
-    pub(crate) fn refuse(&self, signal: Signal, status: otlpx_status) -> otlpx_status {
-        if !matches!(
-            status,
-            otlpx_status::RingFull | otlpx_status::TooLarge | otlpx_status::ShutDown
-        ) {
-            // Relaxed: a statistic.
-            self.calls_refused[signal_slot(signal)].fetch_add(1, Ordering::Relaxed);
-        }
-        status
-    }
-}
-
-/// A signal's place in the per-signal arrays.
-fn signal_slot(signal: Signal) -> usize {
-    match signal {
-        Signal::Logs => 1,
-        _ => 0,
-    }
-}
+// The handle types, where Rust callers have always found them.
+pub use crate::state::{otlpx_engine, otlpx_tracer};
 
 /// The signal an `otlpx_signal` number names.
 fn signal_of(number: u32) -> Result<Signal, otlpx_status> {
@@ -101,57 +27,6 @@ fn signal_of(number: u32) -> Result<Signal, otlpx_status> {
         n if n == otlpx_signal::Logs as u32 => Ok(Signal::Logs),
         _ => Err(otlpx_status::InvalidArgument),
     }
-}
-
-/// A tracer handle the engine owns.
-struct TracerPtr(*mut TracerHandle);
-// SAFETY: the pointer is only dereferenced through `Handle`'s checked
-// accessors, and a `TracerHandle` is `Sync`.
-unsafe impl Send for TracerPtr {}
-
-/// What a tracer handle holds.
-pub(crate) struct TracerState {
-    pub(crate) tracer: Tracer,
-    /// The owning engine's boxed state: alive while the tracer is (an
-    /// engine frees its tracers before its state, or keeps both).
-    pub(crate) engine: *const EngineState,
-}
-
-// SAFETY: `engine` points into the engine's handle, which outlives the
-// tracer state (freed first) and is itself `Sync`.
-unsafe impl Send for TracerState {}
-// SAFETY: as above; `Tracer` is `Sync`.
-unsafe impl Sync for TracerState {}
-
-impl TracerState {
-    pub(crate) fn engine(&self) -> &EngineState {
-        // SAFETY: see the field's doc: the engine state outlives this.
-        unsafe { &*self.engine }
-    }
-
-    /// Counts a refused call, and returns its status.
-    pub(crate) fn refuse(&self, status: otlpx_status) -> otlpx_status {
-        self.engine().refuse(Signal::Traces, status)
-    }
-}
-
-/// The tracer behind `tracer`, refusing one whose engine shut down.
-///
-/// # Safety
-///
-/// `tracer` is NULL or from `otlpx_engine_tracer`, and its engine is not
-/// freed concurrently.
-pub(crate) unsafe fn live_tracer<'a>(
-    tracer: *const otlpx_tracer,
-) -> Result<&'a TracerState, otlpx_status> {
-    // SAFETY: forwarded from the caller.
-    let t = unsafe { TracerHandle::get(tracer.cast())? };
-    // Relaxed: a flag; spans recorded just as shutdown starts are kept in
-    // the rings and counted there, as the core documents.
-    if t.engine().shut_down.load(Ordering::Relaxed) {
-        return Err(otlpx_status::ShutDown);
-    }
-    Ok(t)
 }
 
 /// Builds an engine from `config`, which it consumes (frees) whether or
@@ -184,15 +59,7 @@ pub unsafe extern "C" fn otlpx_engine_new(
             otlpx::BuildError::Config(e) => fail(otlpx_status::Config, c_names(&e)),
             _ => fail(otlpx_status::StartFailed, e),
         })?;
-        let state = EngineState {
-            engine,
-            shut_down: AtomicBool::new(false),
-            values_truncated: AtomicU64::new(0),
-            calls_refused: [AtomicU64::new(0), AtomicU64::new(0)],
-            tracers: Mutex::new(Vec::new()),
-            loggers: Mutex::new(Vec::new()),
-            drained: Mutex::default(),
-        };
+        let state = EngineState::new(engine);
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { *out = EngineHandle::into_raw(Box::new(state)).cast() };
         Ok(())
@@ -245,18 +112,6 @@ pub unsafe extern "C" fn otlpx_engine_from_env(out: *mut *mut otlpx_engine) -> o
     unsafe { otlpx_engine_new(std::ptr::null_mut(), out) }
 }
 
-/// The engine state behind `engine`.
-///
-/// # Safety
-///
-/// `engine` is NULL or from `otlpx_engine_new`, not freed concurrently.
-pub(crate) unsafe fn state<'a>(
-    engine: *const otlpx_engine,
-) -> Result<&'a EngineState, otlpx_status> {
-    // SAFETY: forwarded from the caller.
-    unsafe { EngineHandle::get(engine.cast()) }.map(|b| &**b)
-}
-
 /// The tracer for instrumentation scope `name` (e.g. a library's name)
 /// and `version` (may be empty). The same name and version give the same
 /// tracer; it is owned by the engine and valid until `otlpx_engine_free`.
@@ -282,26 +137,15 @@ pub unsafe extern "C" fn otlpx_engine_tracer(
 ) -> otlpx_status {
     ffi_guard! {
         // SAFETY: forwarded from the caller.
-        let state = unsafe { state(engine)? };
+        let state = unsafe { engine_state(engine)? };
         // SAFETY: forwarded from the caller.
         let (name, version) = unsafe { (str_arg(name, name_len)?, str_arg(version, version_len)?) };
         if out.is_null() {
             return Err(otlpx_status::NullPointer);
         }
-        let mut tracers = state.tracers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ptr = match tracers.iter().find(|(n, v, _)| n == name && v == version) {
-            Some((_, _, p)) => p.0,
-            None => {
-                let p = TracerHandle::into_raw(TracerState {
-                    tracer: state.engine.tracer(name, version),
-                    engine: state,
-                });
-                tracers.push((name.to_owned(), version.to_owned(), TracerPtr(p)));
-                p
-            }
-        };
+        let tracer = state.tracer(name, version);
         // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { *out = ptr.cast_const().cast() };
+        unsafe { *out = tracer };
         Ok(())
     }
 }
@@ -338,7 +182,7 @@ pub unsafe extern "C" fn otlpx_engine_flush(
 ) -> otlpx_status {
     ffi_guard! {
         // SAFETY: forwarded from the caller.
-        let state = unsafe { state(engine)? };
+        let state = unsafe { engine_state(engine)? };
         state
             .engine
             .flush(Duration::from_millis(timeout_ms))
@@ -370,8 +214,8 @@ pub unsafe extern "C" fn otlpx_engine_shutdown(
 ) -> otlpx_status {
     ffi_guard! {
         // SAFETY: forwarded from the caller.
-        let state = unsafe { state(engine)? };
-        // Relaxed: see `live_tracer`.
+        let state = unsafe { engine_state(engine)? };
+        // Relaxed: see `live` in state.rs.
         state.shut_down.store(true, Ordering::Relaxed);
         state
             .engine
@@ -412,42 +256,24 @@ pub unsafe extern "C" fn otlpx_engine_free(engine: *mut otlpx_engine) -> otlpx_s
         let Some(state) = (unsafe { EngineHandle::free(engine.cast())? }) else {
             return Ok(());
         };
-        let (spans, stuck) = crate::span::SPANS.drain_where(
+        let (spans, stuck) = SPANS.drain_where(
             // The state is boxed: its address is the engine's identity, and
             // the span's tracer (alive until the loop below) points at it.
             |o| std::ptr::eq(o.tracer().engine(), &*state),
             FREE_PATIENCE,
         );
         drop(spans);
-        let tracers = std::mem::take(
-            &mut *state.tracers.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for (_, _, ptr) in tracers {
-            if stuck == 0 {
-                // SAFETY: from `TracerHandle::into_raw`; the caller promises
-                // no call on it runs concurrently, and no span refers to it
-                // any more (drained above).
-                drop(unsafe { TracerHandle::free(ptr.0) });
-            }
-            // Otherwise a span is still held by a thread (a caller bug, or
-            // a thread that died in a fork): its tracer is leaked, never
-            // freed under it.
-        }
-        let loggers = std::mem::take(
-            &mut *state.loggers.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for (_, _, ptr) in loggers {
-            if stuck == 0 {
-                // SAFETY: from `LoggerHandle::into_raw`; the caller promises
-                // no call on it runs concurrently.
-                drop(unsafe { LoggerHandle::free(ptr.0) });
-            }
-            // Otherwise kept, as the tracers are: the state is kept too.
-        }
         if stuck == 0 {
+            // SAFETY: the caller promises no call on the engine's tracers
+            // and loggers runs concurrently, and no span refers to a tracer
+            // any more (drained above).
+            unsafe { state.free_scopes() };
             drop(state);
         } else {
-            // The leaked tracers point at the state: keep it, stopped.
+            // A span is still held by a thread (a caller bug, or a thread
+            // that died in a fork): its tracer is never freed under it, nor
+            // is any other tracer or logger, nor the state they point at.
+            // The engine is stopped and kept.
             let _ = state.engine.shutdown(STUCK_SHUTDOWN_TIMEOUT);
             std::mem::forget(state);
         }
@@ -590,7 +416,7 @@ unsafe fn write_stats(
     out_size: usize,
 ) -> Result<(), otlpx_status> {
     // SAFETY: forwarded from the caller.
-    let state = unsafe { state(engine)? };
+    let state = unsafe { engine_state(engine)? };
     if out.is_null() {
         return Err(otlpx_status::NullPointer);
     }
@@ -619,7 +445,7 @@ unsafe fn write_stats(
             Signal::Traces => state.values_truncated.load(Ordering::Relaxed),
             _ => 0,
         },
-        calls_refused: state.calls_refused[signal_slot(signal)].load(Ordering::Relaxed),
+        calls_refused: state.calls_refused(signal),
         export_retries: s.export.retries,
         dropped_evicted: s.dropped.evicted,
         export_in_flight_bytes: s.export.in_flight_bytes,
@@ -678,7 +504,7 @@ pub unsafe extern "C" fn otlpx_engine_drain(
 ) -> otlpx_status {
     ffi_guard! {
         // SAFETY: forwarded from the caller.
-        let state = unsafe { state(engine)? };
+        let state = unsafe { engine_state(engine)? };
         let signal = signal_of(signal)?;
         if out_len.is_null() || out_items.is_null() || (buf.is_null() && capacity != 0) {
             return Err(otlpx_status::NullPointer);
@@ -723,5 +549,5 @@ pub unsafe extern "C" fn otlpx_engine_drain(
 #[doc(hidden)]
 pub unsafe fn core_engine<'a>(engine: *const otlpx_engine) -> Option<&'a Engine> {
     // SAFETY: forwarded from the caller.
-    unsafe { state(engine) }.ok().map(|s| &s.engine)
+    unsafe { engine_state(engine) }.ok().map(|s| &s.engine)
 }

@@ -45,6 +45,7 @@ mod handle;
 pub mod logs;
 pub mod record;
 pub mod span;
+mod state;
 mod table;
 pub mod types;
 

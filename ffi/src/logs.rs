@@ -12,92 +12,18 @@
 //! thread's Rust side has attached.
 
 use crate::convert::{slice_arg, str_arg, str_of, with_attribute_slice, with_body};
-use crate::engine::{EngineState, otlpx_engine, state};
-use crate::handle::Handle;
+use crate::state::{engine_state, live_logger, otlpx_engine};
 use crate::types::otlpx_log_record;
 use crate::{ffi_guard, otlpx_status};
 use otlpx::logs::{LogRecord, Severity};
-use otlpx::{Logger, Signal, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use otlpx::{Logger, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-/// How deep a log body may nest: the body is level 1, a value in a map
-/// or array body level 2, and so on. A body deeper than this is refused
-/// with `OTLPX_STATUS_INVALID_ARGUMENT`. Structured log bodies are a few
-/// levels deep; the bound keeps a cyclic or runaway structure (which C can
-/// build with pointers) from costing more than a bounded amount of work.
-pub const OTLPX_MAX_BODY_DEPTH: u32 = 16;
-
-/// How many values a log body may hold, counting every value at every
-/// level and every element of its arrays, however often the body's
-/// pointers repeat the same array; more is refused with
-/// `OTLPX_STATUS_INVALID_ARGUMENT`. Each value takes at least a byte of
-/// the encoded record, and a record may take at most half a ring (512 KiB
-/// with the default 1 MiB rings), so a body this large already needs rings
-/// of 2 MiB or more; the bound stops 16 levels of shared pointers from
-/// making a small C structure into an exponentially large body.
-pub const OTLPX_MAX_BODY_VALUES: u32 = 1 << 20;
-
-/// An instrumentation scope of an engine that emits log records (opaque),
-/// from `otlpx_engine_logger`. Owned by its engine, as a tracer is: valid
-/// until `otlpx_engine_free`, after which calls through it return
-/// `OTLPX_STATUS_INVALID_HANDLE` (there is no `otlpx_logger_free`: the
-/// same name and version give every caller the same logger). Thread-safe.
-pub struct otlpx_logger {
-    _private: [u8; 0],
-}
-
-const LOGGER_MAGIC: u64 = 0x6f74_6c70_785f_6c67;
-pub(crate) type LoggerHandle = Handle<LoggerState, LOGGER_MAGIC>;
-
-/// A logger handle the engine owns.
-pub(crate) struct LoggerPtr(pub(crate) *mut LoggerHandle);
-// SAFETY: the pointer is only dereferenced through `Handle`'s checked
-// accessors, and a `LoggerHandle` is `Sync`.
-unsafe impl Send for LoggerPtr {}
-
-/// What a logger handle holds.
-pub(crate) struct LoggerState {
-    logger: Logger,
-    /// The owning engine's boxed state: alive while the logger is (an
-    /// engine frees its loggers before its state, or keeps both).
-    engine: *const EngineState,
-}
-
-// SAFETY: `engine` points into the engine's handle, which outlives the
-// logger state (freed first) and is itself `Sync`.
-unsafe impl Send for LoggerState {}
-// SAFETY: as above; `Logger` is `Sync`.
-unsafe impl Sync for LoggerState {}
-
-impl LoggerState {
-    fn engine(&self) -> &EngineState {
-        // SAFETY: see the field's doc: the engine state outlives this.
-        unsafe { &*self.engine }
-    }
-
-    /// Counts a refused call in the logs signal's stats, and returns its
-    /// status.
-    fn refuse(&self, status: otlpx_status) -> otlpx_status {
-        self.engine().refuse(Signal::Logs, status)
-    }
-}
-
-/// The logger behind `logger`, refusing one whose engine shut down.
-///
-/// # Safety
-///
-/// `logger` is NULL or from `otlpx_engine_logger`, and its engine is not
-/// freed concurrently.
-unsafe fn live_logger<'a>(logger: *const otlpx_logger) -> Result<&'a LoggerState, otlpx_status> {
-    // SAFETY: forwarded from the caller.
-    let l = unsafe { LoggerHandle::get(logger.cast())? };
-    // Relaxed: a flag, as in `live_tracer`.
-    if l.engine().shut_down.load(Ordering::Relaxed) {
-        return Err(otlpx_status::ShutDown);
-    }
-    Ok(l)
-}
+// The logger handle and the body limits, where Rust callers have always
+// found them.
+pub use crate::state::otlpx_logger;
+pub use crate::types::{OTLPX_MAX_BODY_DEPTH, OTLPX_MAX_BODY_VALUES};
 
 /// The logger for instrumentation scope `name` (e.g. a library's or a
 /// logging framework's logger name) and `version` (may be empty). The
@@ -125,26 +51,15 @@ pub unsafe extern "C" fn otlpx_engine_logger(
 ) -> otlpx_status {
     ffi_guard! {
         // SAFETY: forwarded from the caller.
-        let state = unsafe { state(engine)? };
+        let state = unsafe { engine_state(engine)? };
         // SAFETY: forwarded from the caller.
         let (name, version) = unsafe { (str_arg(name, name_len)?, str_arg(version, version_len)?) };
         if out.is_null() {
             return Err(otlpx_status::NullPointer);
         }
-        let mut loggers = state.loggers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ptr = match loggers.iter().find(|(n, v, _)| n == name && v == version) {
-            Some((_, _, p)) => p.0,
-            None => {
-                let p = LoggerHandle::into_raw(LoggerState {
-                    logger: state.engine.logger(name, version),
-                    engine: state,
-                });
-                loggers.push((name.to_owned(), version.to_owned(), LoggerPtr(p)));
-                p
-            }
-        };
+        let logger = state.logger(name, version);
         // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { *out = ptr.cast_const().cast() };
+        unsafe { *out = logger };
         Ok(())
     }
 }
@@ -169,7 +84,7 @@ pub unsafe extern "C" fn otlpx_logger_enabled(
         let Ok(l) = (unsafe { live_logger(logger) }) else {
             return false;
         };
-        severity(severity_number).is_ok_and(|s| l.logger.enabled(s))
+        severity(severity_number).is_ok_and(|s| l.scope.enabled(s))
     }
 }
 
@@ -215,7 +130,7 @@ pub unsafe extern "C" fn otlpx_logger_emit(
         // SAFETY: NULL or readable, the caller promises.
         let record = unsafe { record.as_ref() }.ok_or_else(|| l.refuse(otlpx_status::NullPointer))?;
         // SAFETY: forwarded from the caller.
-        unsafe { emit(&l.logger, record) }.map_err(|s| l.refuse(s))
+        unsafe { emit(&l.scope, record) }.map_err(|s| l.refuse(s))
     }
 }
 

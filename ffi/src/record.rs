@@ -6,8 +6,8 @@
 //! encoded straight into the ring: no copy of the span is kept.
 
 use crate::convert::{events_into, links_into, slice_arg, str_of, with_attributes};
-use crate::engine::{live_tracer, otlpx_tracer};
 use crate::span::{span_kind, status_of};
+use crate::state::{live_tracer, otlpx_tracer};
 use crate::types::otlpx_finished_span;
 use crate::{ffi_guard, otlpx_status};
 use otlpx::{FinishedSpan, SpanId, TraceFlags, TraceId, Tracer};
@@ -48,9 +48,9 @@ pub unsafe extern "C" fn otlpx_tracer_record_span(
         let t = unsafe { live_tracer(tracer)? };
         // SAFETY: NULL or readable, the caller promises.
         let span = unsafe { span.as_ref() }.ok_or_else(|| t.refuse(otlpx_status::NullPointer))?;
-        let limit = t.tracer.span_limits().max_attribute_value_length;
+        let limit = t.scope.span_limits().max_attribute_value_length;
         // SAFETY: forwarded from the caller.
-        unsafe { record(&t.tracer, span, limit, &t.engine().values_truncated) }
+        unsafe { record(&t.scope, span, limit, &t.engine().values_truncated) }
             .map_err(|s| t.refuse(s))
     }
 }

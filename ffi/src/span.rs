@@ -18,7 +18,7 @@
 //! would be recorded twice: end spans before forking.
 
 use crate::convert::{context_of, slice_arg, str_arg, with_attribute_slice};
-use crate::engine::{TracerState, live_tracer, otlpx_tracer};
+use crate::state::{TracerState, live_tracer, otlpx_tracer};
 use crate::table::{HandleError, MAX_CHUNKS, Table};
 use crate::types::{
     otlpx_attribute, otlpx_span_context, otlpx_span_kind, otlpx_span_options, otlpx_status_code,
@@ -96,7 +96,7 @@ fn with_span(
         .with(span, |open| {
             let tracer = open.tracer();
             let detached = open.span.take().ok_or(otlpx_status::InvalidHandle)?;
-            let mut live = detached.resume(&tracer.tracer);
+            let mut live = detached.resume(&tracer.scope);
             let result = f(&mut live, tracer);
             open.span = Some(live.detach());
             result.map_err(|s| tracer.refuse(s))
@@ -162,7 +162,7 @@ pub unsafe extern "C" fn otlpx_span_begin(
             };
             // The C caller names the parent or none: the Rust side's
             // current context (of whatever thread this is) plays no part.
-            let mut builder = t.tracer.span(name).kind(kind);
+            let mut builder = t.scope.span(name).kind(kind);
             builder = match &parent {
                 Some(p) => builder.parent(p),
                 None => builder.root(),
@@ -232,7 +232,7 @@ unsafe fn with_attributes(
 ) -> Result<(), otlpx_status> {
     // SAFETY: forwarded from the caller.
     let attrs = unsafe { slice_arg(attributes, len)? };
-    let limit = t.tracer.span_limits().max_attribute_value_length;
+    let limit = t.scope.span_limits().max_attribute_value_length;
     // SAFETY: forwarded from the caller.
     unsafe {
         with_attribute_slice(attrs, limit, &t.engine().values_truncated, |kvs| {
@@ -429,13 +429,13 @@ pub unsafe extern "C" fn otlpx_span_end(span: otlpx_span, end_time_unix_nano: u6
             .remove_with(span, |open| {
                 let t = open.tracer();
                 let detached = open.span.ok_or(otlpx_status::InvalidHandle)?;
-                // Relaxed: see `live_tracer`.
+                // Relaxed: see `live` in state.rs.
                 if t.engine().shut_down.load(std::sync::atomic::Ordering::Relaxed) {
                     return Err(otlpx_status::ShutDown);
                 }
                 let end = Some(end_time_unix_nano).filter(|&e| e != 0);
                 detached
-                    .resume(&t.tracer)
+                    .resume(&t.scope)
                     .end_checked(end)
                     .map_err(|e| t.refuse(e.into()))
             })

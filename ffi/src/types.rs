@@ -1,6 +1,6 @@
 //! The plain C structs and enums the ABI passes by pointer or value:
 //! strings, attributes, span contexts, events, links, finished spans, log
-//! records and their bodies.
+//! records and their bodies, and the bounds a body is held to.
 //!
 //! Every enum a caller *passes in* travels as `uint32_t` and is checked
 //! (an out-of-range Rust enum would be undefined behaviour); flags are
@@ -81,6 +81,23 @@ pub struct otlpx_attribute {
     /// How many elements `array` has.
     pub array_len: usize,
 }
+
+/// How deep a log body may nest: the body is level 1, a value in a map
+/// or array body level 2, and so on. A body deeper than this is refused
+/// with `OTLPX_STATUS_INVALID_ARGUMENT`. Structured log bodies are a few
+/// levels deep; the bound keeps a cyclic or runaway structure (which C can
+/// build with pointers) from costing more than a bounded amount of work.
+pub const OTLPX_MAX_BODY_DEPTH: u32 = 16;
+
+/// How many values a log body may hold, counting every value at every
+/// level and every element of its arrays, however often the body's
+/// pointers repeat the same array; more is refused with
+/// `OTLPX_STATUS_INVALID_ARGUMENT`. Each value takes at least a byte of
+/// the encoded record, and a record may take at most half a ring (512 KiB
+/// with the default 1 MiB rings), so a body this large already needs rings
+/// of 2 MiB or more; the bound stops 16 levels of shared pointers from
+/// making a small C structure into an exponentially large body.
+pub const OTLPX_MAX_BODY_VALUES: u32 = 1 << 20;
 
 /// Any OTLP value: a log record's body, or a value nested in one. The
 /// same fields as an `otlpx_attribute`'s value, read the same way, plus two
