@@ -205,6 +205,7 @@ enum Correlation<'a> {
 enum Attributes<'a> {
     /// As the API takes them.
     Given(&'a [KeyValue<'a>]),
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     /// Encoded already, limits applied, by an integration that saw each
     /// value's type as it visited it: repeated `KeyValue` fields in two
     /// parts written one after the other (an event's fields, and its
@@ -283,6 +284,7 @@ impl<'a> LogRecord<'a> {
         self
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     /// The attributes, encoded already
     /// ([`EncodedAttributes`](crate::proto::EncodedAttributes)) with the
     /// logger's [limits](Logger::attribute_limits), in two parts written

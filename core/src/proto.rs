@@ -563,6 +563,8 @@ pub(crate) fn put_key_value_field(
 /// bytes. What a slice of attributes gets from [`for_each_kept`] (a key
 /// given twice keeps its last value; past the count limit, the first ones
 /// are kept) these get from [`settle`](Self::settle).
+// Used by the `tracing` integration only (so far).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 #[derive(Default)]
 pub(crate) struct EncodedAttributes {
     bytes: Buf,
@@ -578,6 +580,8 @@ impl std::fmt::Debug for EncodedAttributes {
     }
 }
 
+// Used by the `tracing` integration only (so far).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 impl EncodedAttributes {
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();
@@ -672,6 +676,8 @@ impl EncodedAttributes {
     }
 }
 
+// Used by the `tracing` integration only (so far).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 /// A varint at the start of `b`: its value, and how many bytes it took.
 fn read_varint(b: &[u8]) -> (usize, usize) {
     let mut v = 0usize;
@@ -684,6 +690,8 @@ fn read_varint(b: &[u8]) -> (usize, usize) {
     (v, b.len().min(10))
 }
 
+// Used by the `tracing` integration only (so far).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 /// The key of a `KeyValue` field as [`put_key_value_field`] writes it:
 /// the field key, the message length, the key's field key, its length,
 /// then the key.
