@@ -398,10 +398,14 @@ pub const LOG_BATCH_EXPORT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// after which nothing comes until the next one. The metrics should
 /// leave together, in one request, and promptly: they have already
 /// waited their interval, and a second's delay would blur the points of
-/// a short interval. So the request goes this long after they arrive:
-/// time for the rest of a collection of thousands of metrics to arrive
-/// even on a loaded machine, short beside any interval. A collection
-/// larger than a request goes out as each request fills.
+/// a short interval. So the metrics' rings wake their worker with their
+/// first record (`export::batch::Policy::prompt`), whose age counts from
+/// then, and the request goes this long after: time for the rest of a
+/// collection of thousands of metrics to arrive even on a loaded
+/// machine, short beside any interval. A collection larger than a
+/// request goes out as each request fills. Nothing polls for metrics in
+/// between: an engine where nothing records metrics never wakes for
+/// them.
 pub const METRIC_SCHEDULE_DELAY_MS: u64 = 100;
 
 /// Metrics per request, at most: 8192, the OpenTelemetry Collector's batch
@@ -526,6 +530,9 @@ pub(crate) struct SignalExport {
     pub(crate) max_batch: usize,
     pub(crate) max_batch_bytes: usize,
     pub(crate) schedule_delay: std::time::Duration,
+    /// The signal's first record wakes its worker, and its batch's age
+    /// counts from then (metrics: see [`METRIC_SCHEDULE_DELAY_MS`]).
+    pub(crate) prompt: bool,
 }
 
 /// PEM files for TLS, as configured; read when the engine is built.

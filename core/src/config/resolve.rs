@@ -183,6 +183,7 @@ struct SignalBatch {
     deadline: Duration,
     max_batch: usize,
     schedule_delay: Duration,
+    prompt: bool,
 }
 
 fn ms(d: &Duration) -> String {
@@ -455,6 +456,7 @@ impl Resolver<'_> {
                 max_batch: b.max_batch,
                 max_batch_bytes: batch_bytes.value,
                 schedule_delay: b.schedule_delay,
+                prompt: b.prompt,
             })
             .collect();
         Ok(ExportConfig {
@@ -598,6 +600,10 @@ impl Resolver<'_> {
             deadline: deadline.value,
             max_batch: batch.value,
             schedule_delay: delay.value,
+            // A collection's burst wakes its worker (see
+            // `METRIC_SCHEDULE_DELAY_MS`); spans and log records trickle
+            // in, and wait for their worker's next look.
+            prompt: signal == Signal::Metrics,
         })
     }
 

@@ -1606,6 +1606,7 @@ fn start_exporter(
                     max_spans: c.max_batch,
                     max_bytes: c.max_batch_bytes,
                     delay: c.schedule_delay,
+                    prompt: c.prompt,
                 },
                 compression: c.compression,
                 timeout: c.timeout,

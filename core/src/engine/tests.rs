@@ -1,8 +1,10 @@
 //! The metrics signal through the engine, written by the crate-private door
 //! its API will use (`crate::metrics::write_metric`): metric records frame
 //! as an `ExportMetricsServiceRequest` (decoded with `opentelemetry-proto`)
-//! with the resource and their scopes, and are accounted; metrics off
-//! beside exported traces record nothing. (Against the embedded receiver, over gRPC and HTTP:
+//! with the resource and their scopes; exported, a collection leaves
+//! promptly, in one request, though the other signals' delays are long,
+//! and is accounted exactly; metrics off beside exported traces record
+//! nothing. (Against the embedded receiver, over gRPC and HTTP:
 //! `tests/tests/e2e_metrics.rs`.)
 
 use super::*;
@@ -155,6 +157,7 @@ fn a_metric_larger_than_half_a_ring_is_dropped_and_counted() {
 mod export {
     use super::*;
     use crate::export::transport::{ExportFuture, ExportRequest, ExportResponse, Transport};
+    use std::time::Instant;
 
     /// Keeps every request, and accepts it.
     #[derive(Default)]
@@ -177,6 +180,73 @@ mod export {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone()
         }
+    }
+
+    #[test]
+    fn a_collection_leaves_promptly_in_one_request_and_is_accounted() {
+        let capture = Arc::new(Capture::default());
+        // The other signals wait 30 s for their batches: only the metrics'
+        // own policy can send the collection sooner.
+        let engine = Engine::builder()
+            .service_name("meter")
+            .transport(Arc::clone(&capture) as Arc<dyn Transport>)
+            .workers(1)
+            .pin_workers(false)
+            .schedule_delay(Duration::from_secs(30))
+            .environment([("OTEL_BLRP_SCHEDULE_DELAY", "30000")])
+            .build()
+            .unwrap();
+        // Asleep by now, with nothing to wake it but a record.
+        std::thread::sleep(Duration::from_millis(50));
+        const COLLECTION: usize = 60;
+        let start = Instant::now();
+        for i in 0..COLLECTION {
+            record(&engine, ("app", "1.0"), &metric(i));
+        }
+        // No flush: the first record wakes the worker, and the request
+        // goes `METRIC_SCHEDULE_DELAY_MS` later with the rest.
+        while capture.requests().is_empty() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(crate::config::METRIC_SCHEDULE_DELAY_MS),
+            "sent after {took:?}, before the rest of the burst could come"
+        );
+        // Well before the traces' and logs' 30 s, and before the 5 s a
+        // missed doorbell would cost.
+        assert!(took < Duration::from_secs(3), "sent after {took:?}");
+        let requests = capture.requests();
+        assert_eq!(requests.len(), 1, "one request for the collection");
+        let request = &requests[0];
+        assert_eq!(
+            (request.signal, request.items),
+            (Signal::Metrics, COLLECTION)
+        );
+        let decoded = ExportMetricsServiceRequest::decode(&request.body[..]).unwrap();
+        assert_eq!(service_name(&decoded).as_deref(), Some("meter"));
+        assert_eq!(
+            by_scope(&decoded),
+            [(
+                "app".into(),
+                "1.0".into(),
+                (0..COLLECTION).map(metric).collect::<Vec<_>>()
+            )]
+        );
+
+        engine.flush(Duration::from_secs(5)).unwrap();
+        let s = engine.signal_stats(Signal::Metrics);
+        assert_eq!(
+            (s.recorded, s.exported, s.in_flight, s.in_rings, s.spooled),
+            (COLLECTION as u64, COLLECTION as u64, 0, 0, 0)
+        );
+        assert_eq!(s.dropped.total(), 0);
+        assert_eq!(s.export.requests, 1);
+        for signal in [Signal::Traces, Signal::Logs] {
+            let other = engine.signal_stats(signal);
+            assert_eq!((other.recorded, other.export.requests), (0, 0), "{signal}");
+        }
+        engine.shutdown(Duration::from_secs(5)).unwrap();
     }
 
     #[test]
