@@ -397,8 +397,8 @@ pub const LOG_BATCH_EXPORT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// metrics' rings in one burst, microseconds to a few milliseconds long,
 /// after which nothing comes until the next one. The metrics should
 /// leave together, in one request, and promptly: they have already
-/// waited their interval, and a second's delay would blur the points of
-/// a short interval. So the metrics' rings wake their worker with their
+/// waited their interval, and a dashboard showing the latest point waits
+/// on them. So the metrics' rings wake their worker with their
 /// first record (`export::batch::Policy::prompt`), whose age counts from
 /// then, and the request goes this long after: time for the rest of a
 /// collection of thousands of metrics to arrive even on a loaded
@@ -505,8 +505,8 @@ impl ExportConfig {
 
 /// One signal's exporter (`OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_*`
 /// over `OTEL_EXPORTER_OTLP_*`) and batch processor (`OTEL_BSP_*`,
-/// `OTEL_BLRP_*`; for metrics otlpx's own), resolved. (Without the `export` feature only the
-/// endpoints are read: to refuse them.)
+/// `OTEL_BLRP_*`; for metrics otlpx's own), resolved. (Without the
+/// `export` feature only the endpoints are read: to refuse them.)
 #[derive(Clone, Debug)]
 #[cfg_attr(not(feature = "export"), allow(dead_code))]
 pub(crate) struct SignalExport {

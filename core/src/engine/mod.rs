@@ -1197,8 +1197,8 @@ impl Engine {
     /// in the spool at the deadline (they stay counted there, and go on
     /// their way); [`FlushError::NotExporting`] for an engine that does not
     /// export ([`EngineBuilder::export(false)`](EngineBuilder::export),
-    /// every signal's `OTEL_*_EXPORTER=none`, disabled) or after shutdown. `Dropped`
-    /// and `Timeout` carry the report.
+    /// every signal's `OTEL_*_EXPORTER=none`, disabled) or after
+    /// shutdown. `Dropped` and `Timeout` carry the report.
     ///
     /// [`FlushError::Dropped`]: crate::FlushError::Dropped
     /// [`FlushError::Timeout`]: crate::FlushError::Timeout
