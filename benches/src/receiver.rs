@@ -10,16 +10,17 @@
 //! otherwise a response written in two pieces waits for the client's delayed
 //! ACK (Nagle's algorithm), ~40 ms a round trip.
 //!
-//! Spans and log records are counted by walking the wire format
-//! ([`crate::wire`]), never by decoding, unless keep mode asks for the
-//! decoded requests (metric requests are counted, not looked into).
+//! Spans, log records and metrics (`Metric` messages, not their data
+//! points) are counted by walking the wire format ([`crate::wire`]), never
+//! by decoding, unless keep mode asks for the decoded requests.
 //! Counters are statistics: each is a `Relaxed` atomic, read without
 //! ordering against the others, except that in keep mode a request is
 //! stored before its items are counted, so a caller that has seen the
 //! spans (for instance through [`Receiver::wait_for_spans`]) also finds the
-//! request in [`Receiver::take_requests`], and one that has seen the log
+//! request in [`Receiver::take_requests`], one that has seen the log
 //! records ([`Receiver::wait_for_log_records`]) finds it in
-//! [`Receiver::take_log_requests`].
+//! [`Receiver::take_log_requests`], and one that has seen the metrics
+//! ([`Receiver::wait_for_metrics`]) in [`Receiver::take_metric_requests`].
 //!
 //! With [`ReceiverConfig::tls`] both servers speak TLS only (rustls with the
 //! ring provider), and with a client CA they require a client certificate
@@ -54,6 +55,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -147,9 +149,10 @@ pub struct ReceiverConfig {
     pub grpc_port: u16,
     /// The HTTP port on 127.0.0.1; 0 picks a free one.
     pub http_port: u16,
-    /// Whether to decode and keep every trace and log request and the
-    /// metadata of every request (see [`Receiver::take_requests`],
-    /// [`Receiver::take_log_requests`] and [`Receiver::take_request_meta`]).
+    /// Whether to decode and keep every request and the metadata of every
+    /// request (see [`Receiver::take_requests`],
+    /// [`Receiver::take_log_requests`], [`Receiver::take_metric_requests`]
+    /// and [`Receiver::take_request_meta`]).
     pub keep_requests: bool,
     /// Worker threads of the receiver's runtime (at least 1).
     pub io_threads: usize,
@@ -289,28 +292,34 @@ pub struct Counts {
     /// The `rejected_log_records` reported in partial-success answers to
     /// log requests.
     pub log_records_rejected: u64,
+    /// Metrics (`Metric` messages, whatever their data points) received
+    /// and accepted (all or partly, see `metrics_rejected`): what an
+    /// exporter that counts a metric as its item sent.
+    pub metrics: u64,
+    /// The `rejected_data_points` reported in partial-success answers to
+    /// metric requests (data points, as OTLP counts them there).
+    pub metrics_rejected: u64,
 }
 
 impl Counts {
     /// The items of `signal` received and accepted: `spans` for traces,
-    /// `log_records` for logs; 0 for metrics, whose requests are counted
-    /// but not looked into.
+    /// `log_records` for logs, `metrics` for metrics.
     pub const fn items(&self, signal: Signal) -> u64 {
         match signal {
             Signal::Traces => self.spans,
             Signal::Logs => self.log_records,
-            Signal::Metrics => 0,
+            Signal::Metrics => self.metrics,
         }
     }
 
     /// The items of `signal` reported rejected in partial-success answers:
-    /// `spans_rejected` for traces, `log_records_rejected` for logs; 0 for
-    /// metrics.
+    /// `spans_rejected` for traces, `log_records_rejected` for logs,
+    /// `metrics_rejected` (data points) for metrics.
     pub const fn items_rejected(&self, signal: Signal) -> u64 {
         match signal {
             Signal::Traces => self.spans_rejected,
             Signal::Logs => self.log_records_rejected,
-            Signal::Metrics => 0,
+            Signal::Metrics => self.metrics_rejected,
         }
     }
 }
@@ -326,8 +335,8 @@ pub enum Fault {
     /// Accept the request.
     #[default]
     None,
-    /// Refuse the request with this error; its spans (log records) are
-    /// not counted.
+    /// Refuse the request with this error; its spans (log records,
+    /// metrics) are not counted.
     Status {
         /// The gRPC status code (`UNAVAILABLE` is 14).
         grpc_code: i32,
@@ -338,10 +347,11 @@ pub enum Fault {
         message: String,
     },
     /// Accept the request but answer with a partial success. The spans
-    /// (log records) still count in [`Counts::spans`]
-    /// ([`Counts::log_records`]); `rejected` (if positive) is added to
-    /// [`Counts::spans_rejected`] for trace requests,
-    /// [`Counts::log_records_rejected`] for log requests.
+    /// (log records, metrics) still count in [`Counts::spans`]
+    /// ([`Counts::log_records`], [`Counts::metrics`]); `rejected` (if
+    /// positive) is added to [`Counts::spans_rejected`] for trace
+    /// requests, [`Counts::log_records_rejected`] for log requests,
+    /// [`Counts::metrics_rejected`] for metric requests.
     PartialSuccess {
         /// The `rejected_spans` (or data points, log records) reported.
         rejected: i64,
@@ -458,11 +468,15 @@ pub struct RequestMeta {
     pub spans: u64,
     /// Whether it was accepted (answered with success or partial success);
     /// only accepted trace requests appear in [`Receiver::take_requests`],
-    /// only accepted log requests in [`Receiver::take_log_requests`].
+    /// only accepted log requests in [`Receiver::take_log_requests`], only
+    /// accepted metric requests in [`Receiver::take_metric_requests`].
     pub accepted: bool,
     /// The log records it held (0 if it is not a log request or is
     /// malformed).
     pub log_records: u64,
+    /// The metrics it held (0 if it is not a metric request or is
+    /// malformed).
+    pub metrics: u64,
 }
 
 /// A running OTLP receiver; see the module documentation.
@@ -610,18 +624,24 @@ impl Receiver {
         self.wait_for_items(Signal::Logs, n, timeout)
     }
 
+    /// Waits until at least `n` metrics have been counted, or `timeout`
+    /// has passed; returns whether they were.
+    pub fn wait_for_metrics(&self, n: u64, timeout: Duration) -> bool {
+        self.wait_for_items(Signal::Metrics, n, timeout)
+    }
+
     /// Waits until at least `n` items of `signal` ([`Counts::items`]) have
     /// been counted, or `timeout` has passed; returns whether they were.
-    /// Metrics are never counted: for them only `n == 0` succeeds.
     pub fn wait_for_items(&self, signal: Signal, n: u64, timeout: Duration) -> bool {
+        let counters = &self.shared.counters;
         let counter = match signal {
-            Signal::Traces => Some(&self.shared.counters.spans),
-            Signal::Logs => Some(&self.shared.counters.log_records),
-            Signal::Metrics => None,
+            Signal::Traces => &counters.spans,
+            Signal::Logs => &counters.log_records,
+            Signal::Metrics => &counters.metrics,
         };
         let deadline = Instant::now() + timeout;
         loop {
-            if counter.map_or(0, |c| c.load(Relaxed)) >= n {
+            if counter.load(Relaxed) >= n {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -671,6 +691,12 @@ impl Receiver {
     /// order; always empty unless `keep_requests` is set.
     pub fn take_log_requests(&self) -> Vec<ExportLogsServiceRequest> {
         std::mem::take(&mut self.shared.lock_kept().logs)
+    }
+
+    /// The metric requests accepted since the last call, decoded, in
+    /// arrival order; always empty unless `keep_requests` is set.
+    pub fn take_metric_requests(&self) -> Vec<ExportMetricsServiceRequest> {
+        std::mem::take(&mut self.shared.lock_kept().metrics)
     }
 
     /// The metadata of the requests received since the last call, in
@@ -1027,10 +1053,12 @@ struct Counters {
     connections_dropped: AtomicU64,
     log_records: AtomicU64,
     log_records_rejected: AtomicU64,
+    metrics: AtomicU64,
+    metrics_rejected: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 12] {
+    fn all(&self) -> [&AtomicU64; 14] {
         [
             &self.requests,
             &self.spans,
@@ -1044,6 +1072,8 @@ impl Counters {
             &self.connections_dropped,
             &self.log_records,
             &self.log_records_rejected,
+            &self.metrics,
+            &self.metrics_rejected,
         ]
     }
 
@@ -1061,6 +1091,8 @@ impl Counters {
             connections_dropped,
             log_records,
             log_records_rejected,
+            metrics,
+            metrics_rejected,
         ] = self.all().map(|counter| counter.load(Relaxed));
         Counts {
             requests,
@@ -1075,6 +1107,8 @@ impl Counters {
             connections_dropped,
             log_records,
             log_records_rejected,
+            metrics,
+            metrics_rejected,
         }
     }
 
@@ -1094,6 +1128,7 @@ impl Counters {
 struct Kept {
     requests: Vec<ExportTraceServiceRequest>,
     logs: Vec<ExportLogsServiceRequest>,
+    metrics: Vec<ExportMetricsServiceRequest>,
     meta: Vec<RequestMeta>,
 }
 
@@ -1101,6 +1136,7 @@ struct Kept {
 enum Decoded {
     Traces(ExportTraceServiceRequest),
     Logs(ExportLogsServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
 }
 
 /// The metadata of a request as it arrives, before its body is read; only
@@ -1240,6 +1276,7 @@ impl Shared {
                 spans: of(Signal::Traces),
                 accepted,
                 log_records: of(Signal::Logs),
+                metrics: of(Signal::Metrics),
             });
         }
         let (items, decoded, reply) = outcome?;
@@ -1257,14 +1294,16 @@ impl Shared {
         match decoded {
             Some(Decoded::Traces(request)) => self.lock_kept().requests.push(request),
             Some(Decoded::Logs(request)) => self.lock_kept().logs.push(request),
+            Some(Decoded::Metrics(request)) => self.lock_kept().metrics.push(request),
             None => {}
         }
         // Last, after the request is kept: see `Counters`.
-        match signal {
-            Signal::Traces => Counters::add(&counters.spans, items),
-            Signal::Logs => Counters::add(&counters.log_records, items),
-            Signal::Metrics => {}
-        }
+        let counter = match signal {
+            Signal::Traces => &counters.spans,
+            Signal::Logs => &counters.log_records,
+            Signal::Metrics => &counters.metrics,
+        };
+        Counters::add(counter, items);
         // Accepted and counted before a slow answer: a client that gives
         // up waiting has delivered the items all the same.
         if !delay.is_zero() {
@@ -1332,13 +1371,12 @@ impl Shared {
             Fault::PartialSuccess { rejected, message } => {
                 // Negative counts make no sense: they count as 0.
                 let rejected_items = rejected.max(0).unsigned_abs();
-                match signal {
-                    Signal::Traces => Counters::add(&counters.spans_rejected, rejected_items),
-                    Signal::Logs => {
-                        Counters::add(&counters.log_records_rejected, rejected_items);
-                    }
-                    Signal::Metrics => {}
-                }
+                let counter = match signal {
+                    Signal::Traces => &counters.spans_rejected,
+                    Signal::Logs => &counters.log_records_rejected,
+                    Signal::Metrics => &counters.metrics_rejected,
+                };
+                Counters::add(counter, rejected_items);
                 // The partial-success messages of the three signals share
                 // their field numbers and types: one encoding answers all.
                 let response = ExportTraceServiceResponse {
@@ -1357,15 +1395,11 @@ impl Shared {
         }
     }
 
-    /// Counts the items of a trace or log request (its spans or log
-    /// records; 0 for metrics, which are not looked into) and, in keep
-    /// mode, decodes it.
+    /// Counts the items of a request (its spans, log records or metrics)
+    /// and, in keep mode, decodes it.
     fn parse(&self, signal: Signal, message: &Bytes) -> Result<(u64, Option<Decoded>), Refusal> {
-        if signal == Signal::Metrics {
-            return Ok((0, None));
-        }
         let malformed = |e: &dyn std::fmt::Display| self.malformed(e.to_string());
-        // Both shapes share the path the walker follows.
+        // The three shapes share the path the walker follows.
         let items = crate::wire::count_items(message).map_err(|e| malformed(&e))?;
         if !self.keep {
             return Ok((items, None));
@@ -1377,7 +1411,9 @@ impl Shared {
             Signal::Logs => ExportLogsServiceRequest::decode(message.clone())
                 .map(Decoded::Logs)
                 .map_err(|e| malformed(&e))?,
-            Signal::Metrics => return Ok((items, None)),
+            Signal::Metrics => ExportMetricsServiceRequest::decode(message.clone())
+                .map(Decoded::Metrics)
+                .map_err(|e| malformed(&e))?,
         };
         Ok((items, Some(decoded)))
     }
@@ -2087,7 +2123,7 @@ fn any_value_json(
 fn format_counts(counts: &Counts) -> String {
     const MB: f64 = 1e6;
     format!(
-        "requests={} spans={} wire={:.1}MB decoded={:.1}MB malformed={} faulted={} metrics={} logs={} log_records={}",
+        "requests={} spans={} wire={:.1}MB decoded={:.1}MB malformed={} faulted={} metrics_requests={} metrics={} logs={} log_records={}",
         counts.requests,
         counts.spans,
         counts.bytes_wire as f64 / MB,
@@ -2095,6 +2131,7 @@ fn format_counts(counts: &Counts) -> String {
         counts.requests_malformed,
         counts.requests_faulted,
         counts.metrics_requests,
+        counts.metrics,
         counts.logs_requests,
         counts.log_records,
     )
@@ -2177,6 +2214,43 @@ mod tests {
                         ..ScopeLogs::default()
                     }],
                     ..ResourceLogs::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// A metric request of `groups.len()` resource groups of one scope
+    /// group each, with that many metrics (gauges named `<group>/<metric>`
+    /// of two data points each).
+    fn metrics_request(groups: &[usize]) -> ExportMetricsServiceRequest {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+            number_data_point::Value,
+        };
+        let point = |v: f64| NumberDataPoint {
+            time_unix_nano: 1_700_000_000_000_000_000,
+            value: Some(Value::AsDouble(v)),
+            ..NumberDataPoint::default()
+        };
+        ExportMetricsServiceRequest {
+            resource_metrics: groups
+                .iter()
+                .enumerate()
+                .map(|(g, &n)| ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: (0..n)
+                            .map(|i| Metric {
+                                name: format!("{g}/{i}"),
+                                unit: "1".to_owned(),
+                                data: Some(Data::Gauge(Gauge {
+                                    data_points: vec![point(1.0), point(i as f64)],
+                                })),
+                                ..Metric::default()
+                            })
+                            .collect(),
+                        ..ScopeMetrics::default()
+                    }],
+                    ..ResourceMetrics::default()
                 })
                 .collect(),
         }
@@ -2893,6 +2967,112 @@ mod tests {
                 (Transport::Grpc, Compression::None, 0, false),
             ]
         );
+    }
+
+    #[test]
+    fn receiver_counts_and_keeps_metrics_over_both_servers() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::{
+            ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+        };
+        let receiver = receiver(true);
+        let plain = metrics_request(&[2, 3]).encode_to_vec();
+        let gzipped = gzip(&metrics_request(&[4]).encode_to_vec());
+        let post = |encoding: Option<&'static str>, body: &[u8]| {
+            let mut headers = vec![("Content-Type", PROTOBUF)];
+            headers.extend(encoding.map(|e| ("Content-Encoding", e)));
+            http(receiver.http_addr(), "POST", "/v1/metrics", &headers, body)
+        };
+        for (encoding, body) in [(None, &plain), (Some("gzip"), &gzipped)] {
+            let reply = post(encoding, body);
+            assert_eq!(reply.status, 200, "{encoding:?}");
+            let response =
+                ExportMetricsServiceResponse::decode(&reply.body[..]).expect("a response body");
+            assert_eq!(response, ExportMetricsServiceResponse::default());
+        }
+        let metrics = Signal::Metrics.grpc_path();
+        with_grpc_client(&receiver, async |mut client| {
+            let answer = grpc_export(&mut client, metrics, plain.clone()).await;
+            assert_eq!(answer.ok(), Some(Bytes::new()));
+            // A partial success counts the rejected data points as the
+            // metrics'.
+            receiver.set_fault(Fault::PartialSuccess {
+                rejected: 3,
+                message: "too many series".to_owned(),
+            });
+            let answer = grpc_export(&mut client, metrics, plain.clone())
+                .await
+                .expect("a partial success");
+            let response = ExportMetricsServiceResponse::decode(answer).expect("a response");
+            assert_eq!(
+                response.partial_success,
+                Some(ExportMetricsPartialSuccess {
+                    rejected_data_points: 3,
+                    error_message: "too many series".to_owned()
+                })
+            );
+            // Refused or malformed: neither counted nor kept.
+            receiver.set_fault(Fault::Status {
+                grpc_code: 14,
+                http_status: 503,
+                message: "try later".to_owned(),
+            });
+            let status = grpc_export(&mut client, metrics, plain.clone()).await;
+            assert_eq!(status.unwrap_err().code(), tonic::Code::Unavailable);
+            receiver.set_fault(Fault::None);
+            let status = grpc_export(&mut client, metrics, vec![0x0a, 0x05]).await;
+            assert_eq!(status.unwrap_err().code(), tonic::Code::InvalidArgument);
+        });
+
+        assert!(receiver.wait_for_metrics(5 + 4 + 5 + 5, WAIT));
+        let counts = receiver.counts();
+        assert_eq!(counts.metrics_requests, 6);
+        assert_eq!(
+            (counts.metrics, counts.metrics_rejected),
+            (5 + 4 + 5 + 5, 3)
+        );
+        assert_eq!(counts.items(Signal::Metrics), 19);
+        assert_eq!(counts.items_rejected(Signal::Metrics), 3);
+        assert_eq!(
+            (counts.requests, counts.spans, counts.log_records),
+            (0, 0, 0)
+        );
+        assert_eq!(counts.requests_malformed, 1);
+        assert_eq!(
+            receiver.take_metric_requests(),
+            vec![
+                metrics_request(&[2, 3]),
+                metrics_request(&[4]),
+                metrics_request(&[2, 3]),
+                metrics_request(&[2, 3]),
+            ]
+        );
+        assert!(receiver.take_metric_requests().is_empty(), "drained");
+        assert!(receiver.take_requests().is_empty() && receiver.take_log_requests().is_empty());
+        let meta = receiver.take_request_meta();
+        let seen: Vec<_> = meta
+            .iter()
+            .map(|m| {
+                (
+                    m.transport,
+                    m.compression,
+                    m.metrics,
+                    m.log_records,
+                    m.accepted,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Transport::Http, Compression::None, 5, 0, true),
+                (Transport::Http, Compression::Gzip, 4, 0, true),
+                (Transport::Grpc, Compression::None, 5, 0, true),
+                (Transport::Grpc, Compression::None, 5, 0, true),
+                (Transport::Grpc, Compression::None, 5, 0, false),
+                (Transport::Grpc, Compression::None, 0, 0, false),
+            ]
+        );
+        assert!(meta.iter().all(|m| m.signal == Signal::Metrics));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Counting the items of an encoded OTLP export request (the spans of an
 //! `ExportTraceServiceRequest`, the log records of an
-//! `ExportLogsServiceRequest`) without decoding it.
+//! `ExportLogsServiceRequest`, the metrics of an
+//! `ExportMetricsServiceRequest`) without decoding it.
 //!
 //! The receiver must not become the bottleneck of a load test, and building
 //! prost message structs costs about 1.5 CPU-seconds per million spans. This
@@ -8,10 +9,11 @@
 //! `resource_<signal> (1)` → `scope_<signal> (2)` → items `(2)`, counts the
 //! occurrences of the last field and skips everything else by its wire type,
 //! never copying a byte. Traces (`resource_spans` → `scope_spans` →
-//! `spans`) and logs (`resource_logs` → `scope_logs` → `log_records`) share
-//! those field numbers, so one walker counts both. (Metrics share them too,
-//! but there the path ends at a `Metric`, not at its data points: the
-//! receiver does not count metrics.)
+//! `spans`), logs (`resource_logs` → `scope_logs` → `log_records`) and
+//! metrics (`resource_metrics` → `scope_metrics` → `metrics`) share those
+//! field numbers, so one walker counts all three. For metrics the path
+//! ends at a `Metric`: it counts metrics, not their data points (as otlpx
+//! counts a metric as one item).
 //!
 //! Invariants: every read is bounds-checked, so any input, however
 //! malformed, gives `Ok` or a [`WireError`] and never panics; nesting is a
@@ -73,8 +75,9 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
-/// Counts the items in an encoded `ExportTraceServiceRequest` (its spans)
-/// or `ExportLogsServiceRequest` (its log records).
+/// Counts the items in an encoded `ExportTraceServiceRequest` (its spans),
+/// `ExportLogsServiceRequest` (its log records) or
+/// `ExportMetricsServiceRequest` (its metrics).
 ///
 /// An empty input is a valid empty request (0 items).
 ///
@@ -89,7 +92,8 @@ impl std::error::Error for WireError {}
 /// use otlpx_bench::wire::count_items;
 ///
 /// // resource_spans { scope_spans { spans {} spans {} } }, or as well
-/// // resource_logs { scope_logs { log_records {} log_records {} } }
+/// // resource_logs { scope_logs { log_records {} log_records {} } },
+/// // resource_metrics { scope_metrics { metrics {} metrics {} } }
 /// let request = [0x0a, 0x06, 0x12, 0x04, 0x12, 0x00, 0x12, 0x00];
 /// assert_eq!(count_items(&request), Ok(2));
 /// assert!(count_items(&request[..5]).is_err());
@@ -329,6 +333,56 @@ mod tests {
             })
             .collect();
         let bytes = ExportLogsServiceRequest { resource_logs }.encode_to_vec();
+        assert_eq!(count_items(&bytes), Ok(10));
+    }
+
+    #[test]
+    fn wire_counts_metrics_not_their_data_points() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+            number_data_point,
+        };
+
+        let groups: [&[usize]; 3] = [&[2, 5], &[0], &[1, 1, 1]];
+        let resource_metrics = groups
+            .iter()
+            .map(|scopes| ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![attribute("pid", 4711)],
+                    ..Resource::default()
+                }),
+                scope_metrics: scopes
+                    .iter()
+                    .map(|&n| ScopeMetrics {
+                        scope: Some(InstrumentationScope {
+                            name: "wire-test".to_owned(),
+                            ..InstrumentationScope::default()
+                        }),
+                        metrics: (0..n)
+                            .map(|i| Metric {
+                                name: format!("m{i}"),
+                                // Three points each: counted once, as a metric.
+                                data: Some(Data::Gauge(Gauge {
+                                    data_points: (0..3)
+                                        .map(|p| NumberDataPoint {
+                                            attributes: vec![attribute("p", p)],
+                                            time_unix_nano: 1_700_000_000_000_000_000,
+                                            value: Some(number_data_point::Value::AsInt(p)),
+                                            ..NumberDataPoint::default()
+                                        })
+                                        .collect(),
+                                })),
+                                ..Metric::default()
+                            })
+                            .collect(),
+                        schema_url: String::new(),
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            })
+            .collect();
+        let bytes = ExportMetricsServiceRequest { resource_metrics }.encode_to_vec();
         assert_eq!(count_items(&bytes), Ok(10));
     }
 

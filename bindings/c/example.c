@@ -45,7 +45,8 @@ int main(int argc, char **argv) {
 
     /* 1. Configure: anything not set here comes from OTEL_* variables;
      *    with no endpoint anywhere, the engine exports to
-     *    http://localhost:4317 (OTEL_TRACES_EXPORTER=none and OTEL_LOGS_EXPORTER=none: record only). */
+     *    http://localhost:4317 (OTEL_TRACES_EXPORTER, OTEL_LOGS_EXPORTER and OTEL_METRICS_EXPORTER
+     *    all none: record only). */
     otlpx_config *config = NULL;
     TRY(otlpx_config_new(&config));
     TRY(otlpx_config_set_service_name(config, STR("c-example")));

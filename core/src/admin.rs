@@ -551,6 +551,7 @@ mod tests {
         let mut signals: [Stats; SIGNALS] = Default::default();
         signals[Signal::Traces.index()].recorded = 3;
         signals[Signal::Logs.index()].recorded = 4;
+        signals[Signal::Metrics.index()].recorded = 5;
         let s = State {
             snapshot: Box::new(move || Snapshot {
                 signals: signals.clone(),
@@ -562,6 +563,7 @@ mod tests {
         let body = body(metrics);
         assert!(body.contains("otlpx_items_recorded_total{signal=\"traces\"} 3\n"));
         assert!(body.contains("otlpx_items_recorded_total{signal=\"logs\"} 4\n"));
+        assert!(body.contains("otlpx_items_recorded_total{signal=\"metrics\"} 5\n"));
     }
 
     #[test]
@@ -583,8 +585,12 @@ mod tests {
             recorded: 11,
             ..Stats::default()
         };
+        let metrics = Stats {
+            recorded: 13,
+            ..Stats::default()
+        };
         let json = stats_json(&Snapshot {
-            signals: [s, logs],
+            signals: [s, logs, metrics],
             running: true,
         });
         for needle in [
@@ -607,6 +613,10 @@ mod tests {
             json.contains(&format!(
                 ",\"signals\":{{\"traces\":{{{traces}}},\"logs\":{{\"recorded\":11,\"exported\":0,"
             )),
+            "{json}"
+        );
+        assert!(
+            json.contains("}},\"metrics\":{\"recorded\":13,\"exported\":0,"),
             "{json}"
         );
         assert!(json.ends_with("},\"endpoints\":[]}}}}\n"), "{json}");

@@ -3,7 +3,9 @@
 //! An application records spans and log records; otlpx encodes each one to
 //! OTLP protobuf once, straight into a per-CPU lock-free ring of its signal.
 //! Worker threads frame the ring bytes into `ExportTraceServiceRequest`s
-//! and `ExportLogsServiceRequest`s without re-encoding them,
+//! and `ExportLogsServiceRequest`s (and `ExportMetricsServiceRequest`s:
+//! the pipeline carries metrics, though no API records them yet) without
+//! re-encoding them,
 //! compress them, and send them over OTLP/gRPC or OTLP/HTTP. Recording
 //! never blocks, never takes a lock and, once a thread is warm, never
 //! allocates; every item is accounted for, per signal, in
@@ -46,15 +48,16 @@
 //! Without an endpoint from any source, the engine exports to the
 //! OpenTelemetry default, `http://localhost:4317` (gRPC) or
 //! `http://localhost:4318/v1/traces` (HTTP). Built with
-//! [`EngineBuilder::export(false)`](EngineBuilder::export) (or
-//! `OTEL_TRACES_EXPORTER=none`) it only records, and its caller takes the
+//! [`EngineBuilder::export(false)`](EngineBuilder::export) (or every
+//! signal's `OTEL_*_EXPORTER=none`) it only records, and its caller takes the
 //! framed requests out with [`Engine::drain_traces`].
 //!
 //! # Reading order
 //!
 //! One module per stage of the flow, upstream first: the front doors,
-//! [`record`] (spans: the API and the one-pass span write) and [`logs`]
-//! (log records), with `current` (the current span context:
+//! [`record`] (spans: the API and the one-pass span write), [`logs`]
+//! (log records) and `metrics` (the door a collection's metrics will
+//! enter by), with `current` (the current span context:
 //! [`SpanContext::attach`], [`FutureExt`]); [`ring`] (per signal, per-CPU
 //! MPSC rings); then the export stages in `export/`: `drain` (threads that
 //! drain rings), `batch` (when and what to send), `frame` (framing
@@ -100,6 +103,7 @@ mod export;
 #[cfg(any(feature = "tracing", feature = "log"))]
 mod integrations;
 pub mod logs;
+mod metrics;
 pub mod propagation;
 mod proto;
 pub mod record;

@@ -121,10 +121,13 @@ pub enum RecordKind {
     /// A span, as an encoded `ScopeSpans.spans` field: key, length, and the
     /// OTLP `Span` message.
     Span = 1,
-    /// An OTLP `LogRecord` message (reserved for the logs signal).
+    /// A log record, as an encoded `ScopeLogs.log_records` field: key,
+    /// length, and the OTLP `LogRecord` message.
     LogRecord = 2,
-    /// A metric data point (reserved for the metrics signal).
-    MetricPoint = 3,
+    /// A metric, as an encoded `ScopeMetrics.metrics` field: key, length,
+    /// and the OTLP `Metric` message (its data points inside), which a
+    /// collection encodes once.
+    Metric = 3,
 }
 
 impl RecordKind {
@@ -132,7 +135,7 @@ impl RecordKind {
         match v {
             1 => Some(Self::Span),
             2 => Some(Self::LogRecord),
-            3 => Some(Self::MetricPoint),
+            3 => Some(Self::Metric),
             _ => None,
         }
     }
@@ -144,6 +147,7 @@ impl Signal {
         match self {
             Self::Traces => RecordKind::Span,
             Self::Logs => RecordKind::LogRecord,
+            Self::Metrics => RecordKind::Metric,
         }
     }
 }

@@ -14,20 +14,26 @@ pub enum Signal {
     Traces = 0,
     /// Log records: `ExportLogsServiceRequest`.
     Logs = 1,
+    /// Metrics: `ExportMetricsServiceRequest`. The pipeline carries them
+    /// (rings, batching, export, spool, accounting); the API that records
+    /// them (instruments, aggregation, collection) is not built yet.
+    Metrics = 2,
 }
 
 /// How many [`Signal`]s there are.
-pub const SIGNALS: usize = 2;
+pub const SIGNALS: usize = 3;
 
 impl Signal {
     /// Every signal, in index order.
-    pub const ALL: [Self; SIGNALS] = [Self::Traces, Self::Logs];
+    pub const ALL: [Self; SIGNALS] = [Self::Traces, Self::Logs, Self::Metrics];
 
-    /// The signal's name as OpenTelemetry writes it: `traces`, `logs`.
+    /// The signal's name as OpenTelemetry writes it: `traces`, `logs`,
+    /// `metrics`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Traces => "traces",
             Self::Logs => "logs",
+            Self::Metrics => "metrics",
         }
     }
 
@@ -53,5 +59,7 @@ mod tests {
         for (i, signal) in Signal::ALL.into_iter().enumerate() {
             assert_eq!(signal.index(), i);
         }
+        assert_eq!(Signal::Metrics.index(), 2);
+        assert_eq!(Signal::Metrics.name(), "metrics");
     }
 }

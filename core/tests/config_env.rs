@@ -348,59 +348,247 @@ fn insecure_picks_the_scheme_of_a_grpc_endpoint_without_one() {
     );
 }
 
+/// Every `OTEL_EXPORTER_OTLP_METRICS_*` setting, `OTEL_METRICS_EXPORTER`
+/// and `OTEL_METRIC_EXPORT_TIMEOUT`: in effect, shown under the metrics'
+/// keys. Only the collection interval (`OTEL_METRIC_EXPORT_INTERVAL`)
+/// has nothing to act on until the metrics API exists: reported, once.
 #[test]
-fn metrics_settings_are_checked_and_reported_once() {
-    let mut vars = Vec::new();
-    for (name, value) in [
-        ("ENDPOINT", "http://x:4318/v1/x"),
-        ("PROTOCOL", "grpc"),
-        ("HEADERS", "k=v"),
-        ("COMPRESSION", "gzip"),
-        ("TIMEOUT", "10"),
-        ("INSECURE", "false"),
+fn metrics_settings_take_effect_and_the_interval_is_reported() {
+    let ca = temp_file("metrics-ca.pem", "x");
+    let ca = ca.to_str().unwrap();
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/v1/m"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "k=v"),
+        ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "zstd"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "10"),
+        ("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "false"),
+        ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", ca),
+        ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", ca),
+        ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", ca),
+        ("OTEL_METRICS_EXPORTER", "otlp"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "7000"),
+    ]);
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let m = "OTEL_EXPORTER_OTLP_METRICS_";
+    for (key, value, var) in [
+        ("endpoint", "http://m:4318/v1/m", "ENDPOINT"),
+        ("protocol", "http/protobuf", "PROTOCOL"),
+        ("headers.k", "***", "HEADERS"),
+        ("compression", "zstd", "COMPRESSION"),
+        ("timeout_ms", "10", "TIMEOUT"),
+        ("certificate", ca, "CERTIFICATE"),
+        ("client_certificate", ca, "CLIENT_CERTIFICATE"),
+        ("client_key", ca, "CLIENT_KEY"),
     ] {
-        vars.push((
-            format!("OTEL_EXPORTER_OTLP_METRICS_{name}"),
-            value.to_owned(),
-        ));
+        assert_entry(
+            &c,
+            &format!("exporter.metrics.{key}"),
+            value,
+            &format!("{m}{var}"),
+        );
     }
-    for (name, value) in [
-        ("OTEL_METRIC_EXPORT_INTERVAL", "10"),
-        ("OTEL_METRIC_EXPORT_TIMEOUT", "10"),
-    ] {
-        vars.push((name.to_owned(), value.to_owned()));
-    }
-    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let c = effective(&pairs);
-    // One warning per setting source: the first variable of each kind.
-    for var in [
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        "OTEL_METRIC_EXPORT_INTERVAL",
+    assert_entry(
+        &c,
+        "exporter.metrics.enabled",
+        "true",
+        "OTEL_METRICS_EXPORTER",
+    );
+    assert_entry(
+        &c,
+        "batch.metrics.export_timeout_ms",
+        "7000",
         "OTEL_METRIC_EXPORT_TIMEOUT",
+    );
+    // otlpx's own batching for metrics, which nothing sets.
+    for (key, value) in [
+        ("batch.metrics.schedule_delay_ms", "100"),
+        ("batch.metrics.max_export_batch_size", "8192"),
+        ("metrics.ring_bytes_per_cpu", "1048576"),
     ] {
-        let n = c
-            .warnings()
-            .iter()
-            .filter(|w| w.contains(&format!("{var}:")))
-            .count();
-        assert_eq!(n, 1, "{var}: {:?}", c.warnings());
+        assert_eq!(
+            get(&c, key),
+            (value.to_owned(), "default".to_owned()),
+            "{key}"
+        );
     }
-    assert_eq!(c.warnings().len(), 3, "{:?}", c.warnings());
+    // Traces and logs keep their defaults.
+    for signal in ["traces", "logs"] {
+        for (key, value) in [
+            ("endpoint", "http://localhost:4317"),
+            ("protocol", "grpc"),
+            ("compression", "none"),
+            ("timeout_ms", "10000"),
+            ("certificate", "none"),
+        ] {
+            assert_eq!(
+                get(&c, &format!("exporter.{signal}.{key}")),
+                (value.to_owned(), "default".to_owned()),
+                "{signal} {key}"
+            );
+        }
+        assert!(c.get(&format!("exporter.{signal}.headers.k")).is_none());
+    }
+    // The collection interval: nothing collects yet, so it is reported
+    // (once, whatever else is set) and still checked.
+    let c = effective(&[
+        ("OTEL_METRIC_EXPORT_INTERVAL", "10"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317"),
+    ]);
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
     assert!(
-        c.warnings()
-            .iter()
-            .all(|w| w.contains("otlpx exports traces and logs so far")),
+        c.warnings()[0].contains("OTEL_METRIC_EXPORT_INTERVAL")
+            && c.warnings()[0].contains("no metrics API yet"),
         "{:?}",
         c.warnings()
     );
-    // …and checked all the same.
+    // Still checked: a bad metrics value is named, and ignored unless
+    // strict.
     for (var, value) in [
         ("OTEL_METRIC_EXPORT_INTERVAL", "-1"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "0"),
         ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "ftp://c:4318"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "0"),
+        ("OTEL_METRICS_EXPORTER", "carrier-pigeon"),
     ] {
         let e = error(&[(var, value)]);
-        assert!(e.contains(var) && e.contains(value), "{e}");
+        assert!(
+            e.contains(&format!("environment variable {var}={value:?}")),
+            "{e}"
+        );
     }
+}
+
+/// The metrics' exporter as the specification orders it: a source's own
+/// metrics value beats its generic one, sources go by precedence (the
+/// builder's generic endpoint beats the environment's metrics one), a
+/// generic endpoint over HTTP gets `/v1/metrics`, a metrics endpoint is
+/// used as given, and headers merge by name.
+#[test]
+fn a_metrics_endpoint_is_used_as_given_and_beats_the_generic_one() {
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "a=generic,b=generic"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "a=metrics"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "100"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "300"),
+    ]);
+    let m = "OTEL_EXPORTER_OTLP_METRICS_";
+    let g = "OTEL_EXPORTER_OTLP_";
+    assert_entry(
+        &c,
+        "exporter.metrics.endpoint",
+        "http://generic:4318/v1/metrics",
+        &format!("{g}ENDPOINT"),
+    );
+    assert_entry(
+        &c,
+        "exporter.metrics.protocol",
+        "http/protobuf",
+        &format!("{g}PROTOCOL"),
+    );
+    assert_entry(
+        &c,
+        "exporter.metrics.headers.a",
+        "***",
+        &format!("{m}HEADERS"),
+    );
+    assert_entry(
+        &c,
+        "exporter.metrics.headers.b",
+        "***",
+        &format!("{g}HEADERS"),
+    );
+    assert_entry(
+        &c,
+        "exporter.metrics.compression",
+        "gzip",
+        &format!("{g}COMPRESSION"),
+    );
+    assert_entry(
+        &c,
+        "exporter.metrics.timeout_ms",
+        "300",
+        &format!("{m}TIMEOUT"),
+    );
+    assert_entry(
+        &c,
+        "exporter.logs.timeout_ms",
+        "100",
+        &format!("{g}TIMEOUT"),
+    );
+    // Its own endpoint, as given, over its own protocol.
+    let c = effective(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://m:4318/custom",
+        ),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+    ]);
+    assert_entry(
+        &c,
+        "exporter.metrics.endpoint",
+        "http://m:4318/custom",
+        &format!("{m}ENDPOINT"),
+    );
+    assert_eq!(get(&c, "exporter.traces.endpoint").0, "http://generic:4317");
+    assert_eq!(get(&c, "exporter.traces.protocol").0, "grpc");
+    // The default over HTTP: the specification's, with the metrics path.
+    let c = effective(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")]);
+    assert_eq!(
+        get(&c, "exporter.metrics.endpoint"),
+        (
+            "http://localhost:4318/v1/metrics".to_owned(),
+            "default".to_owned()
+        )
+    );
+    // The builder beats the environment, its generic value included.
+    let c = with_env(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317")])
+        .endpoint("http://builder:4317")
+        .effective_config()
+        .unwrap();
+    assert_eq!(
+        get(&c, "exporter.metrics.endpoint"),
+        (
+            "http://builder:4317".to_owned(),
+            "builder .endpoint()".to_owned()
+        )
+    );
+}
+
+#[test]
+fn metrics_exporter_none_turns_off_metrics_only() {
+    let var = "OTEL_METRICS_EXPORTER";
+    let c = effective(&[
+        (var, "none"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+    ]);
+    assert_entry(&c, "exporter.metrics.enabled", "false", var);
+    assert_entry(
+        &c,
+        "exporter.metrics.endpoint",
+        "none: export off, the caller drains",
+        var,
+    );
+    assert!(c.warnings().is_empty(), "{c}");
+    for signal in ["traces", "logs"] {
+        assert_eq!(get(&c, &format!("exporter.{signal}.enabled")).0, "true");
+        assert_eq!(
+            get(&c, &format!("exporter.{signal}.endpoint")).0,
+            "http://c:4317"
+        );
+    }
+    // The specification's other exporters: reported, OTLP used.
+    let c = effective(&[(var, "prometheus")]);
+    assert_entry(&c, "exporter.metrics.enabled", "true", var);
+    assert!(
+        c.warnings()[0].contains("exporting over OTLP instead"),
+        "{c}"
+    );
 }
 
 /// Every `OTEL_EXPORTER_OTLP_LOGS_*` setting, the `OTEL_BLRP_*` ones and
@@ -491,6 +679,12 @@ fn a_generic_endpoint_serves_every_signal_with_its_path() {
     let v = "OTEL_EXPORTER_OTLP_ENDPOINT";
     assert_entry(&c, "exporter.traces.endpoint", "http://c:4318/v1/traces", v);
     assert_entry(&c, "exporter.logs.endpoint", "http://c:4318/v1/logs", v);
+    assert_entry(
+        &c,
+        "exporter.metrics.endpoint",
+        "http://c:4318/v1/metrics",
+        v,
+    );
     assert_entry(
         &c,
         "exporter.logs.protocol",
@@ -1322,10 +1516,15 @@ fn no_endpoint_exports_to_the_specification_default() {
 fn traces_exporter_none_records_without_exporting() {
     let var = "OTEL_TRACES_EXPORTER";
     for value in ["none", " none ", "none,none"] {
-        // Logs off too: nothing is exported, and no worker runs.
-        let engine = with_env(&[(var, value), ("OTEL_LOGS_EXPORTER", "none")])
-            .build()
-            .unwrap();
+        // Logs and metrics off too: nothing is exported, and no worker
+        // runs.
+        let engine = with_env(&[
+            (var, value),
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ])
+        .build()
+        .unwrap();
         let c = engine.config();
         assert_entry(c, "exporter.traces.enabled", "false", var);
         assert_entry(
@@ -1385,9 +1584,11 @@ fn traces_exporter_none_records_without_exporting() {
     }
     let e = error(&[(var, "carrier-pigeon")]);
     assert!(e.contains("expected otlp or none"), "{e}");
-    // The metrics form is checked and reported.
+    // The metrics form turns the metrics off alone.
     let c = effective(&[("OTEL_METRICS_EXPORTER", "none")]);
-    assert!(c.warnings()[0].contains("traces and logs so far"), "{c}");
+    assert_eq!(get(&c, "exporter.metrics.enabled").0, "false");
+    assert_eq!(get(&c, "exporter.traces.enabled").0, "true");
+    assert!(c.warnings().is_empty(), "{c}");
 }
 
 #[test]

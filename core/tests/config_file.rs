@@ -496,7 +496,7 @@ fn precedence_builder_then_environment_then_file_then_defaults() {
 }
 
 #[test]
-fn logs_sections_take_effect_and_metrics_ones_are_reported() {
+fn logs_sections_take_effect_and_the_metrics_interval_is_reported() {
     let text = "[exporter]\nendpoint = \"http://c:4318\"\nprotocol = \"http/protobuf\"\n\
                 [exporter.logs]\nendpoint = \"http://logs:4318/v1/logs\"\ncompression = \"gzip\"\n\
                 headers = { tenant = \"a\" }\ntimeout_ms = 900\n\
@@ -507,12 +507,13 @@ fn logs_sections_take_effect_and_metrics_ones_are_reported() {
                 log_record_attribute_value_length = 40\n\
                 [logs]\nmin_severity = \"warn\"\n";
     let c = toml(text).effective_config().unwrap();
-    // Only the metrics section has no effect.
+    // Only the metrics' collection interval has no effect (nothing
+    // collects metrics yet).
     assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
     let line = line_of(text, "export_interval_ms");
     assert!(
         c.warnings()[0].starts_with(&format!("otlpx.toml:{line}:"))
-            && c.warnings()[0].contains("traces and logs so far"),
+            && c.warnings()[0].contains("no metrics API yet"),
         "{:?}",
         c.warnings()
     );
@@ -635,6 +636,121 @@ fn logs_sections_take_effect_and_metrics_ones_are_reported() {
             2,
             "logs.min_severity",
             "severity name or number",
+        ),
+    ] {
+        let e = toml(text).build().unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("otlpx.toml:{line}: {key} = ")) && e.contains(reason),
+            "{text:?}: {e}"
+        );
+    }
+}
+
+/// `[exporter.metrics]` and `[batch.metrics]`: the metrics' own settings
+/// beat `[exporter]`'s, the environment beats the file (its generic
+/// endpoint included), and the metrics' batching is otlpx's, so
+/// `[batch.metrics]` takes only the export timeout (and the collection
+/// interval, for the metrics API to come).
+#[test]
+fn metrics_sections_take_effect() {
+    let text = "[exporter]\nendpoint = \"http://c:4318\"\nprotocol = \"http/protobuf\"\n\
+                compression = \"gzip\"\n\
+                [exporter.metrics]\nendpoint = \"http://metrics:4318/v1/metrics\"\n\
+                compression = \"zstd\"\nheaders = { tenant = \"m\" }\ntimeout_ms = 800\n\
+                [batch.metrics]\nexport_timeout_ms = 9000\n";
+    let c = toml(text).effective_config().unwrap();
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    for (key, value, needle) in [
+        (
+            "exporter.metrics.endpoint",
+            "http://metrics:4318/v1/metrics",
+            "endpoint = \"http://metrics",
+        ),
+        ("exporter.metrics.protocol", "http/protobuf", "protocol ="),
+        (
+            "exporter.metrics.compression",
+            "zstd",
+            "compression = \"zstd",
+        ),
+        ("exporter.metrics.headers.tenant", "***", "headers ="),
+        ("exporter.metrics.timeout_ms", "800", "timeout_ms = 800"),
+        (
+            "batch.metrics.export_timeout_ms",
+            "9000",
+            "export_timeout_ms",
+        ),
+    ] {
+        assert_eq!(
+            at(&c, key),
+            (value.to_owned(), file_line(line_of(text, needle))),
+            "{key}"
+        );
+    }
+    assert_eq!(at(&c, "batch.metrics.schedule_delay_ms").1, Source::Default);
+    // The others keep `[exporter]`'s, with their paths.
+    assert_eq!(at(&c, "exporter.logs.endpoint").0, "http://c:4318/v1/logs");
+    assert_eq!(at(&c, "exporter.logs.compression").0, "gzip");
+    assert!(c.get("exporter.traces.headers.tenant").is_none(), "{c}");
+    // The environment beats the file: its metrics endpoint, and its
+    // generic one too; its metrics timeout over the file's.
+    let env_of = |var: &str| Source::Env {
+        var: var.to_owned(),
+    };
+    for (var, url) in [
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://env-m:4318/x"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318/v1/metrics"),
+    ] {
+        let given = url.trim_end_matches("/v1/metrics");
+        let c = Engine::builder()
+            .environment([(var, given), ("OTEL_METRIC_EXPORT_TIMEOUT", "1200")])
+            .config_toml("otlpx.toml", text)
+            .effective_config()
+            .unwrap();
+        assert_eq!(
+            at(&c, "exporter.metrics.endpoint"),
+            (url.to_owned(), env_of(var))
+        );
+        assert_eq!(
+            at(&c, "batch.metrics.export_timeout_ms"),
+            ("1200".to_owned(), env_of("OTEL_METRIC_EXPORT_TIMEOUT"))
+        );
+    }
+    // `[exporter.metrics] enabled`: metrics only.
+    let c = toml("[exporter.metrics]\nenabled = false\n")
+        .effective_config()
+        .unwrap();
+    assert_eq!(
+        at(&c, "exporter.metrics.enabled"),
+        ("false".to_owned(), file_line(2))
+    );
+    assert_eq!(at(&c, "exporter.traces.enabled").0, "true");
+    assert_eq!(at(&c, "exporter.logs.enabled").0, "true");
+    // Bad values, named with their line; the batching otlpx keeps its own
+    // is not a key.
+    for (text, line, key, reason) in [
+        (
+            "[exporter.metrics]\ntimeout_ms = 0\n",
+            2,
+            "exporter.metrics.timeout_ms",
+            "more than zero",
+        ),
+        (
+            "[exporter.metrics]\nendpoint = \"ftp://x\"\n",
+            2,
+            "exporter.metrics.endpoint",
+            "http",
+        ),
+        (
+            "[batch.metrics]\nexport_timeout_ms = 0\n",
+            2,
+            "batch.metrics.export_timeout_ms",
+            "more than zero",
+        ),
+        (
+            "[batch.metrics]\nschedule_delay_ms = 50\n",
+            2,
+            "batch.metrics.schedule_delay_ms",
+            "unknown key",
         ),
     ] {
         let e = toml(text).build().unwrap_err().to_string();

@@ -1,6 +1,8 @@
-//! Pinned and unpinned workers both export, and an idle worker sleeps. In a
-//! file of its own so that no other test's workers run in the process while
-//! it looks at its worker thread in `/proc`.
+//! Pinned and unpinned workers both export, and an idle worker sleeps,
+//! waking no more often for a signal nothing records (metrics, woken by
+//! their first record, are not polled). In a file of its own so that no
+//! other test's workers run in the process while it looks at its worker
+//! thread in `/proc`.
 #![cfg(target_os = "linux")]
 
 use otlpx::Engine;
@@ -37,6 +39,26 @@ fn thread_info(name: &str) -> Option<(u64, String)> {
             .trim()
             .to_owned();
         return Some((ticks, cpus));
+    }
+    None
+}
+
+/// How often this process's thread named `name` has slept and been woken
+/// (its voluntary context switches).
+#[cfg(target_os = "linux")]
+fn wakeups(name: &str) -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        if std::fs::read_to_string(dir.join("comm")).ok()?.trim() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).ok()?;
+        return status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+            .trim()
+            .parse()
+            .ok();
     }
     None
 }
@@ -91,4 +113,25 @@ fn pinned_and_unpinned_workers_export_and_an_idle_worker_sleeps() {
         );
         engine.shutdown(Duration::from_secs(5)).unwrap();
     }
+
+    // Every signal exported, at the default delays (traces and logs 1 s;
+    // metrics 100 ms, but counted from their first record, which wakes the
+    // worker): idle, the worker wakes about once a second. Polling the
+    // metrics' empty rings at their delay would wake it ten times as often.
+    let engine = Engine::builder()
+        .transport(Arc::new(Accept))
+        .workers(1)
+        .pin_workers(false)
+        .build()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = wakeups("otlpx-worker-0").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = wakeups("otlpx-worker-0").unwrap();
+    assert!(
+        after - before <= 6,
+        "an idle worker woke {} times in 2 s",
+        after - before
+    );
+    engine.shutdown(Duration::from_secs(5)).unwrap();
 }

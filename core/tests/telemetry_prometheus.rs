@@ -532,29 +532,39 @@ fn prometheus_text_has_each_signals_own_counts_under_its_label() {
     assert_eq!(engine.drain_traces(&mut out, 1), 1);
     let traces = engine.signal_stats(Signal::Traces);
     let logs = engine.signal_stats(Signal::Logs);
+    let metrics = engine.signal_stats(Signal::Metrics);
     assert_eq!((traces.recorded, traces.drained_by_caller), (3, 1));
     assert_eq!((logs.recorded, logs.in_rings), (1, 1));
+    assert_eq!(metrics.recorded, 0, "nothing records metrics");
 
     // As the admin endpoint renders them: every signal, one text.
     let text = otlpx::telemetry::prometheus_text(&Signal::ALL.map(|s| (s, engine.signal_stats(s))));
     assert_eq!(
         text,
-        otlpx::telemetry::prometheus_text(&[(Signal::Traces, &traces), (Signal::Logs, &logs)])
+        otlpx::telemetry::prometheus_text(&[
+            (Signal::Traces, &traces),
+            (Signal::Logs, &logs),
+            (Signal::Metrics, &metrics),
+        ])
     );
     let scrape = parse(&text);
     let recorded = |signal| counter(&scrape, "otlpx_items_recorded_total", &[("signal", signal)]);
-    assert_eq!((recorded("traces"), recorded("logs")), (3, 1));
+    assert_eq!(
+        (recorded("traces"), recorded("logs"), recorded("metrics")),
+        (3, 1, 0)
+    );
     check_signal(&scrape, Signal::Traces, &traces);
     check_signal(&scrape, Signal::Logs, &logs);
+    check_signal(&scrape, Signal::Metrics, &metrics);
     check_engine_wide(&scrape, &traces);
     // Each family's samples: one per signal (per reason, kind or ring)
     // for the labelled ones, one for the engine-wide ones.
     let samples = |name: &str| scrape.samples.iter().filter(|x| x.metric == name).count();
-    assert_eq!(samples("otlpx_items_recorded_total"), 2);
-    assert_eq!(samples("otlpx_items_dropped_total"), 2 * 10);
-    assert_eq!(samples("otlpx_export_failures_total"), 2 * 7);
-    assert_eq!(samples("otlpx_ring_capacity_bytes"), 2 * 2);
-    assert_eq!(samples("otlpx_export_duration_seconds"), 2);
+    assert_eq!(samples("otlpx_items_recorded_total"), 3);
+    assert_eq!(samples("otlpx_items_dropped_total"), 3 * 10);
+    assert_eq!(samples("otlpx_export_failures_total"), 3 * 7);
+    assert_eq!(samples("otlpx_ring_capacity_bytes"), 3 * 2);
+    assert_eq!(samples("otlpx_export_duration_seconds"), 3);
     assert_eq!(samples("otlpx_config_warnings"), 1);
     assert_eq!(samples("otlpx_build_info"), 1);
 

@@ -227,7 +227,8 @@ impl Exposition {
 }
 
 /// The engine's Prometheus text, every signal's as the admin endpoint
-/// serves it, after one recorded span and one log record; with two
+/// serves it, after one recorded span, one log record and one metric
+/// (written as the metrics API will, there being none yet); with two
 /// endpoints (nothing listens there), so that the per-endpoint families
 /// are served too. Rendered once for every test here.
 fn engine_exposition() -> &'static (String, Exposition) {
@@ -243,6 +244,8 @@ fn engine_exposition() -> &'static (String, Exposition) {
         engine
             .logger("l", "")
             .emit(&otlpx::logs::LogRecord::new(otlpx::logs::Severity::INFO).body("m"));
+        // An empty `Metric` message: the pipeline does not look into it.
+        engine.__not_api_record_metric("m", "", &[]).unwrap();
         let text =
             otlpx::telemetry::prometheus_text(&Signal::ALL.map(|s| (s, engine.signal_stats(s))));
         let exposition = Exposition::parse(&text);
@@ -535,17 +538,17 @@ fn readme_documents_every_served_family_and_only_those() {
         !exposition.families.is_empty(),
         "the /metrics text declares no family (`# TYPE` lines):\n{text}"
     );
-    // The one recorded span and log record are there, each under its
-    // signal: the text renders this engine's counters, not a template.
+    // The one recorded span, log record and metric are there, each under
+    // its signal: the text renders this engine's counters, not a template.
     let recorded = exposition.samples.get("otlpx_items_recorded_total");
     assert!(
         recorded.is_some_and(|values| {
-            values.len() == 2
+            values.len() == Signal::ALL.len()
                 && values
                     .iter()
                     .all(|v| v.parse::<f64>().is_ok_and(|v| v == 1.0))
         }),
-        "otlpx_items_recorded_total after one span and one log record: {recorded:?}\n{text}"
+        "otlpx_items_recorded_total after one span, log record and metric: {recorded:?}\n{text}"
     );
     let (path, readme) = docs_file("README.md");
     let rows = readme_rows(&readme);

@@ -2,10 +2,10 @@
 //! embedded OTLP receiver, spoken to over plain HTTP/1.1. `/health` answers
 //! while the engine lives; `/metrics` (read by a Prometheus text-format
 //! parser) and `/stats` (read by serde_json) say what `Engine::signal_stats`
-//! says for each signal (traces and logs, under their `signal` label);
-//! `/ready` turns false while the receiver is down, true once it is up and
-//! a request succeeded, false after shutdown; other paths are 404 and other
-//! methods 405.
+//! says for each signal (traces, logs and metrics, under their `signal`
+//! label); `/ready` turns false while the receiver is down, true once it
+//! is up and a request succeeded, false after shutdown; other paths are
+//! 404 and other methods 405.
 
 use otlpx::logs::{LogRecord, Severity};
 use otlpx::{Engine, Signal, Stats};
@@ -88,7 +88,7 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// Every signal's counters now.
-fn all_stats(engine: &Engine) -> [(Signal, Stats); 2] {
+fn all_stats(engine: &Engine) -> [(Signal, Stats); otlpx::ring::SIGNALS] {
     Signal::ALL.map(|signal| (signal, engine.signal_stats(signal)))
 }
 
@@ -427,6 +427,14 @@ fn admin_endpoint_serves_metrics_stats_health_and_readiness() {
     assert_eq!((logs.recorded, logs.exported), (7, 7), "{logs:?}");
     assert!(logs.export.requests >= 1 && logs.export.last_success_unix_nanos > 0);
     assert_eq!(receiver.counts().logs_requests, logs.export.requests);
+    // And metrics, written as the metrics API will (there is none yet).
+    for _ in 0..3 {
+        engine.__not_api_record_metric("admin", "1", &[]).unwrap();
+    }
+    engine.flush(Duration::from_secs(20)).unwrap();
+    let metrics = engine.signal_stats(Signal::Metrics);
+    assert_eq!((metrics.recorded, metrics.exported), (3, 3), "{metrics:?}");
+    assert_eq!(receiver.counts().metrics_requests, metrics.export.requests);
     let all = all_stats(&engine);
     check_metrics(admin, &all);
     check_stats(admin, &all);

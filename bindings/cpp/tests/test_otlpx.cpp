@@ -524,9 +524,11 @@ void test_lifetimes() {
   // every signal: no exporter.
   CHECK(::setenv("OTEL_TRACES_EXPORTER", "none", 1) == 0);
   CHECK(::setenv("OTEL_LOGS_EXPORTER", "none", 1) == 0);
+  CHECK(::setenv("OTEL_METRICS_EXPORTER", "none", 1) == 0);
   otlpx::Engine env = otlpx::Engine::from_env();
   CHECK(::unsetenv("OTEL_TRACES_EXPORTER") == 0);
   CHECK(::unsetenv("OTEL_LOGS_EXPORTER") == 0);
+  CHECK(::unsetenv("OTEL_METRICS_EXPORTER") == 0);
   CHECK_STATUS(env.try_flush(100ms), OTLPX_STATUS_NOT_EXPORTING);
   auto created = otlpx::Engine::try_create(otlpx::Config().ignore_environment());
   CHECK(created.ok());

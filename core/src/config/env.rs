@@ -133,7 +133,7 @@ impl Reader<'_, '_> {
         self.layer.logs_min_severity =
             self.parse(LOGS_MIN_SEVERITY_VAR, |v, _, _| severity(v).map(Some))?;
         self.layer.metric_export_interval = self.ms("OTEL_METRIC_EXPORT_INTERVAL")?;
-        self.layer.metric_export_timeout = self.ms("OTEL_METRIC_EXPORT_TIMEOUT")?;
+        self.layer.metric_export.export_timeout = self.ms("OTEL_METRIC_EXPORT_TIMEOUT")?;
         let arg = self.get("OTEL_TRACES_SAMPLER_ARG");
         self.layer.sampler = self.parse("OTEL_TRACES_SAMPLER", |name, w, source| {
             sampler(name, arg.as_ref().map(|(a, _)| a.as_str()), w, source)

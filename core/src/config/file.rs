@@ -252,7 +252,7 @@ impl File<'_> {
                     for m in self.entries(e.table()?, "batch.metrics") {
                         match &m.key["batch.metrics.".len()..] {
                             "export_interval_ms" => layer.metric_export_interval = m.ms()?,
-                            "export_timeout_ms" => layer.metric_export_timeout = m.ms()?,
+                            "export_timeout_ms" => layer.metric_export.export_timeout = m.ms()?,
                             _ => {
                                 return Err(m.unknown(&["export_interval_ms", "export_timeout_ms"]));
                             }

@@ -49,6 +49,7 @@ impl Scope {
         match signal {
             Signal::Traces => Self::Traces,
             Signal::Logs => Self::Logs,
+            Signal::Metrics => Self::Metrics,
         }
     }
 
@@ -87,30 +88,14 @@ pub(crate) struct ExporterLayer {
     pub(crate) client_key: Opt<PathBuf>,
     pub(crate) insecure: Opt<bool>,
     /// Whether this signal is exported at all (`OTEL_TRACES_EXPORTER`,
-    /// `OTEL_LOGS_EXPORTER`, `[exporter] enabled`, `.export(bool)`); off,
-    /// the engine records for its caller to drain.
+    /// `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER`, `[exporter]
+    /// enabled`, `.export(bool)`); off, the engine records for its caller
+    /// to drain.
     pub(crate) enabled: Opt<bool>,
 }
 
-impl ExporterLayer {
-    /// Whether anything is set (for the "no effect" reports).
-    pub(crate) fn first_set(&self) -> Option<&Source> {
-        self.endpoint
-            .as_ref()
-            .map(|v| &v.source)
-            .or(self.protocol.as_ref().map(|v| &v.source))
-            .or(self.headers.first().map(|(_, v)| &v.source))
-            .or(self.compression.as_ref().map(|v| &v.source))
-            .or(self.timeout.as_ref().map(|v| &v.source))
-            .or(self.certificate.as_ref().map(|v| &v.source))
-            .or(self.client_certificate.as_ref().map(|v| &v.source))
-            .or(self.client_key.as_ref().map(|v| &v.source))
-            .or(self.insecure.as_ref().map(|v| &v.source))
-            .or(self.enabled.as_ref().map(|v| &v.source))
-    }
-}
-
-/// A batch processor's settings (`OTEL_BSP_*`, `OTEL_BLRP_*`).
+/// A batch processor's settings (`OTEL_BSP_*`, `OTEL_BLRP_*`; for metrics
+/// only the export timeout, see [`Layer::metric_export`]).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BatchLayer {
     pub(crate) schedule_delay: Opt<Duration>,
@@ -209,8 +194,16 @@ pub(crate) struct Layer {
     /// (`OTLPX_LOGS_MIN_SEVERITY`, `[logs] min_severity`): an OTLP
     /// `SeverityNumber`, 1 to 24.
     pub(crate) logs_min_severity: Opt<u8>,
+    /// How often the metrics API (not built yet) will collect
+    /// (`OTEL_METRIC_EXPORT_INTERVAL`, `[batch.metrics]
+    /// export_interval_ms`): read, and reported as having no effect.
     pub(crate) metric_export_interval: Opt<Duration>,
-    pub(crate) metric_export_timeout: Opt<Duration>,
+    /// The metrics' batching: only `export_timeout` is ever set
+    /// (`OTEL_METRIC_EXPORT_TIMEOUT`, `[batch.metrics] export_timeout_ms`);
+    /// the specification has no batch processor for metrics, so their
+    /// delay and batch size are otlpx's (see
+    /// [`METRIC_SCHEDULE_DELAY_MS_DEFAULT`](super::METRIC_SCHEDULE_DELAY_MS_DEFAULT)).
+    pub(crate) metric_export: BatchLayer,
     pub(crate) sampler: Opt<Sampler>,
     /// Indexed by [`Limit`]; `u32::MAX` stands for "no limit" where a
     /// value length limit is concerned.
@@ -234,11 +227,12 @@ pub(crate) struct Layer {
 
 impl Layer {
     /// The batch processor settings of `signal` (`OTEL_BSP_*` for traces,
-    /// `OTEL_BLRP_*` for logs).
+    /// `OTEL_BLRP_*` for logs, `OTEL_METRIC_EXPORT_TIMEOUT` for metrics).
     pub(crate) fn batch(&self, signal: Signal) -> &BatchLayer {
         match signal {
             Signal::Traces => &self.bsp,
             Signal::Logs => &self.blrp,
+            Signal::Metrics => &self.metric_export,
         }
     }
 }
@@ -306,7 +300,7 @@ impl Layer {
             blrp,
             logs_min_severity,
             metric_export_interval,
-            metric_export_timeout,
+            metric_export,
             sampler,
             limits,
             workers,
@@ -344,7 +338,7 @@ impl Layer {
             | blrp.forget(s)
             | forget_opt(logs_min_severity, s)
             | forget_opt(metric_export_interval, s)
-            | forget_opt(metric_export_timeout, s)
+            | metric_export.forget(s)
             | forget_opt(sampler, s)
             | forget_opt(workers, s)
             | forget_opt(pin_workers, s)

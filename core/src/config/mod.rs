@@ -14,7 +14,10 @@
 //! (128 of each, no value length limit), log record limits its
 //! "LogRecord Limits" (the same defaults); the batch processors' settings
 //! its `OTEL_BSP_*` and `OTEL_BLRP_*` with their defaults, each signal
-//! its own.
+//! its own. Metrics have no batch processor in the specification (a
+//! periodic reader exports each collection): their batching is otlpx's
+//! (see [`METRIC_SCHEDULE_DELAY_MS`]), their export timeout
+//! `OTEL_METRIC_EXPORT_TIMEOUT`.
 
 pub(crate) mod env;
 pub(crate) mod file;
@@ -350,6 +353,10 @@ pub const DEFAULT_HTTP_TRACES_ENDPOINT: &str = "http://localhost:4318/v1/traces"
 /// OTLP/HTTP: the specification's default, with the logs path.
 pub const DEFAULT_HTTP_LOGS_ENDPOINT: &str = "http://localhost:4318/v1/logs";
 
+/// The metrics endpoint of an exporting engine configured with none, over
+/// OTLP/HTTP: the specification's default, with the metrics path.
+pub const DEFAULT_HTTP_METRICS_ENDPOINT: &str = "http://localhost:4318/v1/metrics";
+
 /// Default bound on how long dropping the last handle of an engine may
 /// flush before abandoning what is still unanswered: 5 s, half the export
 /// timeout, so that a process exiting with its receiver down is held up
@@ -379,6 +386,38 @@ pub const LOG_SCHEDULE_DELAY_MS_DEFAULT: u64 = 1_000;
 /// Default bound on all attempts of one logs request: the
 /// specification's `OTEL_BLRP_EXPORT_TIMEOUT` default, 30 s.
 pub const LOG_BATCH_EXPORT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// How long a metric waits in its ring for the rest of its collection
+/// before its request goes: 100 ms, otlpx's choice (not configurable).
+///
+/// The specification has no batch processor for metrics and so no
+/// `OTEL_BSP`-like variable: a periodic reader collects every
+/// `OTEL_METRIC_EXPORT_INTERVAL` (60 s by default) and exports the
+/// collection. Here a collection writes each of its metrics into the
+/// metrics' rings in one burst, microseconds to a few milliseconds long,
+/// after which nothing comes until the next one. The metrics should
+/// leave together, in one request, and promptly: they have already
+/// waited their interval, and a dashboard showing the latest point waits
+/// on them. So the metrics' rings wake their worker with their
+/// first record (`export::batch::Policy::prompt`), whose age counts from
+/// then, and the request goes this long after: time for the rest of a
+/// collection of thousands of metrics to arrive even on a loaded
+/// machine, short beside any interval. A collection larger than a
+/// request goes out as each request fills. Nothing polls for metrics in
+/// between: an engine where nothing records metrics never wakes for
+/// them.
+pub const METRIC_SCHEDULE_DELAY_MS: u64 = 100;
+
+/// Metrics per request, at most: 8192, the OpenTelemetry Collector's batch
+/// processor default (`send_batch_size`), so that a collection of usual
+/// size goes as one request; the byte bound
+/// ([`MAX_BATCH_BYTES_DEFAULT`]) splits a larger one. Not configurable,
+/// as [`METRIC_SCHEDULE_DELAY_MS`].
+pub const MAX_BATCH_METRICS: usize = 8192;
+
+/// Default bound on all attempts of one metrics request: the
+/// specification's `OTEL_METRIC_EXPORT_TIMEOUT` default, 30 s.
+pub const METRIC_EXPORT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 
 /// Default bound on one request's encoded size. The Collector's OTLP
 /// receiver refuses gRPC messages over 4 MiB by default
@@ -464,10 +503,10 @@ impl ExportConfig {
     }
 }
 
-/// One signal's exporter (`OTEL_EXPORTER_OTLP_{TRACES,LOGS}_*` over
-/// `OTEL_EXPORTER_OTLP_*`) and batch processor (`OTEL_BSP_*`,
-/// `OTEL_BLRP_*`), resolved. (Without the `export` feature only the
-/// endpoints are read: to refuse them.)
+/// One signal's exporter (`OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_*`
+/// over `OTEL_EXPORTER_OTLP_*`) and batch processor (`OTEL_BSP_*`,
+/// `OTEL_BLRP_*`; for metrics otlpx's own), resolved. (Without the
+/// `export` feature only the endpoints are read: to refuse them.)
 #[derive(Clone, Debug)]
 #[cfg_attr(not(feature = "export"), allow(dead_code))]
 pub(crate) struct SignalExport {
@@ -483,7 +522,7 @@ pub(crate) struct SignalExport {
     /// Bound on one attempt (`OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub(crate) timeout: std::time::Duration,
     /// Bound on all attempts of one request (`OTEL_BSP_EXPORT_TIMEOUT`,
-    /// `OTEL_BLRP_EXPORT_TIMEOUT`).
+    /// `OTEL_BLRP_EXPORT_TIMEOUT`, `OTEL_METRIC_EXPORT_TIMEOUT`).
     pub(crate) deadline: std::time::Duration,
     /// Certificates for `https://` endpoints.
     pub(crate) tls: TlsFiles,
@@ -491,6 +530,9 @@ pub(crate) struct SignalExport {
     pub(crate) max_batch: usize,
     pub(crate) max_batch_bytes: usize,
     pub(crate) schedule_delay: std::time::Duration,
+    /// The signal's first record wakes its worker, and its batch's age
+    /// counts from then (metrics: see [`METRIC_SCHEDULE_DELAY_MS`]).
+    pub(crate) prompt: bool,
 }
 
 /// PEM files for TLS, as configured; read when the engine is built.

@@ -6,10 +6,12 @@
 //! settings, the attribute limits), a layer's specific value beats its
 //! generic one, and layers still go by precedence: an environment
 //! variable's generic endpoint beats a file's traces endpoint. Each
-//! signal (traces, logs) is resolved the same way from its own scope
-//! (`OTEL_EXPORTER_OTLP_LOGS_*`, `[exporter.logs]`) and batch processor
-//! (`OTEL_BSP_*` / `[batch]`, `OTEL_BLRP_*` / `[batch.logs]`), and shown
-//! under its own keys (`exporter.logs.endpoint`, `batch.logs.*`); the
+//! signal (traces, logs, metrics) is resolved the same way from its own
+//! scope (`OTEL_EXPORTER_OTLP_LOGS_*`, `[exporter.logs]`) and batch
+//! processor (`OTEL_BSP_*` / `[batch]`, `OTEL_BLRP_*` / `[batch.logs]`,
+//! for metrics otlpx's own policy and `OTEL_METRIC_EXPORT_TIMEOUT` /
+//! `[batch.metrics]`), and shown under its own keys
+//! (`exporter.logs.endpoint`, `batch.logs.*`); the
 //! engine-wide settings (connections, in-flight bounds, retry, workers,
 //! spool, admin) are one for all.
 //!
@@ -112,6 +114,9 @@ pub(crate) struct Resolved {
     pub(crate) sampler: Sampler,
     /// The traces' ring size per CPU (the logs' is in `logs`).
     pub(crate) ring_bytes_per_cpu: usize,
+    /// The metrics' ring size per CPU: the default, or
+    /// `workers.ring_bytes_per_cpu` (metrics have no queue size).
+    pub(crate) metrics_ring_bytes_per_cpu: usize,
     pub(crate) rings: Option<usize>,
     pub(crate) export: ExportConfig,
     /// The logs front door's limits, minimum severity and ring size.
@@ -178,6 +183,7 @@ struct SignalBatch {
     deadline: Duration,
     max_batch: usize,
     schedule_delay: Duration,
+    prompt: bool,
 }
 
 fn ms(d: &Duration) -> String {
@@ -235,7 +241,14 @@ impl Resolver<'_> {
         let export = self.export()?;
         let sampler = self.sampler()?;
         let (limits, log_limits) = self.limits();
-        let ([ring_bytes_per_cpu, logs_ring_bytes], rings) = self.rings()?;
+        let (
+            [
+                ring_bytes_per_cpu,
+                logs_ring_bytes,
+                metrics_ring_bytes_per_cpu,
+            ],
+            rings,
+        ) = self.rings()?;
         let min_severity = self.logs_min_severity();
         self.no_effect();
         Ok(Resolved {
@@ -245,6 +258,7 @@ impl Resolver<'_> {
             limits,
             sampler,
             ring_bytes_per_cpu,
+            metrics_ring_bytes_per_cpu,
             rings,
             export,
             logs: LogsConfig {
@@ -442,6 +456,7 @@ impl Resolver<'_> {
                 max_batch: b.max_batch,
                 max_batch_bytes: batch_bytes.value,
                 schedule_delay: b.schedule_delay,
+                prompt: b.prompt,
             })
             .collect();
         Ok(ExportConfig {
@@ -524,8 +539,11 @@ impl Resolver<'_> {
     /// `signal`'s batch processor: traces from `OTEL_BSP_*` / `[batch]`,
     /// logs from `OTEL_BLRP_*` / `[batch.logs]`, each with the
     /// specification's defaults (but otlpx's own schedule delay for
-    /// spans, see [`SCHEDULE_DELAY_MS_DEFAULT`]). The queue size sizes
-    /// the rings (see [`rings`](Self::rings)); the logs' is shown here.
+    /// spans, see [`SCHEDULE_DELAY_MS_DEFAULT`]); metrics from otlpx's own
+    /// policy (see [`METRIC_SCHEDULE_DELAY_MS`]: no source sets its delay
+    /// or batch size) with `OTEL_METRIC_EXPORT_TIMEOUT` / `[batch.metrics]
+    /// export_timeout_ms`. The queue size sizes the rings (see
+    /// [`rings`](Self::rings)); the logs' is shown here.
     fn batch(&mut self, signal: Signal) -> Result<SignalBatch, ConfigError> {
         let (prefix, delay_ms, deadline_ms, max_batch) = match signal {
             Signal::Traces => (
@@ -539,6 +557,12 @@ impl Resolver<'_> {
                 LOG_SCHEDULE_DELAY_MS_DEFAULT,
                 LOG_BATCH_EXPORT_TIMEOUT_MS_DEFAULT,
                 MAX_BATCH_LOG_RECORDS_DEFAULT,
+            ),
+            Signal::Metrics => (
+                "batch.metrics",
+                METRIC_SCHEDULE_DELAY_MS,
+                METRIC_EXPORT_TIMEOUT_MS_DEFAULT,
+                MAX_BATCH_METRICS,
             ),
         };
         let key = |name: &str| format!("{prefix}.{name}");
@@ -576,6 +600,10 @@ impl Resolver<'_> {
             deadline: deadline.value,
             max_batch: batch.value,
             schedule_delay: delay.value,
+            // A collection's burst wakes its worker (see
+            // `METRIC_SCHEDULE_DELAY_MS`); spans and log records trickle
+            // in, and wait for their worker's next look.
+            prompt: signal == Signal::Metrics,
         })
     }
 
@@ -641,7 +669,8 @@ impl Resolver<'_> {
     }
 
     /// `signal`'s URLs (one, or several to balance over): a generic
-    /// endpoint gets the signal's path (`/v1/traces`, `/v1/logs`) over
+    /// endpoint gets the signal's path (`/v1/traces`, `/v1/logs`,
+    /// `/v1/metrics`) over
     /// HTTP, a signal's own is used as given; an endpoint without a scheme
     /// gets one from `insecure`, with a warning. With export on and no
     /// endpoint anywhere, the specification's default for the protocol
@@ -678,6 +707,7 @@ impl Resolver<'_> {
                 (Protocol::Grpc, _) => DEFAULT_GRPC_ENDPOINT,
                 (Protocol::HttpProtobuf, Signal::Traces) => DEFAULT_HTTP_TRACES_ENDPOINT,
                 (Protocol::HttpProtobuf, Signal::Logs) => DEFAULT_HTTP_LOGS_ENDPOINT,
+                (Protocol::HttpProtobuf, Signal::Metrics) => DEFAULT_HTTP_METRICS_ENDPOINT,
             };
             self.show(&shown_key, url, &Source::Default);
             return Ok(Some((vec![url.to_owned()], Source::Default)));
@@ -1020,34 +1050,36 @@ impl Resolver<'_> {
     /// `signal`'s ring size per CPU: `workers.ring_bytes_per_cpu` if set
     /// (for every signal), else from the signal's batch queue size (items
     /// at [`QUEUE_SPAN_BYTES`] / [`QUEUE_LOG_RECORD_BYTES`] each, spread
-    /// over the `rings`, rounded up to a power of two), else the default.
+    /// over the `rings`, rounded up to a power of two; metrics have none),
+    /// else the default.
     fn ring_bytes(&mut self, signal: Signal, rings: Option<usize>) -> Result<usize, ConfigError> {
-        let (shown_key, queue_key, item_bytes) = match signal {
+        let (shown_key, queue) = match signal {
             Signal::Traces => (
                 "workers.ring_bytes_per_cpu",
-                "batch.max_queue_size",
-                QUEUE_SPAN_BYTES,
+                Some(("batch.max_queue_size", QUEUE_SPAN_BYTES)),
             ),
             Signal::Logs => (
                 "logs.ring_bytes_per_cpu",
-                "batch.logs.max_queue_size",
-                QUEUE_LOG_RECORD_BYTES,
+                Some(("batch.logs.max_queue_size", QUEUE_LOG_RECORD_BYTES)),
             ),
+            Signal::Metrics => ("metrics.ring_bytes_per_cpu", None),
         };
         let explicit = self
             .layers
             .iter()
             .find_map(|l| l.ring_bytes_per_cpu.clone());
-        let queue = self
-            .layers
-            .iter()
-            .find_map(|l| l.batch(signal).max_queue_size.clone());
-        if let Some(q) = &queue {
-            at_least_one(q, queue_key)?;
+        let queue = queue.and_then(|(key, item_bytes)| {
+            self.layers
+                .iter()
+                .find_map(|l| l.batch(signal).max_queue_size.clone())
+                .map(|q| (q, key, item_bytes))
+        });
+        if let Some((q, key, _)) = &queue {
+            at_least_one(q, key)?;
         }
         let bytes = match (explicit, queue) {
             (Some(b), _) => b,
-            (None, Some(q)) => {
+            (None, Some((q, _, item_bytes))) => {
                 let count = rings
                     .unwrap_or_else(crate::ring::Rings::default_count)
                     .max(1);
@@ -1078,18 +1110,16 @@ impl Resolver<'_> {
         Ok(bytes.value)
     }
 
-    /// Reports, once each, settings of pipelines otlpx does not have yet
-    /// (metrics: its exporter scope and `OTEL_METRIC_EXPORT_*`).
+    /// Reports, once each, settings of parts otlpx does not have yet (the
+    /// metrics API's collection interval, `OTEL_METRIC_EXPORT_INTERVAL`:
+    /// the pipeline exports metrics, but nothing collects them yet).
     fn no_effect(&mut self) {
-        const WHY: &str = "otlpx exports traces and logs so far, so it has no effect";
+        const WHY: &str = "otlpx has no metrics API yet (nothing collects metrics on an \
+                           interval), so it has no effect";
         let mut seen = Vec::new();
         for l in self.layers {
-            let mut sources: Vec<&Source> = Vec::new();
-            sources.extend(l.exporter[Scope::Metrics as usize].first_set());
-            sources.extend(l.metric_export_interval.as_ref().map(|v| &v.source));
-            sources.extend(l.metric_export_timeout.as_ref().map(|v| &v.source));
-            for s in sources {
-                let w = format!("{s}: {WHY}");
+            if let Some(v) = &l.metric_export_interval {
+                let w = format!("{}: {WHY}", v.source);
                 if !seen.contains(&w) {
                     seen.push(w);
                 }

@@ -24,6 +24,16 @@ pub(crate) struct Policy {
     pub(crate) max_bytes: usize,
     /// How long a span may wait for its batch to fill.
     pub(crate) delay: Duration,
+    /// Whether the signal's first record wakes its worker (metrics: a
+    /// collection writes a burst of records, then nothing for an
+    /// interval; see `config::METRIC_SCHEDULE_DELAY_MS`). While such a
+    /// signal's rings are empty its worker does not look at them: the
+    /// first record rings the doorbell ([`Self::sleep_wake_bytes`]), and
+    /// the batch's age counts from when the worker sees it. The other
+    /// signals' records trickle in, and ringing for the first of each
+    /// batch would cost a wake-up per batch on the recording thread (an
+    /// `unpark`); their worker looks every `delay` instead.
+    pub(crate) prompt: bool,
 }
 
 #[cfg(feature = "export")]
@@ -59,6 +69,17 @@ impl Policy {
     /// left for the worker to catch up), or a full request's bytes if less.
     pub(crate) fn wake_bytes(&self, ring: &Ring) -> u64 {
         (ring.capacity_bytes() as u64 / 8).min(self.max_bytes as u64)
+    }
+
+    /// The fill level at which `ring`'s producers wake its sleeping
+    /// worker: any record (one byte) while a prompt signal's rings are
+    /// `empty`, else [`Self::wake_bytes`].
+    pub(crate) fn sleep_wake_bytes(&self, ring: &Ring, empty: bool) -> u64 {
+        if self.prompt && empty {
+            1
+        } else {
+            self.wake_bytes(ring)
+        }
     }
 
     /// Whether a request should be sent now: a full one is waiting, a ring
@@ -194,7 +215,24 @@ mod tests {
             max_spans: 10,
             max_bytes: 1000,
             delay: Duration::from_millis(100),
+            prompt: false,
         }
+    }
+
+    #[test]
+    fn a_prompt_signals_empty_rings_ring_on_any_record() {
+        let ring = Ring::with_capacity(1 << 16).unwrap();
+        let usual = policy();
+        let prompt = Policy {
+            prompt: true,
+            ..usual
+        };
+        // An eighth of the ring, or a request's bytes if less.
+        assert_eq!(usual.wake_bytes(&ring), 1000);
+        assert_eq!(usual.sleep_wake_bytes(&ring, true), 1000);
+        assert_eq!(prompt.sleep_wake_bytes(&ring, true), 1);
+        // Once a record waits, the rest of its burst rings no more.
+        assert_eq!(prompt.sleep_wake_bytes(&ring, false), 1000);
     }
 
     #[test]

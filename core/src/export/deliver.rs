@@ -998,11 +998,14 @@ impl Drop for InFlight {
     }
 }
 
-/// The spool's number for a signal.
+/// The spool's number for a signal: the record header's signal byte.
+/// Numbers are never reused; a spool written before metrics holds only 0
+/// and 1, and reads as it did.
 pub(crate) fn signal_code(signal: Signal) -> u8 {
     match signal {
         Signal::Traces => 0,
         Signal::Logs => 1,
+        Signal::Metrics => 2,
     }
 }
 
@@ -1017,10 +1020,12 @@ pub(crate) fn compression_code(compression: Compression) -> u8 {
 
 /// The signal of a spool's number; an unknown number (a later version's
 /// signal) reads as traces, whose code it then fails to match
-/// (`send_spooled` counts such a record as damaged).
+/// (`send_spooled` counts such a record as damaged). (A version before
+/// metrics reads a metrics record, 2, that way too.)
 pub(crate) fn signal_of(code: u8) -> Signal {
     match code {
         1 => Signal::Logs,
+        2 => Signal::Metrics,
         _ => Signal::Traces,
     }
 }
@@ -1050,6 +1055,17 @@ mod tests {
             ),
             otherwise: Settled::Evicted,
         }
+    }
+
+    #[test]
+    fn spool_signal_codes_are_stable_and_round_trip() {
+        // On disk: never renumbered, so every spool stays readable.
+        assert_eq!(Signal::ALL.map(signal_code), [0, 1, 2]);
+        for signal in Signal::ALL {
+            assert_eq!(signal_of(signal_code(signal)), signal);
+        }
+        // A later version's signal reads as traces, and fails its code.
+        assert_ne!(signal_code(signal_of(9)), 9);
     }
 
     #[test]

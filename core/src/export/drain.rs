@@ -9,7 +9,13 @@
 //! A worker with nothing due parks, hanging a [`Doorbell`] on its rings: a
 //! producer that fills a ring past the wake level unparks it, and the
 //! schedule delay bounds the sleep otherwise. An idle engine wakes each
-//! worker once per schedule delay.
+//! worker once per schedule delay. A prompt signal (metrics, whose
+//! records come in a burst per collection) is the exception: while its
+//! rings are empty their wake level is any record, so the first record
+//! of a burst wakes the worker and nothing polls for it in between (an
+//! engine where nothing records metrics never wakes for them); once a
+//! record waits, the level goes back up, so that the rest of the burst
+//! wakes nobody, and the batch goes its delay after the first record.
 //!
 //! While spans flow (the last batch went because it was full), the worker
 //! naps instead: it polls its rings every
@@ -79,6 +85,15 @@ const NAP: Duration = Duration::from_millis(1);
 
 /// How long a worker naps after its last full batch before it sleeps.
 const IDLE_AFTER: Duration = Duration::from_millis(100);
+
+/// The longest a worker sleeps while a prompt signal's rings are empty
+/// (metrics; see `Policy::prompt`). Its first record rings the doorbell,
+/// so this only bounds a ring that was missed: one committed in the
+/// instant between the worker's last look and its announcing sleep, or
+/// against a wake level not yet seen (see `Doorbell::sleep`). Long, so
+/// that a signal nothing records costs no wake-up: an idle worker wakes
+/// once per traces' or logs' delay (1 s by default) anyway.
+const PROMPT_IDLE_WAIT: Duration = Duration::from_secs(5);
 
 /// What became of the items (spans, log records) a flush waited for,
 /// counted from its start to its end, every signal's together; from
@@ -222,8 +237,8 @@ pub enum FlushError {
         last_error: Option<String>,
     },
     /// The engine was shut down, or never had an exporter
-    /// (`EngineBuilder::export(false)`, `OTEL_TRACES_EXPORTER=none`,
-    /// disabled).
+    /// (`EngineBuilder::export(false)`, every signal's
+    /// `OTEL_*_EXPORTER=none`, disabled).
     #[error("the engine is not exporting (shut down, or built with export off)")]
     NotExporting,
 }
@@ -644,17 +659,21 @@ impl Worker {
         let doorbell = Arc::new(Doorbell::new(std::thread::current()));
         let shared = Arc::clone(&self.shared);
         let settings = &shared.settings;
+        // Per signal: whether its rings were empty at the last look (the
+        // rings start so; if not, the first look sets the level again).
+        let mut empty = [true; SIGNALS];
         for signal in settings.exported() {
             let policy = settings.signal(signal).policy;
             for ring in self.my_rings(signal) {
-                ring.set_doorbell(Arc::clone(&doorbell), policy.wake_bytes(ring));
+                ring.set_doorbell(Arc::clone(&doorbell), policy.sleep_wake_bytes(ring, true));
             }
         }
-        // Per signal: when its rings were last seen empty (its oldest item
-        // has waited at most since then).
-        let mut last_empty = [Instant::now(); SIGNALS];
+        // Per signal: since when its oldest item has waited at most. When
+        // its rings were last seen empty; for a prompt signal, when its
+        // first record was seen, which woke the worker as it came.
+        let mut since = [Instant::now(); SIGNALS];
         // Starts asleep: the low wake level is set.
-        let mut last_full = last_empty[0] - IDLE_AFTER;
+        let mut last_full = since[0] - IDLE_AFTER;
         let mut napping = false;
         let mut acked = 0;
         loop {
@@ -672,18 +691,30 @@ impl Worker {
                 let policy = settings.signal(signal).policy;
                 let pending = self.pending(signal);
                 let i = signal.index();
-                if pending.spans == 0 {
-                    last_empty[i] = now;
-                } else if policy.is_full(pending) {
+                let is_empty = pending.spans == 0;
+                if is_empty || (policy.prompt && empty[i]) {
+                    since[i] = now;
+                }
+                if policy.prompt && is_empty != empty[i] && !napping {
+                    // Any record wakes the worker while none waits; the
+                    // usual level once one does (see `Policy::prompt`).
+                    for ring in self.my_rings(signal) {
+                        ring.set_wake_bytes(policy.sleep_wake_bytes(ring, is_empty));
+                    }
+                }
+                empty[i] = is_empty;
+                if !is_empty && policy.is_full(pending) {
                     last_full = now;
                 }
-                if due.is_none() && policy.due(pending, now - last_empty[i], flushing) {
+                if due.is_none() && policy.due(pending, now - since[i], flushing) {
                     due = Some(signal);
                 }
-                wait = wait.min(if pending.spans == 0 {
-                    policy.delay
+                wait = wait.min(if !is_empty {
+                    policy.delay.saturating_sub(now - since[i])
+                } else if policy.prompt {
+                    PROMPT_IDLE_WAIT
                 } else {
-                    policy.delay.saturating_sub(now - last_empty[i])
+                    policy.delay
                 });
             }
             if let Some(signal) = due {
@@ -712,11 +743,12 @@ impl Worker {
                 napping = busy;
                 for signal in settings.exported() {
                     let policy = settings.signal(signal).policy;
+                    let empty = empty[signal.index()];
                     for ring in self.my_rings(signal) {
                         ring.set_wake_bytes(if busy {
                             ring.capacity_bytes() as u64 / 2
                         } else {
-                            policy.wake_bytes(ring)
+                            policy.sleep_wake_bytes(ring, empty)
                         });
                     }
                 }
@@ -728,6 +760,15 @@ impl Worker {
                 // Relaxed: re-checked with Acquire at the top of the loop.
                 shared.flush_epoch.load(Ordering::Relaxed) == acked
                     && !shared.stop.load(Ordering::Relaxed)
+                    // A prompt signal's first record may have come since
+                    // the look above, before the sleep was announced, and
+                    // not rung: look again (a ring missed even so waits
+                    // at most `PROMPT_IDLE_WAIT`).
+                    && settings.exported().all(|signal| {
+                        !settings.signal(signal).policy.prompt
+                            || !empty[signal.index()]
+                            || self.pending(signal).spans == 0
+                    })
             });
         }
     }

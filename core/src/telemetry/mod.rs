@@ -95,7 +95,8 @@ pub struct Dropped {
     /// The write was abandoned because the encoding code panicked (a bug).
     pub aborted: u64,
     /// The receiver accepted the request but rejected these spans (OTLP
-    /// partial success).
+    /// partial success). For metrics the receiver reports data points,
+    /// counted here as metrics, at most the request's.
     pub rejected: u64,
     /// Their request failed for good: a final error, or still failing
     /// when its deadline came (see [`ExportStats::failures`] for why).

@@ -4,7 +4,7 @@
 //! Every metric family gets its `# HELP` and `# TYPE` lines, then its
 //! samples, every signal's together (the format wants a family's samples
 //! in one group, so the loop over signals is inside each family). Item and
-//! request families carry a `signal` label (`traces`, `logs`); the
+//! request families carry a `signal` label (`traces`, `logs`, `metrics`); the
 //! engine-wide ones (the build, configuration warnings, the spool's size
 //! and damage) carry none and appear once. Names, labels and label values
 //! are fixed strings, numbers and endpoint URLs (parsed by `http::Uri`,
@@ -36,7 +36,7 @@ const COUNTS: [Field<Stats>; 15] = [
         (
             "otlpx_items_recorded_total",
             "counter",
-            "Items (spans, log records) handed to the engine.",
+            "Items (spans, log records, metrics) handed to the engine.",
         ),
         |s| s.recorded,
     ),
@@ -323,7 +323,7 @@ fn seconds(unix_nanos: u64) -> f64 {
 /// [`PROMETHEUS_CONTENT_TYPE`]: what the admin endpoint's `/metrics`
 /// serves, with every signal.
 ///
-/// Per signal, labelled `signal` (`traces`, `logs`):
+/// Per signal, labelled `signal` (`traces`, `logs`, `metrics`):
 /// `otlpx_items_recorded_total`, `otlpx_items_exported_total`,
 /// `otlpx_items_dropped_total{reason}`, `otlpx_items_in_flight`,
 /// `otlpx_items_in_rings`, `otlpx_items_drained_by_caller_total`,
@@ -359,6 +359,7 @@ fn seconds(unix_nanos: u64) -> f64 {
 /// let text = otlpx::telemetry::prometheus_text(&Signal::ALL.map(|s| (s, engine.signal_stats(s))));
 /// assert!(text.contains("otlpx_items_recorded_total{signal=\"traces\"} 1\n"));
 /// assert!(text.contains("otlpx_items_recorded_total{signal=\"logs\"} 0\n"));
+/// assert!(text.contains("otlpx_items_recorded_total{signal=\"metrics\"} 0\n"));
 /// # Ok::<(), otlpx::BuildError>(())
 /// ```
 ///

@@ -19,7 +19,7 @@
 //! | 0..4   | record magic `b"OXR1"` (resynchronises after damage)   |
 //! | 4..8   | body length, u32, at most [`MAX_BODY_BYTES`]           |
 //! | 8..12  | items, u32                                             |
-//! | 12     | signal, u8                                             |
+//! | 12     | signal, u8: 0 traces, 1 logs, 2 metrics (see below)    |
 //! | 13     | compression, u8                                        |
 //! | 14     | state, u8: 0 pending, 1 completed (see below)          |
 //! | 15     | pad, written 0                                         |
@@ -32,6 +32,12 @@
 //! one-byte write cannot tear; a state byte that reads as neither 0 nor 1
 //! (a bit flip) is taken as pending: sending a record twice beats losing
 //! it.
+//!
+//! Signal numbers are never reused, and a new signal takes the next one
+//! without a new format version (metrics took 2 after traces and logs):
+//! an older spool holds only numbers this version knows, and a version
+//! that does not know a number counts its records where traces are and
+//! drops them as damaged, rather than send them as another signal's.
 //!
 //! # Invariants
 //!

@@ -255,7 +255,7 @@ fn restart_recovers_oldest_first() {
         Recovery {
             records: 12,
             items: (8..20).sum(),
-            items_by_signal: [(8..20).sum(), 0],
+            items_by_signal: [(8..20).sum(), 0, 0],
             ..Recovery::default()
         }
     );
@@ -338,10 +338,10 @@ fn torn_tail_header() {
         Recovery {
             records: 2,
             items: 3,
-            items_by_signal: [3, 0],
+            items_by_signal: [3, 0, 0],
             corrupt_records: 1,
             corrupt_items: 0,
-            corrupt_items_by_signal: [0, 0],
+            corrupt_items_by_signal: [0, 0, 0],
             corrupt_bytes: 10,
         }
     );
@@ -359,10 +359,10 @@ fn torn_tail_body() {
         Recovery {
             records: 2,
             items: 3,
-            items_by_signal: [3, 0],
+            items_by_signal: [3, 0, 0],
             corrupt_records: 1,
             corrupt_items: 3,
-            corrupt_items_by_signal: [3, 0],
+            corrupt_items_by_signal: [3, 0, 0],
             corrupt_bytes: REC + 50,
         }
     );
@@ -380,10 +380,10 @@ fn damaged_body_in_the_middle() {
         Recovery {
             records: 2,
             items: 4,
-            items_by_signal: [4, 0],
+            items_by_signal: [4, 0, 0],
             corrupt_records: 1,
             corrupt_items: 2,
-            corrupt_items_by_signal: [2, 0],
+            corrupt_items_by_signal: [2, 0, 0],
             corrupt_bytes: REC + 100,
         }
     );
@@ -404,10 +404,10 @@ fn garbage_header_in_the_middle_is_resynced() {
         Recovery {
             records: 2,
             items: 4,
-            items_by_signal: [4, 0],
+            items_by_signal: [4, 0, 0],
             corrupt_records: 1,
             corrupt_items: 0,
-            corrupt_items_by_signal: [0, 0],
+            corrupt_items_by_signal: [0, 0, 0],
             corrupt_bytes: REC + 100,
         }
     );
@@ -738,24 +738,50 @@ fn items_are_counted_by_signal() {
         spool.append(0, 0, 3, &body(0, 100)).unwrap();
         spool.append(1, 0, 5, &body(1, 100)).unwrap();
         spool.append(1, 0, 7, &body(2, 100)).unwrap();
+        spool.append(2, 0, 4, &body(3, 100)).unwrap();
         // A later version's signal counts where traces do.
-        spool.append(9, 0, 2, &body(3, 100)).unwrap();
+        spool.append(9, 0, 2, &body(4, 100)).unwrap();
     }
     let (spool, recovery) = Spool::open(&scratch.settings(1 << 20, false)).unwrap();
-    assert_eq!(recovery.items, 17);
-    assert_eq!(recovery.items_by_signal, [5, 12]);
+    assert_eq!(recovery.items, 21);
+    assert_eq!(recovery.items_by_signal, [5, 12, 4]);
     let signals: Vec<u8> = drain(&spool).iter().map(|r| r.signal).collect();
-    assert_eq!(signals, [0, 1, 1, 9]);
+    assert_eq!(signals, [0, 1, 1, 2, 9]);
+}
+
+/// A spool written before metrics existed (traces and logs only, signal
+/// bytes 0 and 1, the same format version) reads as it did: every record
+/// intact, each counted where it was, none as metrics.
+#[test]
+fn a_spool_from_before_metrics_reads_as_it_did() {
+    let scratch = Scratch::new("before-metrics");
+    {
+        let (spool, _) = Spool::open(&scratch.settings(1 << 20, false)).unwrap();
+        for i in 0..6usize {
+            spool.append((i % 2) as u8, 1, 10, &body(i, 500)).unwrap();
+        }
+    }
+    let (spool, recovery) = Spool::open(&scratch.settings(1 << 20, false)).unwrap();
+    assert_eq!((recovery.records, recovery.corrupt_records), (6, 0));
+    assert_eq!(recovery.items_by_signal, [30, 30, 0]);
+    let read: Vec<(u8, u8, u32)> = drain(&spool)
+        .iter()
+        .map(|r| (r.signal, r.compression, r.items))
+        .collect();
+    assert_eq!(
+        read,
+        (0..6).map(|i| ((i % 2) as u8, 1, 10)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn deleted_items_are_counted_by_signal() {
     let scratch = Scratch::new("deleted-by-signal");
     let (spool, _) = Spool::open(&scratch.settings(1 << 20, true)).unwrap();
-    let mut deleted = [0; 2];
-    let mut appended = [0; 2];
+    let mut deleted = [0; 3];
+    let mut appended = [0; 3];
     for i in 0..64usize {
-        let signal = (i % 2) as u8;
+        let signal = (i % 3) as u8;
         let a = spool.append(signal, 0, 1, &body(i, 40_000)).unwrap();
         appended[signal as usize] += 1;
         assert_eq!(a.deleted, a.deleted_by_signal.iter().sum::<u64>());
@@ -763,9 +789,9 @@ fn deleted_items_are_counted_by_signal() {
             *d += n;
         }
     }
-    assert!(deleted[0] > 0 && deleted[1] > 0, "{deleted:?}");
+    assert!(deleted.iter().all(|&d| d > 0), "{deleted:?}");
     let left = drain(&spool);
-    for signal in 0..2u8 {
+    for signal in 0..3u8 {
         let kept = left.iter().filter(|r| r.signal == signal).count() as u64;
         assert_eq!(kept + deleted[signal as usize], appended[signal as usize]);
     }

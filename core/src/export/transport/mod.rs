@@ -41,6 +41,7 @@ impl Signal {
         match self {
             Self::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
             Self::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            Self::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         }
     }
 
@@ -49,6 +50,7 @@ impl Signal {
         match self {
             Self::Traces => "/v1/traces",
             Self::Logs => "/v1/logs",
+            Self::Metrics => "/v1/metrics",
         }
     }
 }
@@ -319,6 +321,28 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_signal_has_its_service_and_path() {
+        let paths = Signal::ALL.map(|s| (s.grpc_path(), s.http_path()));
+        assert_eq!(
+            paths,
+            [
+                (
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    "/v1/traces"
+                ),
+                (
+                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                    "/v1/logs"
+                ),
+                (
+                    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                    "/v1/metrics"
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn responses_decode_partial_success_and_refuse_garbage() {
