@@ -230,9 +230,10 @@ impl EngineBuilder {
     /// OpenTelemetry default, a Collector on this host:
     /// [`DEFAULT_GRPC_ENDPOINT`](crate::config::DEFAULT_GRPC_ENDPOINT)
     /// (`http://localhost:4317`) over gRPC,
-    /// [`DEFAULT_HTTP_TRACES_ENDPOINT`](crate::config::DEFAULT_HTTP_TRACES_ENDPOINT)
-    /// (`http://localhost:4318/v1/traces`) over HTTP. To record without
-    /// exporting, for [`Engine::drain_traces`], use
+    /// `http://localhost:4318` and the signal's path over HTTP (traces:
+    /// [`DEFAULT_HTTP_TRACES_ENDPOINT`](crate::config::DEFAULT_HTTP_TRACES_ENDPOINT),
+    /// `http://localhost:4318/v1/traces`). To record without exporting,
+    /// for [`Engine::drain`], use
     /// [`export(false)`](Self::export). (Built without the `export`
     /// feature, an engine never exports, and an endpoint is an error.)
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
@@ -268,8 +269,8 @@ impl EngineBuilder {
     }
 
     /// Whether the engine exports (default true). `false` keeps it
-    /// recording, with no workers and no connections, for its caller to
-    /// take the spans with [`Engine::drain_traces`]; it beats an endpoint
+    /// recording every signal, with no workers and no connections, for its
+    /// caller to take the items with [`Engine::drain`]; it beats an endpoint
     /// or a [`transport`](Self::transport) from any source. The
     /// environment says the same with `OTEL_TRACES_EXPORTER`,
     /// `OTEL_LOGS_EXPORTER` and `OTEL_METRICS_EXPORTER` all `none`, the
