@@ -55,10 +55,12 @@
 //! # Reading order
 //!
 //! One module per stage of the flow, upstream first: the front doors,
-//! [`record`] (spans: the API and the one-pass span write), [`logs`]
+//! [`trace`] (spans: the API and the one-pass span write), [`logs`]
 //! (log records) and `metrics` (the door a collection's metrics will
 //! enter by), with `current` (the current span context:
-//! [`SpanContext::attach`], [`FutureExt`]); [`ring`] (per signal, per-CPU
+//! [`SpanContext::attach`], [`FutureExt`]); under them [`record`] (what
+//! every signal's recording shares: the engine's rings, clock and
+//! limits); [`ring`] (per signal, per-CPU
 //! MPSC rings); then the export stages in `export/`: `drain` (threads that
 //! drain rings), `batch` (when and what to send), `frame` (framing
 //! requests), `compress`, `deliver` (in flight, retries, the spool
@@ -106,13 +108,32 @@ pub mod logs;
 mod metrics;
 pub mod propagation;
 mod proto;
-pub mod record;
 pub mod ring;
 pub mod sample;
 mod signal;
 mod sync;
 pub mod telemetry;
+pub mod trace;
 mod value;
+
+// `record.rs` is the layer every signal's front door stands on, and must
+// not name `trace`, the front door above it. Its module is declared here,
+// at the crate root, so that `otlpx::record` can still carry the trace API
+// at the paths it had before it moved to `trace/`.
+#[path = "."]
+pub mod record {
+    //! The recording layer every signal shares ([`RecordError`], why an
+    //! item was not recorded), and the trace API at its former paths: the
+    //! same types as in [`trace`](crate::trace).
+    #[path = "record.rs"]
+    mod layer;
+
+    pub use crate::trace::{
+        ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, Span, SpanBuilder, SpanKind, Status,
+        Tracer,
+    };
+    pub use layer::*;
+}
 
 pub use config::{Compression, LogLimits, Overflow, Protocol, SpanLimits};
 pub use context::{
@@ -127,14 +148,15 @@ pub use export::drain::{FlushError, FlushReport, ShutdownError, ShutdownReport};
 pub use export::{spool, transport};
 pub use logs::Logger;
 pub use propagation::{Baggage, Extracted, Extractor, Injector};
-pub use record::{
-    ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, RecordError, Span, SpanBuilder, SpanKind,
-    Status, Tracer,
-};
+pub use record::RecordError;
 pub use ring::Signal;
 pub use telemetry::{
     Dropped, ExportFailures, ExportStats, FailureKind, HistogramSnapshot, RingStats, SpoolStats,
     Stats,
+};
+pub use trace::{
+    ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, Span, SpanBuilder, SpanKind, Status,
+    Tracer,
 };
 pub use value::{Array, ArrayItem, KeyValue, ToValue, Value};
 // The integrations, as `otlpx::tracing` and `otlpx::log` (the crates of

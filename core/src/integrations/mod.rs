@@ -41,7 +41,7 @@ pub mod tracing;
 use crate::engine::{Engine, Inner};
 use crate::logs::Logger;
 use crate::proto::EncodedAttributes;
-use crate::record::Tracer;
+use crate::trace::Tracer;
 use crate::value::{KeyValue, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

@@ -107,7 +107,7 @@ use crate::current::ContextGuard;
 use crate::engine::Engine;
 use crate::logs::{AnyValue, LogRecord, Severity};
 use crate::proto::{EncodedAttributes, logs::ATTRIBUTES};
-use crate::record::{DetachedSpan, Span, SpanKind, Status};
+use crate::trace::{DetachedSpan, Span, SpanKind, Status};
 use crate::value::Value;
 use ::tracing::field::{Field, Visit};
 use ::tracing::span::{Attributes, Id, Record};
