@@ -58,7 +58,7 @@
 //! [`trace`] (spans: the API and the one-pass span write), [`logs`]
 //! (log records) and `metrics` (the door a collection's metrics will
 //! enter by), with `current` (the current span context:
-//! [`SpanContext::attach`], [`FutureExt`]); under them [`record`] (what
+//! [`SpanContext::attach`], [`FutureExt`]); under them `record` (what
 //! every signal's recording shares: the engine's rings, clock and
 //! limits); [`ring`] (per signal, per-CPU
 //! MPSC rings); then the export stages in `export/`: `drain` (threads that
@@ -108,6 +108,7 @@ pub mod logs;
 mod metrics;
 pub mod propagation;
 mod proto;
+mod record;
 pub mod ring;
 pub mod sample;
 mod signal;
@@ -115,25 +116,6 @@ mod sync;
 pub mod telemetry;
 pub mod trace;
 mod value;
-
-// `record.rs` is the layer every signal's front door stands on, and must
-// not name `trace`, the front door above it. Its module is declared here,
-// at the crate root, so that `otlpx::record` can still carry the trace API
-// at the paths it had before it moved to `trace/`.
-#[path = "."]
-pub mod record {
-    //! The recording layer every signal shares ([`RecordError`], why an
-    //! item was not recorded), and the trace API at its former paths: the
-    //! same types as in [`trace`](crate::trace).
-    #[path = "record.rs"]
-    mod layer;
-
-    pub use crate::trace::{
-        ActiveSpan, DetachedSpan, Event, FinishedSpan, Link, Span, SpanBuilder, SpanKind, Status,
-        Tracer,
-    };
-    pub use layer::*;
-}
 
 pub use config::{Compression, LogLimits, Overflow, Protocol, SpanLimits};
 pub use context::{

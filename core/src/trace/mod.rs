@@ -21,7 +21,7 @@
 //! The front door is two files: `api.rs`, the types an application calls
 //! ([`Tracer`], [`SpanBuilder`], [`Span`] and the rest), and this one, the
 //! encoding they share (`SpanHead`, the fields written at the end, and
-//! `Scratch`, the pooled body). Both stand on [`record`](crate::record),
+//! `Scratch`, the pooled body). Both stand on `record`,
 //! the layer every signal shares: a tracer records through the engine's
 //! `Recorder` (its trace rings, clock, span limits and sampler).
 
