@@ -800,9 +800,11 @@ mod tests {
     #[test]
     fn encoded_attributes_settle_to_what_a_slice_encodes() {
         let long = "x".repeat(300);
-        let kv = |k: &'static str, v: Value<'static>| KeyValue { key: k, value: v };
-        let long: &'static str = Box::leak(long.into_boxed_str());
-        let cases: Vec<Vec<KeyValue<'static>>> = vec![
+        let long = long.as_str();
+        fn kv<'a>(key: &'a str, value: Value<'a>) -> KeyValue<'a> {
+            KeyValue { key, value }
+        }
+        let cases: Vec<Vec<KeyValue<'_>>> = vec![
             vec![],
             vec![
                 kv("a", Value::I64(1)),
