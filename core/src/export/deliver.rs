@@ -38,7 +38,7 @@
 use crate::config::{Compression, Overflow, RetryPolicy};
 use crate::export::batch::Policy;
 use crate::export::frame::Catalog;
-use crate::export::spool::{Appended, Claimed, Record, Spool, SpoolError};
+use crate::export::spool::{Appended, Claimed, Record, Spool, SpoolError, signal_code, signal_of};
 use crate::export::transport::{ExportError, ExportRequest, Retry, Transport};
 use crate::record::Recorder;
 use crate::ring::{Ring, SIGNALS, Signal};
@@ -998,35 +998,12 @@ impl Drop for InFlight {
     }
 }
 
-/// The spool's number for a signal: the record header's signal byte.
-/// Numbers are never reused; a spool written before metrics holds only 0
-/// and 1, and reads as it did.
-pub(crate) fn signal_code(signal: Signal) -> u8 {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Logs => 1,
-        Signal::Metrics => 2,
-    }
-}
-
 /// The spool's number for a compression, and back.
 pub(crate) fn compression_code(compression: Compression) -> u8 {
     match compression {
         Compression::None => 0,
         Compression::Gzip => 1,
         Compression::Zstd => 2,
-    }
-}
-
-/// The signal of a spool's number; an unknown number (a later version's
-/// signal) reads as traces, whose code it then fails to match
-/// (`send_spooled` counts such a record as damaged). (A version before
-/// metrics reads a metrics record, 2, that way too.)
-pub(crate) fn signal_of(code: u8) -> Signal {
-    match code {
-        1 => Signal::Logs,
-        2 => Signal::Metrics,
-        _ => Signal::Traces,
     }
 }
 

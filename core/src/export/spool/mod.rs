@@ -107,7 +107,7 @@
 
 mod segment;
 
-use crate::ring::SIGNALS;
+use crate::ring::{SIGNALS, Signal};
 use bytes::Bytes;
 use segment::{FILE_HEADER_BYTES, RECORD_HEADER_BYTES, RecordHeader};
 use std::collections::BTreeMap;
@@ -140,16 +140,30 @@ pub(crate) struct SpoolSettings {
     pub(crate) drop_oldest: bool,
 }
 
-/// Item counts by signal: indexed by a record's signal byte (see
-/// [`signal_index`]).
+/// Item counts by signal: indexed by the signal a record's signal byte
+/// names ([`signal_of`]).
 pub(crate) type BySignal = [u64; SIGNALS];
 
-/// Where a record's signal byte counts in a [`BySignal`]: at its own
-/// number, or (a later version's signal, which this one cannot send) at 0.
-pub(crate) fn signal_index(signal: u8) -> usize {
-    match usize::from(signal) {
-        i if i < SIGNALS => i,
-        _ => 0,
+/// The spool's number for a signal: the record header's signal byte.
+/// Numbers are never reused; a spool written before metrics holds only 0
+/// and 1, and reads as it did.
+pub(crate) fn signal_code(signal: Signal) -> u8 {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Logs => 1,
+        Signal::Metrics => 2,
+    }
+}
+
+/// The signal of a spool's number; an unknown number (a later version's
+/// signal) reads as traces, whose code it then fails to match
+/// (`send_spooled` counts such a record as damaged). (A version before
+/// metrics reads a metrics record, 2, that way too.)
+pub(crate) fn signal_of(code: u8) -> Signal {
+    match code {
+        1 => Signal::Logs,
+        2 => Signal::Metrics,
+        _ => Signal::Traces,
     }
 }
 
@@ -159,14 +173,14 @@ pub(crate) struct Recovery {
     /// Intact records still to send, and their items.
     pub(crate) records: u64,
     pub(crate) items: u64,
-    /// `items` by signal (see [`signal_index`]).
+    /// `items` by signal (see [`signal_of`]).
     pub(crate) items_by_signal: BySignal,
     /// Damaged records (bad checksum, torn tail, garbage between records).
     pub(crate) corrupt_records: u64,
     /// Items of damaged records whose header was intact (so the count is
     /// known); a damaged header's items cannot be known.
     pub(crate) corrupt_items: u64,
-    /// `corrupt_items` by signal (see [`signal_index`]).
+    /// `corrupt_items` by signal (see [`signal_of`]).
     pub(crate) corrupt_items_by_signal: BySignal,
     /// Bytes skipped as damaged.
     pub(crate) corrupt_bytes: u64,
@@ -178,7 +192,7 @@ pub(crate) struct Appended {
     /// Items of older pending records deleted to make room
     /// (`drop_oldest`).
     pub(crate) deleted: u64,
-    /// `deleted` by signal (see [`signal_index`]).
+    /// `deleted` by signal (see [`signal_of`]).
     pub(crate) deleted_by_signal: BySignal,
     /// A segment was rotated away from unsynced: call [`Spool::sync`]
     /// soon, away from any thread that must not wait for the disk.
@@ -910,7 +924,7 @@ impl State {
             .iter()
             .filter(|e| e.state != EntryState::Done)
         {
-            removed[signal_index(entry.signal)] += u64::from(entry.items);
+            removed[signal_of(entry.signal).index()] += u64::from(entry.items);
         }
         debug_assert_eq!(removed.iter().sum::<u64>(), segment.live_items);
         self.doomed.push(segment.path);
@@ -1045,7 +1059,7 @@ fn recover_segment(path: PathBuf, recovery: &mut Recovery) -> Result<Option<Segm
             state: EntryState::Pending,
         });
         segment.live_items += u64::from(found.items);
-        recovery.items_by_signal[signal_index(found.signal)] += u64::from(found.items);
+        recovery.items_by_signal[signal_of(found.signal).index()] += u64::from(found.items);
     }
     segment.pending = segment.entries.len();
     recovery.records += segment.pending as u64;

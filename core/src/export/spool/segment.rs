@@ -234,7 +234,7 @@ pub(super) struct Scan {
     /// Intact pending records, in file order.
     pub(super) pending: Vec<Found>,
     pub(super) corrupt_records: u64,
-    /// By signal ([`super::signal_index`]); a damaged header's items are
+    /// By signal ([`super::signal_of`]); a damaged header's items are
     /// unknown and counted as none.
     pub(super) corrupt_items: super::BySignal,
     pub(super) corrupt_bytes: u64,
@@ -243,7 +243,7 @@ pub(super) struct Scan {
 impl Scan {
     fn damaged(&mut self, signal: u8, items: u32, bytes: u64) {
         self.corrupt_records += 1;
-        self.corrupt_items[super::signal_index(signal)] += u64::from(items);
+        self.corrupt_items[super::signal_of(signal).index()] += u64::from(items);
         self.corrupt_bytes += bytes;
     }
 }
